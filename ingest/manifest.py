@@ -1,0 +1,174 @@
+"""The manifest: what each collection holds, and the journal that makes ingestion crash-safe.
+
+SQLite (one file under HEARTH_HOME), so every change is one atomic, durable transaction.
+
+Crash safety works like a write-ahead intent log. Chroma and the manifest cannot change in one
+transaction, so every Chroma write is announced in `journal` first:
+  1. journal (doc, 'add')                          -- committed before any chunk is written
+  2. chunks written to Chroma under ids "doc:i"
+  3. one transaction: the file's row points at the new doc, the 'add' entry goes,
+     and the replaced doc (if any) is journalled as (old, 'delete')
+  4. the old doc's chunks deleted from Chroma, then its journal entry
+A `kill -9` anywhere leaves journal entries; `repair()` (run before every write) deletes the chunks
+of every journalled doc that no file row points at. Readers only trust docs that a file row names.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY, embed_model TEXT NOT NULL, dimension INTEGER NOT NULL, created_at REAL);
+CREATE TABLE IF NOT EXISTS files (
+    collection TEXT NOT NULL, path TEXT NOT NULL, doc_id TEXT NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    chunks INTEGER NOT NULL, pages INTEGER, notes TEXT, indexed_at REAL NOT NULL,
+    PRIMARY KEY (collection, path));
+CREATE INDEX IF NOT EXISTS files_by_hash ON files (collection, sha256);
+CREATE UNIQUE INDEX IF NOT EXISTS files_by_doc ON files (doc_id);
+CREATE TABLE IF NOT EXISTS journal (
+    collection TEXT NOT NULL, doc_id TEXT NOT NULL, op TEXT NOT NULL,
+    PRIMARY KEY (collection, doc_id, op));
+CREATE TABLE IF NOT EXISTS problems (
+    collection TEXT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+    size INTEGER, mtime_ns INTEGER, at REAL NOT NULL,
+    PRIMARY KEY (collection, path));
+"""
+
+
+@dataclass
+class FileRecord:
+    path: str
+    doc_id: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    chunks: int
+    pages: int | None = None
+    notes: str | None = None
+    indexed_at: float = 0.0
+
+
+_FILE_COLUMNS = "path, doc_id, size, mtime_ns, sha256, chunks, pages, notes, indexed_at"
+
+
+class Manifest:
+    def __init__(self, path: Path, collection: str):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.collection = collection
+        self.db = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self):
+        self.db.close()
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+    # --- the collection's embedding model -------------------------------------------------------
+    def model(self) -> tuple[str, int] | None:
+        row = self.db.execute(
+            "SELECT embed_model, dimension FROM collections WHERE name=?", (self.collection,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_model(self, embed_model: str, dimension: int):
+        self.db.execute(
+            "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
+            (self.collection, embed_model, dimension, time.time()),
+        )
+
+    def collections(self) -> list[tuple[str, str, int, int]]:
+        """(name, model, dimension, files) for every collection."""
+        return self.db.execute(
+            "SELECT c.name, c.embed_model, c.dimension, "
+            "(SELECT count(*) FROM files f WHERE f.collection=c.name) FROM collections c ORDER BY c.name"
+        ).fetchall()
+
+    def drop_collection(self):
+        with self.transaction():
+            for table in ("files", "journal", "problems"):
+                self.db.execute(f"DELETE FROM {table} WHERE collection=?", (self.collection,))
+            self.db.execute("DELETE FROM collections WHERE name=?", (self.collection,))
+
+    # --- files ----------------------------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        rows = self.db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE collection=? ORDER BY path", (self.collection,)
+        )
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def live_doc_ids(self, doc_ids) -> set[str]:
+        doc_ids = list(set(doc_ids))
+        if not doc_ids:
+            return set()
+        marks = ",".join("?" * len(doc_ids))
+        rows = self.db.execute(
+            f"SELECT doc_id FROM files WHERE collection=? AND doc_id IN ({marks})", (self.collection, *doc_ids)
+        )
+        return {r[0] for r in rows}
+
+    def put_file(self, rec: FileRecord):
+        self.db.execute(
+            f"INSERT OR REPLACE INTO files (collection, {_FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (self.collection, rec.path, rec.doc_id, rec.size, rec.mtime_ns, rec.sha256, rec.chunks,
+             rec.pages, rec.notes, rec.indexed_at),
+        )
+
+    def delete_file(self, path: str):
+        self.db.execute("DELETE FROM files WHERE collection=? AND path=?", (self.collection, path))
+
+    def touch_file(self, path: str, size: int, mtime_ns: int):
+        self.db.execute(
+            "UPDATE files SET size=?, mtime_ns=? WHERE collection=? AND path=?",
+            (size, mtime_ns, self.collection, path),
+        )
+
+    # --- journal --------------------------------------------------------------------------------
+    def journal(self) -> list[tuple[str, str]]:
+        return self.db.execute(
+            "SELECT doc_id, op FROM journal WHERE collection=?", (self.collection,)
+        ).fetchall()
+
+    def journal_add(self, doc_id: str, op: str):
+        self.db.execute("INSERT OR IGNORE INTO journal VALUES (?, ?, ?)", (self.collection, doc_id, op))
+
+    def journal_done(self, doc_id: str, op: str):
+        self.db.execute(
+            "DELETE FROM journal WHERE collection=? AND doc_id=? AND op=?", (self.collection, doc_id, op)
+        )
+
+    # --- problems: files that could not be ingested, kept so they are reported, not retried blindly
+    def problems(self) -> dict[str, tuple[str, int, int]]:
+        rows = self.db.execute(
+            "SELECT path, reason, size, mtime_ns FROM problems WHERE collection=? ORDER BY path",
+            (self.collection,),
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def put_problem(self, path: str, reason: str, size: int | None, mtime_ns: int | None):
+        self.db.execute(
+            "INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?, ?, ?)",
+            (self.collection, path, reason, size, mtime_ns, time.time()),
+        )
+
+    def clear_problem(self, path: str):
+        self.db.execute("DELETE FROM problems WHERE collection=? AND path=?", (self.collection, path))
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *_):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,419 @@
+"""Incremental, crash-safe sync of files and folders into a Library.
+
+    plan     stat every file; unchanged size+mtime is skipped without reading it, otherwise the
+             content hash decides: same content (touch), changed, new, moved/renamed, or a copy
+    parse    load + chunk, in a worker thread that runs ahead of the embedder
+    embed    in groups of files, so small files share batches
+    write    Chroma, under the manifest's journal (see manifest.py for the protocol)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from . import loaders
+from .chunking import Chunk, Chunker
+from .library import Library
+from .manifest import FileRecord
+from .store import MAX_BATCH
+
+GROUP_CHUNKS = 256  # embed and commit files in groups of about this many chunks
+LOOKAHEAD = 4  # files parsed ahead of the embedder
+IGNORED_PREFIXES = (".", "~$", ".~lock")
+IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
+
+
+def is_ignored(name: str) -> bool:
+    """Hidden, temporary, lock and partial-download files are never ingested."""
+    return name.startswith(IGNORED_PREFIXES) or name.lower().endswith(IGNORED_SUFFIXES)
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # added | updated | moved | copied | removed | failed | skipped
+    chunks: int = 0
+    reason: str = ""  # why it failed, or notes worth telling
+    previous: str = ""  # the old path of a moved file
+
+
+@dataclass
+class Report:
+    results: list[FileResult] = field(default_factory=list)
+    unchanged: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("parse", "chunk", "embed", "write"), 0.0))
+    repaired: int = 0  # journal entries left by an interrupted run, cleaned up first
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def failures(self) -> list[FileResult]:
+        return [r for r in self.results if r.status in ("failed", "skipped")]
+
+    @property
+    def chunks_added(self) -> int:
+        return sum(r.chunks for r in self.results if r.status in ("added", "updated", "copied"))
+
+    @property
+    def processed(self) -> int:
+        return self.unchanged + sum(1 for r in self.results if r.status not in ("failed", "skipped"))
+
+    def exit_code(self, strict: bool = False) -> int:
+        if self.failures and (strict or self.processed == 0):
+            return 1
+        return 0
+
+
+@dataclass
+class _Job:
+    path: str
+    stat: os.stat_result
+    sha256: str
+    old: FileRecord | None = None  # the record this file replaces (same path, other content)
+    source: FileRecord | None = None  # an identical live document whose vectors can be copied
+
+
+@dataclass
+class _Parsed:
+    job: _Job
+    chunks: list[Chunk] = field(default_factory=list)
+    pages: int | None = None
+    notes: str = ""
+    error: str = ""
+    doc_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class Ingestor:
+    def __init__(self, library: Library, progress: Callable[[str, int, int, int], None] | None = None):
+        """progress(path, files_done, files_total, chunks_so_far) is called after each file."""
+        self.lib = library
+        self.manifest = library.manifest
+        self.progress = progress or (lambda *a: None)
+        self._chunker: Chunker | None = None
+
+    # --- public API -----------------------------------------------------------------------------
+    def sync(self, paths: Iterable[str | os.PathLike]) -> Report:
+        """Make the collection hold exactly the supported files under `paths` (files or folders)."""
+        report, started = Report(), time.perf_counter()
+        report.repaired = self.repair()
+        found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths])
+        records = self.manifest.files()
+        if self.manifest.model() is not None:
+            self.lib.check_model()
+
+        gone = {p: r for p, r in records.items() if p not in found and any(_under(p, root) for root in roots)}
+        for arg in missing_args:
+            if not any(_under(p, arg) for p in records):
+                report.results.append(FileResult(arg, "failed", reason="no such file or folder"))
+        jobs, moves = self._plan(found, records, gone, report)
+        for old_path, new_path, stat in moves:
+            self._move(records[old_path], new_path, stat, report)
+            gone.pop(old_path, None)
+        for path, rec in gone.items():
+            self._delete(rec)
+            report.results.append(FileResult(path, "removed", rec.chunks))
+        self._ingest(jobs, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> list[FileResult]:
+        """Forget the files at or under `paths` (the files themselves are untouched)."""
+        self.repair()
+        roots = [os.path.abspath(p) for p in paths]
+        removed = []
+        for path, rec in self.manifest.files().items():
+            if any(_under(path, r) for r in roots):
+                self._delete(rec)
+                removed.append(FileResult(path, "removed", rec.chunks))
+        for path in self.manifest.problems():
+            if any(_under(path, r) for r in roots):
+                self.manifest.clear_problem(path)
+        return removed
+
+    def repair(self) -> int:
+        """Undo whatever an interrupted run left half-done. Returns the number of entries repaired."""
+        entries = self.manifest.journal()
+        if not entries:
+            return 0
+        live = self.manifest.live_doc_ids([doc for doc, _ in entries])
+        for doc_id, op in entries:
+            if op == "delete" or doc_id not in live:
+                self.lib.collection.delete(where={"doc_id": doc_id})
+            self.manifest.journal_done(doc_id, op)
+        return len(entries)
+
+    # --- plan -----------------------------------------------------------------------------------
+    def _scan(self, args: list[str]):
+        found: dict[str, os.stat_result] = {}
+        roots, missing = [], []
+        for arg in args:
+            if os.path.isdir(arg):
+                roots.append(arg)
+                self._walk(arg, found)
+            elif os.path.isfile(arg):
+                roots.append(arg)
+                found[arg] = os.stat(arg)
+            else:
+                roots.append(arg)  # whatever was indexed there is gone
+                missing.append(arg)
+        return found, roots, missing
+
+    def _walk(self, folder: str, found: dict):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if is_ignored(entry.name):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    self._walk(entry.path, found)
+                elif entry.is_file(follow_symlinks=False) and loaders.is_supported(entry.name):
+                    found[entry.path] = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+
+    def _plan(self, found, records, gone, report):
+        problems = self.manifest.problems()
+        limit = int(self.lib.settings.max_file_mb * 1024 * 1024)
+        by_hash: dict[str, list[FileRecord]] = {}
+        for rec in records.values():
+            by_hash.setdefault(rec.sha256, []).append(rec)
+        moved_away: set[str] = set()
+        jobs, moves = [], []
+        for path, st in sorted(found.items()):
+            rec = records.get(path)
+            if rec and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
+                report.unchanged += 1
+                continue
+            known = problems.get(path)
+            if not rec and known and known[1:] == (st.st_size, st.st_mtime_ns):
+                report.results.append(FileResult(path, "skipped", reason=f"{known[0]} (unchanged since)"))
+                continue
+            if st.st_size > limit:
+                self._fail(report, path, st, f"too large: {st.st_size / 2**20:.0f} MB, over the "
+                           f"{self.lib.settings.max_file_mb:g} MB limit (HEARTH_MAX_FILE_MB)")
+                continue
+            try:
+                sha = file_sha256(path)
+            except OSError as exc:
+                self._fail(report, path, st, f"cannot read: {exc.strerror or exc}")
+                continue
+            if rec and rec.sha256 == sha:  # touched, not changed
+                self.manifest.touch_file(path, st.st_size, st.st_mtime_ns)
+                report.unchanged += 1
+                continue
+            same = [r for r in by_hash.get(sha, ()) if r.path not in moved_away]
+            # Moved or renamed: identical content whose old path is gone (this sync's folders or any other).
+            origin = next((r for r in same if r.path in gone or (r.path not in found and not os.path.exists(r.path))), None)
+            if not rec and origin is not None:
+                moved_away.add(origin.path)
+                moves.append((origin.path, path, st))
+                continue
+            # A copy of a document that is still there: its vectors are copied, not recomputed.
+            twin = next((r for r in same if r.path in found and (found[r.path].st_size, found[r.path].st_mtime_ns)
+                         == (r.size, r.mtime_ns)), None)
+            jobs.append(_Job(path, st, sha, old=rec, source=twin))
+        return jobs, moves
+
+    def _fail(self, report, path, st, reason):
+        report.results.append(FileResult(path, "failed", reason=reason))
+        self.manifest.put_problem(path, reason, st.st_size if st else None, st.st_mtime_ns if st else None)
+
+    # --- moves and deletes: no embedding needed --------------------------------------------------
+    def _move(self, rec: FileRecord, new_path: str, st, report):
+        t = time.perf_counter()
+        ids = [f"{rec.doc_id}:{i}" for i in range(rec.chunks)]
+        meta = {"source": new_path, "filename": os.path.basename(new_path)}
+        for i in range(0, len(ids), MAX_BATCH):  # Chroma first: a crash here is redone next run
+            batch = ids[i : i + MAX_BATCH]
+            self.lib.collection.update(ids=batch, metadatas=[meta] * len(batch))
+        with self.manifest.transaction():
+            self.manifest.delete_file(rec.path)
+            self.manifest.put_file(FileRecord(new_path, rec.doc_id, st.st_size, st.st_mtime_ns, rec.sha256,
+                                              rec.chunks, rec.pages, rec.notes, time.time()))
+            self.manifest.clear_problem(new_path)
+        report.timings["write"] += time.perf_counter() - t
+        report.results.append(FileResult(new_path, "moved", rec.chunks, previous=rec.path))
+
+    def _delete(self, rec: FileRecord):
+        with self.manifest.transaction():
+            self.manifest.delete_file(rec.path)
+            self.manifest.journal_add(rec.doc_id, "delete")
+        self._delete_chunks(rec.doc_id, rec.chunks)
+
+    def _delete_chunks(self, doc_id: str, n: int):
+        ids = [f"{doc_id}:{i}" for i in range(n)]
+        for i in range(0, len(ids), MAX_BATCH):
+            self.lib.collection.delete(ids=ids[i : i + MAX_BATCH])
+        self.manifest.journal_done(doc_id, "delete")
+
+    # --- new and changed files ------------------------------------------------------------------
+    def _ingest(self, jobs: list[_Job], report: Report):
+        if not jobs:
+            return
+        self.lib.collection  # open (and check) the store before any work
+        total, done, group, group_chunks = len(jobs), 0, [], 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-parse") as pool:
+            pending = deque()
+            queue = iter(jobs)
+            for job in queue:
+                pending.append(pool.submit(self._parse, job, report.timings))
+                if len(pending) >= LOOKAHEAD:
+                    break
+            while pending:
+                parsed: _Parsed = pending.popleft().result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._parse, nxt, report.timings))
+                if parsed.error:
+                    self._fail(report, parsed.job.path, parsed.job.stat, parsed.error)
+                    done += 1
+                    self.progress(parsed.job.path, done, total, report.chunks_added)
+                    continue
+                group.append(parsed)
+                group_chunks += len(parsed.chunks)
+                if group_chunks >= GROUP_CHUNKS:
+                    done += self._commit(group, report, done, total)
+                    group, group_chunks = [], 0
+            done += self._commit(group, report, done, total)
+
+    def _parse(self, job: _Job, timings: dict) -> _Parsed:
+        parsed = _Parsed(job)
+        if job.source is not None:
+            parsed.chunks = []  # vectors are copied from the identical document
+            return parsed
+        t = time.perf_counter()
+        try:
+            loaded = loaders.load(job.path)
+        except loaders.LoadError as exc:
+            parsed.error = str(exc)
+            return parsed
+        except MemoryError:
+            parsed.error = "file too complex to read (out of memory)"
+            return parsed
+        except Exception as exc:  # a bug in a parser library must not stop the other files
+            parsed.error = f"could not be read ({type(exc).__name__}: {str(exc)[:160]})"
+            return parsed
+        finally:
+            timings["parse"] += time.perf_counter() - t
+        t = time.perf_counter()
+        parsed.chunks = self.chunker.chunk(loaded.sections)
+        timings["chunk"] += time.perf_counter() - t
+        parsed.pages, parsed.notes = loaded.pages, "; ".join(loaded.notes)
+        if not parsed.chunks:
+            parsed.error = "no text found in the file"
+        return parsed
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            s = self.lib.settings
+            limit = self.lib.embedder.max_tokens - 2  # room for [CLS] and [SEP]
+            if s.chunk_size > limit:
+                raise ValueError(f"chunk_size {s.chunk_size} is more than {self.lib.embedder.name} reads ({limit})")
+            self._chunker = Chunker(s.chunk_size, s.chunk_overlap, self.lib.embedder.tokenize)
+        return self._chunker
+
+    def _commit(self, group: list[_Parsed], report: Report, done: int, total: int) -> int:
+        """Embed and write a group of parsed files, following the journal protocol."""
+        if not group:
+            return 0
+        col = self.lib.collection
+        with self.manifest.transaction():
+            for p in group:
+                self.manifest.journal_add(p.doc_id, "add")
+        t = time.perf_counter()
+        fresh = [p for p in group if p.job.source is None]
+        texts = [c.text for p in fresh for c in p.chunks]
+        vectors = self.lib.embedder.embed(texts)
+        report.timings["embed"] += time.perf_counter() - t
+        t = time.perf_counter()
+        ids, docs, metas, offset = [], [], [], 0
+        for p in fresh:
+            for c in p.chunks:
+                ids.append(f"{p.doc_id}:{c.index}")
+                docs.append(c.text)
+                metas.append(_chunk_metadata(p, c))
+        for i in range(0, len(ids), MAX_BATCH):
+            col.add(ids=ids[i : i + MAX_BATCH], embeddings=vectors[i : i + MAX_BATCH],
+                    documents=docs[i : i + MAX_BATCH], metadatas=metas[i : i + MAX_BATCH])
+        for p in group:
+            if p.job.source is not None:
+                self._copy_vectors(p)
+        with self.manifest.transaction():
+            for p in group:
+                job = p.job
+                n = len(p.chunks) if job.source is None else job.source.chunks
+                pages = p.pages if job.source is None else job.source.pages
+                self.manifest.put_file(FileRecord(job.path, p.doc_id, job.stat.st_size, job.stat.st_mtime_ns,
+                                                  job.sha256, n, pages, p.notes or None, time.time()))
+                self.manifest.journal_done(p.doc_id, "add")
+                self.manifest.clear_problem(job.path)
+                if job.old is not None:
+                    self.manifest.journal_add(job.old.doc_id, "delete")
+        for p in group:
+            if p.job.old is not None:
+                self._delete_chunks(p.job.old.doc_id, p.job.old.chunks)
+        report.timings["write"] += time.perf_counter() - t
+        for offset, p in enumerate(group, 1):
+            status = "copied" if p.job.source else ("updated" if p.job.old else "added")
+            n = len(p.chunks) if p.job.source is None else p.job.source.chunks
+            report.results.append(FileResult(p.job.path, status, n, reason=p.notes))
+            self.progress(p.job.path, done + offset, total, report.chunks_added)
+        return len(group)
+
+    def _copy_vectors(self, p: _Parsed):
+        src = p.job.source
+        ids = [f"{src.doc_id}:{i}" for i in range(src.chunks)]
+        for i in range(0, len(ids), MAX_BATCH):
+            got = self.lib.collection.get(ids=ids[i : i + MAX_BATCH], include=["embeddings", "documents", "metadatas"])
+            metas = [
+                {**m, "doc_id": p.doc_id, "source": p.job.path, "filename": os.path.basename(p.job.path)}
+                for m in got["metadatas"]
+            ]
+            new_ids = [f"{p.doc_id}:{cid.split(':', 1)[1]}" for cid in got["ids"]]
+            self.lib.collection.add(ids=new_ids, embeddings=got["embeddings"], documents=got["documents"], metadatas=metas)
+
+
+def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:
+    meta = {
+        "doc_id": p.doc_id,
+        "source": p.job.path,
+        "filename": os.path.basename(p.job.path),
+        "sha256": p.job.sha256,
+        "chunk": c.index,
+        "start": c.start,
+        "end": c.end,
+    }
+    if c.page is not None:
+        meta["page"] = c.page
+    if c.heading:
+        meta["section"] = c.heading[:500]
+    return meta
+
+
+def sync(library: Library, paths: Iterable[str | os.PathLike], progress=None) -> Report:
+    return Ingestor(library, progress).sync(paths)

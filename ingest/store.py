@@ -1,0 +1,70 @@
+"""The vector store component: Chroma, embedded (PersistentClient under HEARTH_HOME).
+
+One Chroma collection per Hearth collection. Its metadata records the embedding model and dimension,
+so a store is never searched or filled with vectors from another model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .settings import Settings
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+MAX_BATCH = 4000  # Chroma refuses batches above ~5,400 records
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
+
+
+class ModelMismatch(Exception):
+    pass
+
+
+def check_collection_name(name: str) -> str:
+    if not _NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"invalid collection name {name!r}: use 3-64 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def mismatch_message(collection: str, stored: tuple[str, int], wanted: tuple[str, int]) -> str:
+    return (
+        f"collection {collection!r} was built with {stored[0]} ({stored[1]} dimensions), "
+        f"not {wanted[0]} ({wanted[1]}). Its vectors can't be mixed: use --reembed to rebuild it "
+        f"with {wanted[0]}, set HEARTH_EMBED_MODEL={stored[0]}, or pick another --collection."
+    )
+
+
+class Store:
+    def __init__(self, settings: Settings):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        settings.chroma_path.mkdir(parents=True, exist_ok=True)
+        self.client = chromadb.PersistentClient(
+            path=str(settings.chroma_path),
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+        )
+
+    def collection(self, name: str, embed_model: str, dimension: int):
+        """The Chroma collection `name`, created if needed; refuses one built with another model."""
+        col = self.client.get_or_create_collection(
+            check_collection_name(name),
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"hearth_embed_model": embed_model, "hearth_dimension": dimension},
+            embedding_function=None,  # we always pass vectors; Chroma's default would download a model
+        )
+        meta = col.metadata or {}
+        stored = (meta.get("hearth_embed_model"), meta.get("hearth_dimension"))
+        if stored != (embed_model, dimension):
+            raise ModelMismatch(mismatch_message(name, stored, (embed_model, dimension)))
+        return col
+
+    def drop(self, name: str):
+        try:
+            self.client.delete_collection(name)
+        except Exception:  # chromadb raises NotFoundError (or ValueError in older releases)
+            pass

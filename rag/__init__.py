@@ -1,0 +1,1 @@
+"""Answering: retrieval over the ingested library (and, later, grounded answers from a local model)."""

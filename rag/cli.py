@@ -1,0 +1,221 @@
+"""`hearth`: the command line, a thin layer over ingest.* and rag.* (every command scriptable)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ingest.library import Library
+from ingest.lock import StoreBusy
+from ingest.settings import load_settings
+from ingest.store import ModelMismatch
+
+app = typer.Typer(help="Hearth: private Q&A over your own documents.", no_args_is_help=True, add_completion=False)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+CollectionOpt = typer.Option(None, "--collection", "-c", help="Collection (workspace) to use [default: HEARTH_COLLECTION or 'default']")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout")
+
+
+@contextmanager
+def _library(collection: str | None):
+    try:
+        lib = Library(load_settings(), collection)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+    try:
+        yield lib
+    except ModelMismatch as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+    except StoreBusy as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(3)
+    finally:
+        lib.close()
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
+
+
+@app.command()
+def ingest(
+    paths: List[Path] = typer.Argument(..., help="Files or folders to keep in the library"),
+    collection: Optional[str] = CollectionOpt,
+    strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file failed"),
+    reembed: bool = typer.Option(False, "--reembed", help="Rebuild the collection with the configured embedding model"),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another process is writing"),
+    as_json: bool = JsonOpt,
+):
+    """Add, update and remove documents so the collection matches PATHS (incremental)."""
+    from ingest.pipeline import Ingestor
+
+    with _library(collection) as lib:
+        with lib.writing(wait=0 if no_wait else None, on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
+            if reembed:
+                previous = [rec.path for rec in lib.documents()]
+                lib.drop()
+                paths = list(paths) + [Path(p) for p in previous]
+            progress = Progress(
+                TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.0f} chunks/s"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[file]}"),
+                console=err, transient=True, disable=as_json,
+            )
+            started = time.perf_counter()
+            task = progress.add_task("ingest", total=None, chunks=0, rate=0.0, file="")
+
+            def on_file(path, done, total, chunks):
+                rate = chunks / max(time.perf_counter() - started, 1e-6)
+                progress.update(task, completed=done, total=total, chunks=chunks, rate=rate,
+                                file=escape(os.path.basename(path))[:40])
+
+            with progress:
+                report = Ingestor(lib, on_file).sync(paths)
+    if as_json:
+        print(json.dumps({
+            "collection": lib.name, "seconds": round(report.seconds, 3), "unchanged": report.unchanged,
+            "chunks_added": report.chunks_added, "repaired": report.repaired,
+            "timings": {k: round(v, 3) for k, v in report.timings.items()},
+            "files": [{"path": r.path, "status": r.status, "chunks": r.chunks, "reason": r.reason,
+                       **({"previous": r.previous} if r.previous else {})} for r in report.results],
+        }, indent=2))
+    else:
+        _print_report(report, lib.name)
+    raise typer.Exit(report.exit_code(strict))
+
+
+def _print_report(report, collection: str):
+    counts = [(s, report.count(s)) for s in ("added", "updated", "moved", "copied", "removed")]
+    counts += [("unchanged", report.unchanged), ("failed", len(report.failures))]
+    out.print(f"[bold]collection '{escape(collection)}'[/]: "
+              + " · ".join(f"{n} {name}" for name, n in counts) + f" in {report.seconds:.2f} s")
+    if report.chunks_added:
+        embed = report.timings["embed"]
+        out.print(f"{report.chunks_added} chunks, {report.chunks_added / max(report.seconds, 1e-9):.1f} chunks/s "
+                  f"(embedding alone {report.chunks_added / max(embed, 1e-9):.0f}/s); time split: "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()))
+    if report.repaired:
+        out.print(f"[yellow]repaired {report.repaired} entries left by an interrupted run[/]")
+    noted = [r for r in report.results if r.reason and r.status not in ("failed", "skipped")]
+    for r in noted:
+        out.print(f"[cyan]note[/] {escape(r.path)}: {escape(r.reason)}")
+    if report.failures:
+        problems = Table(title="not ingested", show_header=True, title_style="bold red")
+        problems.add_column("file", overflow="fold")
+        problems.add_column("reason", overflow="fold")
+        for r in report.failures:
+            problems.add_row(escape(r.path), escape(r.reason))
+        out.print(problems)
+
+
+@app.command()
+def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
+    """List the documents in the collection, and files that could not be ingested."""
+    with _library(collection) as lib:
+        records, problems = lib.documents(), lib.manifest.problems()
+    if as_json:
+        print(json.dumps({
+            "collection": lib.name,
+            "documents": [{"path": r.path, "pages": r.pages, "chunks": r.chunks, "size": r.size,
+                           "sha256": r.sha256, "indexed_at": r.indexed_at, "notes": r.notes} for r in records],
+            "problems": [{"path": p, "reason": v[0]} for p, v in problems.items()],
+        }, indent=2))
+        return
+    table = Table(title=f"{len(records)} documents in '{escape(lib.name)}'")
+    for col, just in (("file", "left"), ("pages", "right"), ("chunks", "right"), ("size", "right"), ("indexed", "left")):
+        table.add_column(col, justify=just, overflow="fold")
+    for r in records:
+        table.add_row(escape(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), _when(r.indexed_at))
+    out.print(table)
+    for path, (reason, *_rest) in problems.items():
+        out.print(f"[red]not ingested[/] {escape(path)}: {escape(reason)}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+@app.command()
+def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to forget"),
+           collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
+    """Remove documents (at or under PATHS) from the collection; the files themselves stay."""
+    from ingest.pipeline import Ingestor
+
+    with _library(collection) as lib, lib.writing(on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
+        removed = Ingestor(lib).remove(paths)
+    if as_json:
+        print(json.dumps({"removed": [{"path": r.path, "chunks": r.chunks} for r in removed]}, indent=2))
+    else:
+        for r in removed:
+            out.print(f"removed {escape(r.path)} ({r.chunks} chunks)")
+        out.print(f"{len(removed)} document(s) removed" if removed else "nothing to remove: no indexed file there")
+    raise typer.Exit(0 if removed else 1)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="The query, or '-' to read one query per line from stdin"),
+    k: int = typer.Option(5, "--k", "-k", min=1, max=200, help="Number of passages"),
+    collection: Optional[str] = CollectionOpt,
+    as_json: bool = JsonOpt,
+):
+    """Find the passages nearest to QUERY. With '-' and --json: one JSON object per input line."""
+    from rag.search import search as run_search
+
+    with _library(collection) as lib:
+        queries = (line.rstrip("\n") for line in sys.stdin) if query == "-" else [query]
+        for q in queries:
+            hits = run_search(lib, q, k)
+            if as_json:
+                print(json.dumps({"query": q, "hits": [h.to_json() for h in hits]}), flush=True)
+            else:
+                _print_hits(q, hits)
+
+
+def _print_hits(query: str, hits):
+    if not hits:
+        out.print(f"no passages found for {escape(query)!r}")
+        return
+    for rank, h in enumerate(hits, 1):
+        where = escape(h.source) + (f", page {h.page}" if h.page else "")
+        out.print(f"[bold]{rank}.[/] [green]{h.score:.3f}[/] {where}"
+                  + (f"  [dim]§ {escape(h.section)}[/]" if h.section else ""))
+        snippet = " ".join(h.text.split())
+        out.print("   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")))
+
+
+@app.command()
+def collections(as_json: bool = JsonOpt):
+    """List collections with their embedding model and number of documents."""
+    from ingest.manifest import Manifest
+
+    settings = load_settings()
+    rows = Manifest(settings.manifest_path, settings.collection).collections()
+    if as_json:
+        print(json.dumps([{"name": n, "embed_model": m, "dimension": d, "documents": f} for n, m, d, f in rows]))
+        return
+    for name, model, dim, files in rows:
+        out.print(f"{escape(name)}: {files} documents, {escape(model)} ({dim} dims)")
+
+
+if __name__ == "__main__":
+    app()

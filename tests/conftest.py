@@ -1,0 +1,94 @@
+"""Shared fixtures: a fresh HEARTH_HOME per test, the real embedding model (loaded once), real PDFs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ingest.embedding import Embedder
+from ingest.library import Library
+from ingest.pipeline import Ingestor
+from ingest.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+MANUALS = ROOT / ".cache/testdata/root/usr/share/R/doc/manual"
+OCTAVE = ROOT / ".cache/testdata/root/usr/share/doc/octave"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "hearth-home"
+    monkeypatch.setenv("HEARTH_HOME", str(home))
+    for var in ("HEARTH_CONFIG", "HEARTH_COLLECTION", "HEARTH_EMBED_MODEL", "HEARTH_CHUNK_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def open_library(home, embedder):
+    """open_library(collection=None, **settings) -> a Library sharing the session's loaded model."""
+    opened = []
+
+    def _open(collection=None, **overrides):
+        lib = Library(load_settings(**overrides), collection)
+        if lib.settings.embed_model == embedder.name:
+            lib.embedder = embedder  # same model, loaded once per test session
+        opened.append(lib)
+        return lib
+
+    yield _open
+    for lib in opened:
+        lib.close()
+
+
+@pytest.fixture
+def library(open_library) -> Library:
+    return open_library()
+
+
+@pytest.fixture
+def ingest(library):
+    def _ingest(*paths, lib=None):
+        return Ingestor(lib or library).sync(paths)
+
+    return _ingest
+
+
+@pytest.fixture(scope="session")
+def manuals() -> Path:
+    """Real TeX-made PDFs from Debian's r-doc-pdf (fetched by `make testdata`)."""
+    if not (MANUALS / "R-intro.pdf").is_file():
+        pytest.fail(f"real test PDFs missing under {MANUALS}: run `make testdata`")
+    return MANUALS
+
+
+def store_snapshot(lib: Library) -> dict:
+    """What a collection holds, independent of random doc ids: for comparing two stores."""
+    got = lib.collection.get(include=["documents", "metadatas"])
+    chunks = sorted(
+        (m["source"], m["chunk"], m.get("page"), m["sha256"], doc)
+        for m, doc in zip(got["metadatas"], got["documents"])
+    )
+    docs = sorted((r.path, r.sha256, r.chunks) for r in lib.documents())
+    doc_ids = {m["doc_id"] for m in got["metadatas"]}
+    return {
+        "documents": docs,
+        "chunks": chunks,
+        "ids_unique": len(set(got["ids"])) == len(got["ids"]),
+        "orphans": sorted(doc_ids - {r.doc_id for r in lib.documents()}),
+        "journal": lib.manifest.journal(),
+    }
+
+
+def chunk_count(lib: Library) -> int:
+    return lib.collection.count()
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,112 @@
+"""Loaders on generated files of every format and on real TeX-made PDFs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest import loaders
+from ingest.chunking import Chunker
+from ingest.loaders.pdf import GLUE_SHARE, glued_share
+from make_files import docx_file, glued_pdf, text_pdf
+
+SENTENCE = "the package maintenance system keeps track of installed software on every machine"
+
+
+def test_pdf_pages_and_outline_headings(tmp_path):
+    pdf = text_pdf(tmp_path / "a.pdf", ["Alpha page talks about apples.", "", "Gamma page talks about grapes."], title="Chapter")
+    loaded = loaders.load(pdf)
+    assert loaded.pages == 3
+    assert [(s.page, s.heading) for s in loaded.sections] == [(1, "Chapter 1"), (3, "Chapter 3")]
+    assert "grapes" in loaded.sections[1].text
+
+
+def test_glued_pdf_page_is_reread_with_pdfium(tmp_path):
+    import pypdf
+
+    pdf = glued_pdf(tmp_path / "glued.pdf", SENTENCE)
+    raw = pypdf.PdfReader(str(pdf)).pages[0].extract_text()
+    assert "packagemaintenancesystem" in raw  # the defect is real in pypdf
+    assert glued_share(raw) > GLUE_SHARE
+    loaded = loaders.load(pdf)
+    assert "the package maintenance system keeps track" in " ".join(loaded.sections[0].text.split())
+    assert "glued" in loaded.notes[0]
+
+
+def test_glue_detector_quiet_on_real_pdfs(manuals):
+    """No false alarms on real manuals full of code and long identifiers (sample of pages)."""
+    import pypdf
+
+    for name in ("R-intro.pdf", "R-exts.pdf", "refman.pdf"):
+        reader = pypdf.PdfReader(str(manuals / name))
+        for index in range(0, len(reader.pages), 7):
+            share = glued_share(reader.pages[index].extract_text() or "")
+            assert share < GLUE_SHARE, (name, index + 1, share)
+
+
+def test_real_pdf_sections_pages_and_headings(manuals):
+    loaded = loaders.load(manuals / "R-FAQ.pdf")
+    assert loaded.pages == 52 and loaded.notes == []
+    by_page = {s.page: s for s in loaded.sections}
+    assert by_page[13].heading == "What is CRAN?"
+    assert "Comprehensive R Archive Network" in by_page[13].text
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1", "utf-16", "utf-16-le", "cp1252"])
+def test_text_encodings(tmp_path, encoding):
+    text = "Crème brûlée recipe: heat the cream, whisk the yolks; naïve façade.\n" * 30
+    path = tmp_path / f"note-{encoding}.txt"
+    path.write_bytes(text.encode(encoding))
+    got = loaders.load(path).sections[0].text
+    assert "heat the cream" in got and "whisk the yolks" in got
+    if encoding not in ("latin-1", "cp1252"):  # single-byte code pages are a best guess
+        assert "Crème brûlée" in got
+
+
+def test_markdown_headings_ignore_code_fences(tmp_path):
+    path = tmp_path / "guide.md"
+    path.write_text("# Guide\n\nIntro.\n\n## Install\n\nRun it.\n\n```sh\n# not a heading\nmake\n```\n\n### Linux\n\nUse apt.\n")
+    sections = loaders.load(path).sections
+    assert [s.heading for s in sections] == ["Guide", "Guide > Install", "Guide > Install > Linux"]
+    text = path.read_text()
+    for s in sections:
+        assert text[s.start : s.start + len(s.text)] == s.text
+
+
+def test_rst_headings(tmp_path):
+    path = tmp_path / "doc.rst"
+    path.write_text("Title\n=====\n\nIntro text.\n\nUsage\n-----\n\nCall the function.\n")
+    sections = loaders.load(path).sections
+    assert [s.heading for s in sections] == ["Title", "Usage"]
+
+
+def test_html_visible_text_only(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>T</title><style>body{color:red}</style><script>var secret=1;</script></head>"
+        "<body><h1>Orchard</h1><p>Apples &amp; pears grow here.</p><noscript>enable js</noscript>"
+        "<h2>Care</h2><p>Prune in <b>winter</b>.</p><script>alert('x')</script></body></html>"
+    )
+    sections = loaders.load(path).sections
+    text = "\n".join(s.text for s in sections)
+    assert "Apples & pears grow here." in text and "Prune in winter." in text
+    assert "secret" not in text and "alert" not in text and "color" not in text and "enable js" not in text
+    assert [s.heading for s in sections if "Prune" in s.text] == ["Care"]
+
+
+def test_docx_headings_and_tables(tmp_path):
+    path = docx_file(tmp_path / "report.docx", [("Summary", ["Sales rose."]), ("Costs", ["Rent fell."])],
+                     table=[["item", "euros"], ["rent", "900"]])
+    sections = loaders.load(path).sections
+    assert [s.heading for s in sections if s.text.strip()] == ["Summary", "Costs"]
+    assert "rent | 900" in sections[-1].text
+
+
+def test_chunks_fit_the_model_and_offsets_point_into_the_page(embedder, manuals):
+    loaded = loaders.load(manuals / "R-data.pdf")
+    chunks = Chunker(192, 24, embedder.tokenize).chunk(loaded.sections)
+    assert len(chunks) > len(loaded.sections)
+    pages = {s.page: s.text for s in loaded.sections}
+    for c in chunks:
+        assert len(embedder.tokenize(c.text)) <= 192
+        assert pages[c.page][c.start : c.end] == c.text
+    assert [c.index for c in chunks] == list(range(len(chunks)))

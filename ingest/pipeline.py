@@ -213,7 +213,7 @@ class Ingestor:
                 report.results.append(FileResult(path, "skipped", reason=f"{known[0]} (unchanged since)"))
                 continue
             if st.st_size > limit:
-                self._fail(report, path, st, f"too large: {st.st_size / 2**20:.0f} MB, over the "
+                self._fail(report, path, st, f"too large: {st.st_size / 2**20:.3g} MB, over the "
                            f"{self.lib.settings.max_file_mb:g} MB limit (HEARTH_MAX_FILE_MB)")
                 continue
             try:

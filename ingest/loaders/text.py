@@ -20,27 +20,33 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 def decode(data: bytes) -> str:
     """Bytes to text: BOM, then UTF-8, then charset detection; binary content is refused."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding, errors="replace")
-    try:
-        # NUL bytes are valid UTF-8 but mean UTF-16/32 without a BOM, or binary: let detection decide.
-        if b"\x00" in data[:65536]:
-            raise UnicodeDecodeError("utf-8", b"", 0, 1, "NUL bytes")
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data[: 4 << 20]).best()
-        if best is None:
-            if b"\x00" in data[:65536]:
-                raise LoadError("binary content, not text") from None
-            raise LoadError("undecodable text: not in any encoding that could be detected") from None
-        text = data.decode(best.encoding, errors="replace")
+    text = _decode(data)
     sample = text[:65536]
     if sample and len(_CONTROL.findall(sample)) / len(sample) > 0.05:
         raise LoadError("binary content, not text")
+    if sample and sample.count("\ufffd") / len(sample) > 0.05:
+        raise LoadError("undecodable text: most bytes are not valid in its encoding")
     return text
+
+
+def _decode(data: bytes) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    # NUL bytes are valid UTF-8 but mean UTF-16/32 without a BOM, or binary: let detection decide.
+    if b"\x00" not in data[:65536]:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[: 4 << 20]).best()
+    if best is None:
+        if b"\x00" in data[:65536]:
+            raise LoadError("binary content, not text")
+        raise LoadError("undecodable text: not in any encoding that could be detected")
+    return data.decode(best.encoding, errors="replace")
 
 
 def read_text(path: Path) -> str:

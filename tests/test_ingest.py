@@ -1,0 +1,158 @@
+"""Incremental sync against a real Chroma store and the real embedding model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+from conftest import store_snapshot
+from ingest.pipeline import Ingestor
+from ingest.store import ModelMismatch
+from make_files import text_pdf
+from rag.search import search
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "docs"
+    write(root / "garden.md", "# Garden\n\nTomatoes need six hours of sun and deep watering twice a week.\n")
+    write(root / "bikes/repair.txt", "To fix a flat tyre, remove the wheel, find the puncture and patch the tube.\n")
+    text_pdf(root / "tax.pdf", ["The tax return is due on the thirty-first of July.", "Keep receipts for six years."])
+    return root
+
+
+def test_ingest_then_search_gives_file_page_and_section(folder, ingest, library):
+    report = ingest(folder)
+    assert report.count("added") == 3 and not report.failures
+    hits = search(library, "how long must I keep receipts?", k=3)
+    assert hits[0].source == str(folder / "tax.pdf") and hits[0].page == 2
+    assert "receipts" in hits[0].text and hits[0].section == "Part 2"
+    hits = search(library, "puncture in my bicycle tyre", k=1)
+    assert hits[0].source.endswith("repair.txt") and hits[0].page is None
+
+
+def test_unchanged_files_are_skipped_without_reading(folder, ingest, library, monkeypatch):
+    ingest(folder)
+    import ingest.pipeline as pipeline
+
+    def no_reading(*_):
+        raise AssertionError("an unchanged file was read")
+
+    monkeypatch.setattr(pipeline, "file_sha256", no_reading)
+    monkeypatch.setattr(pipeline.loaders, "load", no_reading)
+    report = ingest(folder)
+    assert report.unchanged == 3 and report.results == []
+
+
+def test_touched_but_identical_file_is_not_reembedded(folder, ingest, library):
+    ingest(folder)
+    calls = library.embedder.calls
+    os.utime(folder / "garden.md", ns=(time.time_ns(), time.time_ns() + 10**9))
+    report = ingest(folder)
+    assert report.unchanged == 3 and library.embedder.calls == calls
+
+
+def test_changed_file_replaces_its_old_chunks(folder, ingest, library):
+    ingest(folder)
+    write(folder / "garden.md", "# Garden\n\nCucumbers climb trellises and want warm nights.\n")
+    report = ingest(folder)
+    assert report.count("updated") == 1
+    texts = [h.text for h in search(library, "garden vegetables", k=10)]
+    assert any("Cucumbers" in t for t in texts) and not any("Tomatoes" in t for t in texts)
+    snap = store_snapshot(library)
+    assert snap["orphans"] == [] and snap["journal"] == [] and snap["ids_unique"]
+
+
+def test_deleted_files_and_folders_are_removed(folder, ingest, library):
+    ingest(folder)
+    (folder / "tax.pdf").unlink()
+    shutil.rmtree(folder / "bikes")
+    report = ingest(folder)
+    assert sorted(os.path.basename(r.path) for r in report.results if r.status == "removed") == ["repair.txt", "tax.pdf"]
+    assert [os.path.basename(d.path) for d in library.documents()] == ["garden.md"]
+    assert {h.source for h in search(library, "tax receipts tyre", k=10)} == {str(folder / "garden.md")}
+
+
+def test_renamed_and_moved_files_keep_their_vectors(folder, ingest, library):
+    ingest(folder)
+    calls = library.embedder.calls
+    (folder / "archive").mkdir()
+    os.rename(folder / "tax.pdf", folder / "archive" / "tax-2025.pdf")
+    os.rename(folder / "bikes", folder / "cycling")
+    report = ingest(folder)
+    assert report.count("moved") == 2 and library.embedder.calls == calls
+    hit = search(library, "keep receipts", k=1)[0]
+    assert hit.source == str(folder / "archive" / "tax-2025.pdf") and hit.page == 2
+    assert sorted(d.path for d in library.documents()) == sorted(
+        [str(folder / "archive/tax-2025.pdf"), str(folder / "cycling/repair.txt"), str(folder / "garden.md")])
+
+
+def test_file_moved_out_of_the_synced_folder_is_found_by_content(folder, tmp_path, ingest, library):
+    ingest(folder)
+    calls = library.embedder.calls
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    os.rename(folder / "garden.md", other / "garden.md")
+    report = ingest(other)
+    assert [r.status for r in report.results] == ["moved"] and library.embedder.calls == calls
+
+
+def test_copy_reuses_vectors(folder, ingest, library):
+    ingest(folder)
+    calls = library.embedder.calls
+    shutil.copy(folder / "tax.pdf", folder / "tax-copy.pdf")
+    report = ingest(folder)
+    assert [r.status for r in report.results] == ["copied"] and library.embedder.calls == calls
+    assert {h.source for h in search(library, "keep receipts", k=2)} == {str(folder / "tax.pdf"), str(folder / "tax-copy.pdf")}
+
+
+def test_remove_forgets_documents_but_keeps_files(folder, library, ingest):
+    ingest(folder)
+    removed = Ingestor(library).remove([folder / "bikes"])
+    assert [os.path.basename(r.path) for r in removed] == ["repair.txt"]
+    assert (folder / "bikes/repair.txt").exists()
+    assert len(library.documents()) == 2 and store_snapshot(library)["orphans"] == []
+
+
+def test_collections_are_separate(folder, open_library, ingest):
+    work, home = open_library("work"), open_library("home-notes")
+    ingest(folder / "tax.pdf", lib=work)
+    ingest(folder / "garden.md", lib=home)
+    assert [os.path.basename(d.path) for d in work.documents()] == ["tax.pdf"]
+    assert {os.path.basename(h.source) for h in search(home, "tax", k=5)} == {"garden.md"}
+
+
+def test_other_embedding_model_is_refused_not_mixed(folder, ingest, library, open_library, tmp_path, embedder):
+    ingest(folder)
+    # The same weights under another name and folder stand in for "another model".
+    other_dir = tmp_path / "other-model"
+    shutil.copytree(embedder.path, other_dir)
+    other = open_library(embed_model=str(other_dir))
+    with pytest.raises(ModelMismatch, match="all-MiniLM-L6-v2"):
+        Ingestor(other).sync([folder])
+    assert len(library.documents()) == 3  # nothing lost
+    other.drop()  # what `hearth ingest --reembed` does first
+    report = Ingestor(other).sync([folder])
+    assert report.count("added") == 3 and other.manifest.model()[0] == str(other_dir)
+
+
+def test_size_limit_and_hidden_files(folder, ingest, library, open_library):
+    write(folder / ".hidden.md", "secret")
+    write(folder / "~$lock.docx", "x")
+    write(folder / "draft.txt.part", "partial download")
+    report = ingest(folder)
+    assert report.count("added") == 3  # hidden, lock and partial files are never ingested
+    small = open_library("tiny", max_file_mb=0.0001)
+    report = Ingestor(small).sync([folder])
+    assert [os.path.basename(r.path) for r in report.failures] == ["tax.pdf"]
+    assert "over the 0.0001 MB limit" in report.failures[0].reason
+    assert report.count("added") == 2 and report.exit_code() == 0

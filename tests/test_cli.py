@@ -1,0 +1,98 @@
+"""The `hearth` command as a user runs it: real subprocesses, real store, real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from make_files import corrupt_pdf, text_pdf
+
+pytestmark = pytest.mark.slow
+
+
+def hearth(home, *args, stdin=None):
+    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def docs(tmp_path, manuals):
+    root = tmp_path / "library"
+    root.mkdir()
+    shutil.copy(manuals / "R-data.pdf", root)
+    text_pdf(root / "pets.pdf", ["Cats sleep sixteen hours a day.", "Dogs need a walk every morning."])
+    corrupt_pdf(root / "broken.pdf")
+    return root
+
+
+def test_ingest_docs_search_remove(tmp_path, docs):
+    home = tmp_path / "home"
+    run = hearth(home, "ingest", docs)
+    assert run.returncode == 0, run.stderr
+    assert "2 added" in run.stdout and "1 failed" in run.stdout and "chunks/s" in run.stdout
+    assert "broken.pdf" in run.stdout and "corrupt or unreadable PDF" in run.stdout
+
+    again = hearth(home, "ingest", docs, "--json")
+    report = json.loads(again.stdout)
+    assert report["unchanged"] == 2 and [f["status"] for f in report["files"]] == ["skipped"]
+
+    listed = json.loads(hearth(home, "docs", "--json").stdout)
+    assert {os.path.basename(d["path"]): d["pages"] for d in listed["documents"]} == {"R-data.pdf": 41, "pets.pdf": 2}
+    assert [os.path.basename(p["path"]) for p in listed["problems"]] == ["broken.pdf"]
+
+    found = json.loads(hearth(home, "search", "how do I import data from Excel spreadsheets", "--k", "3", "--json").stdout)
+    assert found["query"].startswith("how do I import")
+    top = found["hits"][0]
+    assert set(top) >= {"text", "source", "page", "score", "chunk_id"}
+    assert top["source"] == str(docs / "R-data.pdf") and isinstance(top["page"], int)
+
+    human = hearth(home, "search", "morning walk")
+    assert "pets.pdf, page 2" in human.stdout
+
+    removed = hearth(home, "remove", docs / "pets.pdf")
+    assert removed.returncode == 0 and "1 document(s) removed" in removed.stdout
+    assert hearth(home, "remove", docs / "pets.pdf").returncode == 1
+
+
+def test_search_stdin_jsonl_loads_once_and_answers_each_line(tmp_path, docs):
+    home = tmp_path / "home"
+    hearth(home, "ingest", docs / "pets.pdf")
+    run = hearth(home, "search", "-", "--json", "--k", "2", stdin="do cats sleep a lot\n\nwalking the dog\n")
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["query"] for line in lines] == ["do cats sleep a lot", "", "walking the dog"]
+    assert lines[0]["hits"][0]["page"] == 1 and lines[1]["hits"] == [] and lines[2]["hits"][0]["page"] == 2
+
+
+def test_model_mismatch_is_refused_with_a_clear_message(tmp_path, docs):
+    home = tmp_path / "home"
+    hearth(home, "ingest", docs / "pets.pdf")
+    from ingest.embedding import resolve_model
+
+    other = tmp_path / "minilm-copy"
+    shutil.copytree(resolve_model("all-MiniLM-L6-v2"), other)
+    env_run = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(docs / "pets.pdf")],
+                             env={**os.environ, "HEARTH_HOME": str(home), "HEARTH_EMBED_MODEL": str(other),
+                                  "PYTHONPATH": str(ROOT), "COLUMNS": "300"},
+                             capture_output=True, text=True, timeout=300)
+    assert env_run.returncode == 2
+    assert "was built with all-MiniLM-L6-v2" in env_run.stderr and "--reembed" in env_run.stderr
+    rebuilt = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", "--reembed", str(docs / "pets.pdf")],
+                             env={**os.environ, "HEARTH_HOME": str(home), "HEARTH_EMBED_MODEL": str(other),
+                                  "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0 and "1 added" in rebuilt.stdout
+
+
+def test_second_writer_is_told_the_store_is_busy(tmp_path, docs):
+    from ingest.lock import writer_lock
+
+    home = tmp_path / "home"
+    with writer_lock(home / "writer.lock"):
+        run = hearth(home, "ingest", docs, "--no-wait")
+    assert run.returncode == 3 and "store is busy" in run.stderr and str(os.getpid()) in run.stderr

@@ -1,0 +1,97 @@
+"""kill -9 an ingest subprocess at random moments; the next run must repair the store to exactly
+what a clean ingest of the same folder gives: same documents and chunks, no duplicates, no orphans."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, store_snapshot
+from ingest.pipeline import Ingestor
+
+pytestmark = pytest.mark.slow
+
+
+def _corpus(root, manuals):
+    root.mkdir()
+    for name in ("R-data.pdf", "R-lang.pdf"):
+        shutil.copy(manuals / name, root / name)
+    rng = random.Random(7)
+    words = "river stone lantern orchard copper violin harbour meadow signal pepper winter ladder".split()
+    for i in range(40):
+        body = "\n\n".join(" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(6))
+        (root / f"note-{i:02d}.md").write_text(f"# Note {i}\n\n{body}\n")
+    return root
+
+
+def _journal_size(home) -> int:
+    db = home / "manifest.sqlite3"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT count(*) FROM journal").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _ingest_process(home, corpus):
+    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(corpus), "--json"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_killed_ingests_repair_to_a_clean_ingest(tmp_path, manuals, open_library, monkeypatch):
+    seed = int(os.environ.get("HEARTH_KILL_SEED", time.time()))
+    rng = random.Random(seed)
+    print(f"kill seed {seed}")
+    corpus = _corpus(tmp_path / "corpus", manuals)
+    home = tmp_path / "killed-home"
+    mutations = {
+        2: lambda: (corpus / "note-03.md").write_text("# Note 3\n\nRewritten after a crash.\n"),
+        3: lambda: os.rename(corpus / "R-data.pdf", corpus / "R-data-renamed.pdf"),
+        4: lambda: ((corpus / "note-05.md").unlink(), (corpus / "note-99.md").write_text("# New\n\nAdded late.\n")),
+    }
+    interrupted = mid_write = 0
+    for round_ in range(7):
+        proc = _ingest_process(home, corpus)
+        # Half the kills land at a random time, half while a write is in flight (journal not empty).
+        deadline = time.monotonic() + rng.uniform(2.0, 14.0)
+        wait_for_write = round_ % 2 == 1
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        while wait_for_write and proc.poll() is None and _journal_size(home) == 0:
+            time.sleep(0.005)
+        if wait_for_write and proc.poll() is None:
+            time.sleep(rng.uniform(0, 0.3))
+        if proc.poll() is None:
+            proc.kill()
+            interrupted += 1
+            mid_write += _journal_size(home) > 0
+        proc.wait()
+        if round_ in mutations:
+            mutations[round_]()
+    final = _ingest_process(home, corpus)
+    _, stderr = final.communicate(timeout=600)
+    assert final.returncode == 0, stderr.decode()[-2000:]
+
+    monkeypatch.setenv("HEARTH_HOME", str(home))
+    repaired = open_library()
+    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "clean-home"))
+    clean = open_library()
+    Ingestor(clean).sync([corpus])
+
+    got, want = store_snapshot(repaired), store_snapshot(clean)
+    print(f"{interrupted} kills interrupted a run, {mid_write} with writes in flight")
+    assert interrupted >= 4 and mid_write >= 2
+    assert got["journal"] == [] and got["orphans"] == [] and got["ids_unique"]
+    assert got["documents"] == want["documents"]
+    assert len(got["chunks"]) == len(want["chunks"]) == repaired.collection.count()
+    assert got["chunks"] == want["chunks"]

@@ -26,6 +26,7 @@ from .store import MAX_BATCH
 
 GROUP_CHUNKS = 256  # embed and commit files in groups of about this many chunks
 LOOKAHEAD = 4  # files parsed ahead of the embedder
+PROGRESS_EVERY = 64  # chunks embedded between progress reports
 IGNORED_PREFIXES = (".", "~$", ".~lock")
 IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
 
@@ -106,11 +107,12 @@ def _under(path: str, root: str) -> bool:
 
 class Ingestor:
     def __init__(self, library: Library, progress: Callable[[str, int, int, int], None] | None = None):
-        """progress(path, files_done, files_total, chunks_so_far) is called after each file."""
+        """progress(path, files_done, files_total, chunks_embedded) is called as work advances."""
         self.lib = library
         self.manifest = library.manifest
         self.progress = progress or (lambda *a: None)
         self._chunker: Chunker | None = None
+        self.embedded = 0  # chunks embedded by this Ingestor
 
     # --- public API -----------------------------------------------------------------------------
     def sync(self, paths: Iterable[str | os.PathLike]) -> Report:
@@ -291,7 +293,7 @@ class Ingestor:
                 if parsed.error:
                     self._fail(report, parsed.job.path, parsed.job.stat, parsed.error)
                     done += 1
-                    self.progress(parsed.job.path, done, total, report.chunks_added)
+                    self.progress(parsed.job.path, done, total, self.embedded)
                     continue
                 group.append(parsed)
                 group_chunks += len(parsed.chunks)
@@ -348,10 +350,15 @@ class Ingestor:
         t = time.perf_counter()
         fresh = [p for p in group if p.job.source is None]
         texts = [c.text for p in fresh for c in p.chunks]
-        vectors = self.lib.embedder.embed(texts)
+        parts = []
+        for i in range(0, len(texts), PROGRESS_EVERY):  # in slices, so a big file shows progress
+            parts.append(self.lib.embedder.embed(texts[i : i + PROGRESS_EVERY]))
+            self.embedded += len(parts[-1])
+            self.progress(group[-1].job.path, done, total, self.embedded)
+        vectors = [v for part in parts for v in part]
         report.timings["embed"] += time.perf_counter() - t
         t = time.perf_counter()
-        ids, docs, metas, offset = [], [], [], 0
+        ids, docs, metas = [], [], []
         for p in fresh:
             for c in p.chunks:
                 ids.append(f"{p.doc_id}:{c.index}")
@@ -382,7 +389,7 @@ class Ingestor:
             status = "copied" if p.job.source else ("updated" if p.job.old else "added")
             n = len(p.chunks) if p.job.source is None else p.job.source.chunks
             report.results.append(FileResult(p.job.path, status, n, reason=p.notes))
-            self.progress(p.job.path, done + offset, total, report.chunks_added)
+            self.progress(p.job.path, done + offset, total, self.embedded)
         return len(group)
 
     def _copy_vectors(self, p: _Parsed):

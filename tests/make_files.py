@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 
@@ -103,14 +102,9 @@ def truncated_copy(src: Path, dst: Path, fraction: float = 0.3) -> Path:
     return dst
 
 
-def pdf_bytes(pages: list[str]) -> bytes:
-    buf = io.BytesIO()
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=11)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 6, text)
-    buf.write(bytes(pdf.output()))
-    return buf.getvalue()
+def damaged_pdf(path: Path, pages: list[str]) -> Path:
+    """A PDF whose cross-reference table is destroyed: pypdf gives up, pdfium rebuilds it."""
+    good = text_pdf(path.with_suffix(".tmp.pdf"), pages)
+    path.write_bytes(good.read_bytes().replace(b"xref", b"xxxx"))
+    good.unlink()
+    return path

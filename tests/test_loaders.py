@@ -7,7 +7,7 @@ import pytest
 from ingest import loaders
 from ingest.chunking import Chunker
 from ingest.loaders.pdf import GLUE_SHARE, glued_share
-from make_files import docx_file, glued_pdf, text_pdf
+from make_files import damaged_pdf, docx_file, glued_pdf, text_pdf
 
 SENTENCE = "the package maintenance system keeps track of installed software on every machine"
 
@@ -30,6 +30,12 @@ def test_glued_pdf_page_is_reread_with_pdfium(tmp_path):
     loaded = loaders.load(pdf)
     assert "the package maintenance system keeps track" in " ".join(loaded.sections[0].text.split())
     assert "glued" in loaded.notes[0]
+
+
+def test_damaged_pdf_that_pypdf_rejects_is_rebuilt_by_pdfium(tmp_path):
+    loaded = loaders.load(damaged_pdf(tmp_path / "damaged.pdf", ["Damaged but readable.", "Page two survives."]))
+    assert [(s.page, s.text.strip()) for s in loaded.sections] == [(1, "Damaged but readable."), (2, "Page two survives.")]
+    assert "damaged PDF" in loaded.notes[0]
 
 
 def test_glue_detector_quiet_on_real_pdfs(manuals):

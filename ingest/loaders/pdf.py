@@ -83,7 +83,8 @@ def load(path: Path) -> Loaded:
     except (FileNotDecryptedError, DependencyError):
         raise LoadError("encrypted PDF; needs a password") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
-        raise LoadError(f"corrupt or unreadable PDF ({type(exc).__name__}: {str(exc)[:120]})") from None
+        # pdfium rebuilds some damaged files (broken xref table, page tree) that pypdf gives up on.
+        return _load_damaged(path, f"{type(exc).__name__}: {str(exc)[:120]}")
 
     starts, titles = _outline_headings(reader)
     sections, pdfium, notes = [], {}, []
@@ -116,6 +117,23 @@ def load(path: Path) -> Loaded:
             raise LoadError("PDF has no pages")
         raise LoadError("no text layer; needs OCR (scanned or image-only PDF)")
     return Loaded(sections, pages=n_pages, notes=notes)
+
+
+def _load_damaged(path: Path, why: str) -> Loaded:
+    import pypdfium2
+
+    try:
+        doc = pypdfium2.PdfDocument(str(path))
+    except Exception:
+        raise LoadError(f"corrupt or unreadable PDF ({why})") from None
+    try:
+        cache = {"doc": doc}
+        sections = [Section(text, page=i + 1) for i in range(len(doc)) if (text := _pdfium_text(path, cache, i)).strip()]
+        if not sections:
+            raise LoadError(f"corrupt or unreadable PDF ({why})")
+        return Loaded(sections, pages=len(doc), notes=[f"damaged PDF ({why}); read with pdfium"])
+    finally:
+        doc.close()
 
 
 def _pages(numbers: list[int]) -> str:

@@ -3,20 +3,56 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.hearth-installed
+LLAMA := .venv-llama
+VLLM  := .venv-llm
+MODELS := .cache/models
+QWEN   := $(MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+SMOLLM := $(MODELS)/smollm2-135m-instruct/config.json
 TESTDATA := .cache/testdata
+PIP := -m pip install -q --disable-pip-version-check
 
-.PHONY: setup test test-fast testdata bench lock clean
+# llama.cpp is compiled for this CPU's vector extensions, but without its AMX kernels: they
+# segfault on the first token here (see ggml-org/llama.cpp#20824), so GGML_NATIVE is off and each
+# extension the CPU reports in /proc/cpuinfo is switched on by name.
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(foreach p,avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 \
+  avx_vnni:AVX_VNNI avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16,\
+  $(if $(filter $(word 1,$(subst :, ,$(p))),$(CPU_FLAGS)),-DGGML_$(word 2,$(subst :, ,$(p)))=ON))
 
-setup: $(STAMP)
+.PHONY: setup engines models test test-fast testdata bench lock clean
 
-# Re-runs only when the pins change; otherwise `make setup` is a no-op.
+setup: $(STAMP) engines models
+
+# Each environment re-installs only when its pins change; otherwise `make setup` is a no-op.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) $(PIP) -r requirements.lock
+	$(PY) $(PIP) --no-deps -e .
 	@touch $@
 
-# Real PDFs for the tests and benchmarks: Debian's R and Octave manuals (not stored in the repo).
+engines: $(LLAMA)/.installed $(VLLM)/.installed
+
+# llama-cpp-python builds from source (~4 min); --no-cache-dir so a wheel built with other flags is never reused.
+$(LLAMA)/.installed: requirements-llama.lock
+	@test -x $(LLAMA)/bin/python || python3 -m venv $(LLAMA)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(LLAMA)/bin/python $(PIP) --no-cache-dir --no-deps -r requirements-llama.lock
+	@touch $@
+
+$(VLLM)/.installed: requirements-vllm.lock
+	@test -x $(VLLM)/bin/python || python3 -m venv $(VLLM)
+	$(VLLM)/bin/python $(PIP) --no-deps -r requirements-vllm.lock
+	@touch $@
+
+models: $(QWEN) $(SMOLLM)
+
+$(QWEN): $(LLAMA)/.installed rag/models.py
+	$(LLAMA)/bin/python rag/models.py qwen $(MODELS)
+	@touch $@
+
+$(SMOLLM): $(VLLM)/.installed rag/models.py
+	$(VLLM)/bin/python rag/models.py smollm2 $(MODELS)
+	@touch $@
+
 testdata: $(TESTDATA)/.done
 $(TESTDATA)/.done:
 	@mkdir -p $(TESTDATA)/debs
@@ -32,6 +68,8 @@ test-fast: setup testdata
 
 bench: setup testdata
 	$(PY) bench/ingest.py
+	$(PY) bench/chunking.py
+	$(PY) bench/answer.py
 
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^hearth' > requirements.lock.new && \

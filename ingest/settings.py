@@ -16,6 +16,7 @@ from pathlib import Path
 import platformdirs
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+PROJECT = Path(__file__).resolve().parent.parent  # the checkout: `make setup` builds models and engines here
 
 
 def _default_home() -> Path:
@@ -37,6 +38,30 @@ class Settings:
     chunk_overlap: int = 24
     max_file_mb: float = 200.0
     """Files larger than this are reported and skipped."""
+    library: str = ""
+    """The library folder (uploads land here; exports show paths relative to it). Default <home>/library."""
+
+    # --- answering ------------------------------------------------------------------------------
+    llm_url: str = ""
+    """An OpenAI-compatible server to use instead of the one Hearth manages (e.g. http://gpu-box:8000/v1)."""
+    llm_api_key: str = ""
+    llm_engine: str = "auto"
+    """Server Hearth starts: auto (vllm with an NVIDIA GPU, else llamacpp), llamacpp or vllm."""
+    llm_model: str = ""
+    """GGUF file (llamacpp) or model folder/name (vllm); empty = the model `make setup` built."""
+    llm_port: int = 8765
+    llm_context: int = 4096
+    llm_timeout: float = 120.0
+    """Seconds to wait for the server's next token before giving up on an answer."""
+    llm_start_timeout: float = 600.0
+    vllm_args: str = ""
+    """Extra `vllm serve` arguments, e.g. "--tensor-parallel-size 2 --gpu-memory-utilization 0.92"."""
+    top_k: int = 5
+    min_score: float = 0.3
+    """Passages less similar than this are not shown to the model. Measured on the R manuals: off-topic
+    questions top out near 0.22, real ones start near 0.45."""
+    answer_max_tokens: int = 400
+    models_dir: Path = PROJECT / ".cache" / "models"
 
     @property
     def chroma_path(self) -> Path:
@@ -49,6 +74,10 @@ class Settings:
     @property
     def lock_path(self) -> Path:
         return self.home / "writer.lock"
+
+    @property
+    def library_dir(self) -> Path:
+        return Path(self.library).expanduser() if self.library else self.home / "library"
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

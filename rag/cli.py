@@ -204,6 +204,117 @@ def _print_hits(query: str, hits):
 
 
 @app.command()
+def ask(
+    question: str = typer.Argument(..., help="Your question"),
+    k: Optional[int] = typer.Option(None, "--k", "-k", min=1, max=50, help="Passages to give the model [default: HEARTH_TOP_K]"),
+    collection: Optional[str] = CollectionOpt,
+    export: Optional[Path] = typer.Option(None, "--export", help="Also write the answer as Markdown to this file"),
+    as_json: bool = JsonOpt,
+):
+    """Answer QUESTION from your documents, streaming, then list the sources it cites."""
+    from rag.answer import Answerer
+
+    with _library(collection) as lib:
+        stream = Answerer(lib).ask(question, k=k)
+        if as_json:
+            result = stream.collect()
+            print(json.dumps(result.to_json(), indent=2))
+        else:
+            for text in stream:
+                out.print(escape(text), end="", soft_wrap=True)
+            out.print()
+            result = stream.result
+            _print_sources(result)
+        if export:
+            from rag import export as md
+
+            md.write(export, md.answer_markdown(result, lib.settings.library_dir, lib.name))
+            if not as_json:
+                out.print(f"[dim]exported to {escape(str(export))}[/]")
+    raise typer.Exit(1 if result.error and not result.answer else 0)
+
+
+def _print_sources(result):
+    if result.error:
+        err.print(f"[yellow]{escape(result.error)}[/]")
+    cited = {c.n for c in result.citations}
+    if result.passages:
+        out.print("\n[bold]Sources[/]" + ("" if cited else " [dim](retrieved; none cited)[/]"))
+    for n, hit in enumerate(result.passages, 1):
+        mark = "[green]✓[/]" if n in cited else " "
+        where = escape(hit.source) + (f", page {hit.page}" if hit.page else "")
+        out.print(f" {mark} [{n}] {where}" + (f"  [dim]§ {escape(hit.section)}[/]" if hit.section else ""))
+    t = result.timings
+    out.print(f"[dim]{escape(result.model or 'no model')} · retrieve {t.get('retrieve_ms', 0)} ms · first token "
+              f"{t.get('first_token_ms', '-')} ms · total {t.get('total_ms', 0)} ms[/]")
+
+
+llm_app = typer.Typer(help="The local model server Hearth runs (llama.cpp on CPU, vLLM on GPU).", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("start")
+def llm_start(
+    engine: Optional[str] = typer.Option(None, "--engine", help="auto (vllm with an NVIDIA GPU, else llamacpp), llamacpp or vllm"),
+    model: Optional[str] = typer.Option(None, "--model", help="GGUF file (llamacpp) or model folder/name (vllm)"),
+    port: Optional[int] = typer.Option(None, "--port", help="Preferred port [default: HEARTH_LLM_PORT]"),
+):
+    """Start the model server in the background (or reuse the running one) and wait until it answers."""
+    from rag import llm_server
+
+    settings = load_settings(llm_model=model, llm_port=port, llm_engine=engine)
+    try:
+        started = time.perf_counter()
+        info = llm_server.start(settings, on_wait=lambda m: err.print(f"[dim]{escape(m)}[/]"))
+    except llm_server.ServerError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1)
+    out.print(f"{info.engine} serving {escape(info.model)} at {info.url} (pid {info.pid}; "
+              f"ready in {time.perf_counter() - started:.1f} s)")
+
+
+@llm_app.command("stop")
+def llm_stop():
+    """Stop the model server Hearth started."""
+    from rag import llm_server
+
+    out.print("stopped" if llm_server.stop(load_settings()) else "no Hearth-managed server is running")
+
+
+@llm_app.command("status")
+def llm_status(as_json: bool = JsonOpt):
+    """Which server Hearth would use, and whether it answers."""
+    from dataclasses import asdict
+
+    from rag import llm_server
+
+    settings = load_settings()
+    info = llm_server.current(settings)
+    models = llm_server.healthy(info.url, settings.llm_api_key) if info else None
+    if as_json:
+        print(json.dumps({"running": info is not None, "healthy": models is not None, "models": models or [],
+                          **(asdict(info) if info else {})}, indent=2))
+    elif info is None:
+        out.print("no model server: start one with `hearth llm start`, or set HEARTH_LLM_URL")
+    else:
+        state = "[green]answering[/]" if models is not None else "[red]not answering[/]"
+        out.print(f"{info.engine} {escape(info.model)} at {info.url}: {state}" + (f" (pid {info.pid})" if info.pid else ""))
+    raise typer.Exit(0 if models is not None else 1)
+
+
+@llm_app.command("logs")
+def llm_logs(lines: int = typer.Option(40, "--lines", "-n")):
+    """The end of the model server's log."""
+    from rag import llm_server
+
+    settings = load_settings()
+    info = llm_server.current(settings)
+    logs = sorted((settings.home / "logs").glob("llm-*.log"), key=os.path.getmtime) if (settings.home / "logs").is_dir() else []
+    log = info.log if info and info.log else (str(logs[-1]) if logs else None)
+    print(llm_server.tail(log, lines) if log else "no log yet")
+
+
+@app.command()
 def collections(as_json: bool = JsonOpt):
     """List collections with their embedding model and number of documents."""
     from ingest.manifest import Manifest

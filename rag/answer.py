@@ -85,7 +85,10 @@ def format_passages(passages: list[Hit]) -> str:
 def build_messages(question: str, passages: list[Hit]):
     from llama_index.core.llms import ChatMessage
 
-    user = f"{format_passages(passages)}\n\nQuestion: {question}"
+    # The reminder after the question is what makes a 1.5B model cite: measured on six questions
+    # about the R manuals, 0/6 answers cited without it, 4-6/6 with it.
+    user = (f"{format_passages(passages)}\n\nQuestion: {question}\n"
+            "Answer in at most three sentences, each ending with its passage number, like [2].")
     return [ChatMessage(role="system", content=SYSTEM_PROMPT), ChatMessage(role="user", content=user)]
 
 

@@ -148,8 +148,10 @@ def _command(engine: str, settings: Settings, port: int) -> tuple[list[str], dic
         argv.append("--enforce-eager")  # starts in ~30 s on CPU instead of ~90 s compiling
         env.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{(os.cpu_count() or 2) - 1}", VLLM_CPU_KVCACHE_SPACE="1")
     argv += shlex.split(settings.vllm_args)
-    env.update(VLLM_CACHE_ROOT=str(settings.home / "vllm-cache"), VLLM_NO_USAGE_STATS="1",
-               DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.update(VLLM_CACHE_ROOT=str(settings.home / "vllm-cache"), VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
+    # No model hub unless the user explicitly allows it (HF_HUB_OFFLINE=0 to let vLLM download a model).
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        env[var] = os.environ.get(var, "1")
     return argv, env, name
 
 

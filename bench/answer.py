@@ -84,6 +84,7 @@ def bench_engine(engine: str, home: Path, questions: list[str]) -> dict:
         llm_server.stop(settings)
         lib.close()
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]} if rows else {}
+    med["cited"] = sum(1 for r in rows if r["cited"])  # answers with at least one valid citation
     return {"engine": engine, "model": server.model, "start_s": start_s, "n": len(rows), **med}
 
 
@@ -107,8 +108,9 @@ def main():
             continue
         print(f"{r['engine']:9s} {r['model']:36s} {r['start_s']:8.1f} {r['retrieve_ms']:12.0f} {r['first_token_ms']:13.0f} "
               f"{r['direct_first_token_ms']:10.0f} {r['first_token_ms'] / r['direct_first_token_ms']:14.2f} "
-              f"{r['tokens_per_s']:9.1f} {r['tokens']:7.0f} {r['cited']:6.0f}")
-    print(f"medians over {results[0]['n']} questions; prompt ~{results[0].get('prompt_chars', 0):.0f} chars")
+              f"{r['tokens_per_s']:9.1f} {r['tokens']:7.0f} {r['cited']:>3d}/{r['n']}")
+    print(f"medians over {results[0]['n']} questions; prompt ~{results[0].get('prompt_chars', 0):.0f} chars; "
+          "cited = answers with at least one valid citation")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,9 @@ class Manifest:
         )
         return {row[0]: FileRecord(*row) for row in rows}
 
+    def has_files(self) -> bool:
+        return self.db.execute("SELECT 1 FROM files WHERE collection=? LIMIT 1", (self.collection,)).fetchone() is not None
+
     def live_doc_ids(self, doc_ids) -> set[str]:
         doc_ids = list(set(doc_ids))
         if not doc_ids:

@@ -139,11 +139,19 @@ class Answerer:
         self.library = library
         self.settings: Settings = library.settings
         self.server = server
+        self._llms: dict = {}
 
     def _server(self) -> llm_server.ServerInfo | None:
         return self.server or llm_server.current(self.settings)
 
     def llm(self, server: llm_server.ServerInfo, max_tokens: int | None = None):
+        """The client for `server`, made once and reused (it holds the HTTP connection pool)."""
+        key = (server.url, server.model, server.engine, max_tokens)
+        if key not in self._llms:
+            self._llms[key] = self._make_llm(server, max_tokens)
+        return self._llms[key]
+
+    def _make_llm(self, server: llm_server.ServerInfo, max_tokens: int | None):
         from llama_index.llms.openai_like import OpenAILike
 
         extra = {"repeat_penalty": 1.0} if server.engine == "llamacpp" else {}  # 1.1 (its default) measured worse

@@ -23,7 +23,7 @@ class Hit:
 
 def search(library: Library, query: str, k: int = 5) -> list[Hit]:
     query = " ".join(query.split())
-    if not query or not library.manifest.files():
+    if not query or not library.manifest.has_files():
         return []
     vector = library.embedder.embed([query])
     col = library.collection

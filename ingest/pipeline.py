@@ -420,7 +420,3 @@ def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:
     if c.heading:
         meta["section"] = c.heading[:500]
     return meta
-
-
-def sync(library: Library, paths: Iterable[str | os.PathLike], progress=None) -> Report:
-    return Ingestor(library, progress).sync(paths)

@@ -7,7 +7,6 @@ The CLI and the app both build their settings here, so they always agree.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -78,9 +77,6 @@ class Settings:
     @property
     def library_dir(self) -> Path:
         return Path(self.library).expanduser() if self.library else self.home / "library"
-
-    def replace(self, **changes) -> "Settings":
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def _coerce(value, to_type: str):

@@ -26,7 +26,6 @@ from .store import MAX_BATCH
 
 GROUP_CHUNKS = 256  # embed and commit files in groups of about this many chunks
 LOOKAHEAD = 4  # files parsed ahead of the embedder
-PROGRESS_EVERY = 64  # chunks embedded between progress reports
 IGNORED_PREFIXES = (".", "~$", ".~lock")
 IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
 
@@ -351,8 +350,10 @@ class Ingestor:
         fresh = [p for p in group if p.job.source is None]
         texts = [c.text for p in fresh for c in p.chunks]
         parts = []
-        for i in range(0, len(texts), PROGRESS_EVERY):  # in slices, so a big file shows progress
-            parts.append(self.lib.embedder.embed(texts[i : i + PROGRESS_EVERY]))
+        # In group-sized slices: a big file still shows progress, and each slice is long enough for
+        # sentence-transformers' length sorting to keep padding low.
+        for i in range(0, len(texts), GROUP_CHUNKS):
+            parts.append(self.lib.embedder.embed(texts[i : i + GROUP_CHUNKS]))
             self.embedded += len(parts[-1])
             self.progress(group[-1].job.path, done, total, self.embedded)
         vectors = [v for part in parts for v in part]

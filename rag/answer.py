@@ -95,14 +95,12 @@ def build_messages(question: str, passages: list[Hit]):
 
 def check_citations(text: str, passages: list[Hit]) -> tuple[str, list[Citation]]:
     """Drop citation numbers that name no passage; map the rest to file, page and passage."""
-    used: list[int] = []
+    used: set[int] = set()
 
     def keep(match: re.Match) -> str:
         numbers = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
         valid = [n for n in numbers if 1 <= n <= len(passages)]
-        for n in valid:
-            if n not in used:
-                used.append(n)
+        used.update(valid)
         return "".join(f"[{n}]" for n in valid)
 
     cleaned = _CITE.sub(keep, text)
@@ -201,7 +199,7 @@ class AnswerStream:
                              {"retrieve_ms": round(1000 * (time.perf_counter() - t))}, error=error)
 
     def __iter__(self) -> Iterator[str]:
-        result, settings = self.result, self.answerer.settings
+        result = self.result
         if not self.passages:
             result.answer = NOTHING_FOUND
             yield NOTHING_FOUND

@@ -45,6 +45,11 @@ class Library:
         if stored is not None and tuple(stored) != wanted:
             raise ModelMismatch(mismatch_message(self.name, stored, wanted))
 
+    @property
+    def folder(self):
+        """Where files added through the app are stored: <library folder>/<collection>."""
+        return self.settings.library_dir / self.name
+
     def documents(self) -> list[FileRecord]:
         return list(self.manifest.files().values())
 

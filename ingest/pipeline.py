@@ -114,8 +114,11 @@ class Ingestor:
         self.embedded = 0  # chunks embedded by this Ingestor
 
     # --- public API -----------------------------------------------------------------------------
-    def sync(self, paths: Iterable[str | os.PathLike]) -> Report:
-        """Make the collection hold exactly the supported files under `paths` (files or folders)."""
+    def sync(self, paths: Iterable[str | os.PathLike], force: bool = False) -> Report:
+        """Make the collection hold exactly the supported files under `paths` (files or folders).
+
+        force=True re-reads and re-embeds every file found, changed or not (the app's "re-index").
+        """
         report, started = Report(), time.perf_counter()
         report.repaired = self.repair()
         found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths])
@@ -127,7 +130,7 @@ class Ingestor:
         for arg in missing_args:
             if not any(_under(p, arg) for p in records):
                 report.results.append(FileResult(arg, "failed", reason="no such file or folder"))
-        jobs, moves = self._plan(found, records, gone, report)
+        jobs, moves = self._plan(found, records, gone, report, force)
         for old_path, new_path, stat in moves:
             self._move(records[old_path], new_path, stat, report)
             gone.pop(old_path, None)
@@ -196,7 +199,7 @@ class Ingestor:
             except OSError:
                 continue
 
-    def _plan(self, found, records, gone, report):
+    def _plan(self, found, records, gone, report, force=False):
         problems = self.manifest.problems()
         limit = int(self.lib.settings.max_file_mb * 1024 * 1024)
         by_hash: dict[str, list[FileRecord]] = {}
@@ -206,11 +209,11 @@ class Ingestor:
         jobs, moves = [], []
         for path, st in sorted(found.items()):
             rec = records.get(path)
-            if rec and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
+            if not force and rec and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
                 report.unchanged += 1
                 continue
             known = problems.get(path)
-            if not rec and known and known[1:] == (st.st_size, st.st_mtime_ns):
+            if not force and not rec and known and known[1:] == (st.st_size, st.st_mtime_ns):
                 report.results.append(FileResult(path, "skipped", reason=f"{known[0]} (unchanged since)"))
                 continue
             if st.st_size > limit:
@@ -221,6 +224,9 @@ class Ingestor:
                 sha = file_sha256(path)
             except OSError as exc:
                 self._fail(report, path, st, f"cannot read: {exc.strerror or exc}")
+                continue
+            if force:
+                jobs.append(_Job(path, st, sha, old=rec))
                 continue
             if rec and rec.sha256 == sha:  # touched, not changed
                 self.manifest.touch_file(path, st.st_size, st.st_mtime_ns)

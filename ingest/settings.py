@@ -60,6 +60,8 @@ class Settings:
     """Passages less similar than this are not shown to the model. Measured on the R manuals: off-topic
     questions top out near 0.22, real ones start near 0.45."""
     answer_max_tokens: int = 400
+    app_port: int = 8501
+    """Port of the app (`make run`, `hearth serve`); the next free one is taken if it is busy."""
     models_dir: Path = PROJECT / ".cache" / "models"
 
     @property

@@ -58,35 +58,19 @@ def ingest(
     paths: List[Path] = typer.Argument(..., help="Files or folders to keep in the library"),
     collection: Optional[str] = CollectionOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file failed"),
+    force: bool = typer.Option(False, "--force", help="Re-read and re-embed every file, changed or not"),
     reembed: bool = typer.Option(False, "--reembed", help="Rebuild the collection with the configured embedding model"),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another process is writing"),
     as_json: bool = JsonOpt,
 ):
     """Add, update and remove documents so the collection matches PATHS (incremental)."""
-    from ingest.pipeline import Ingestor
-
     with _library(collection) as lib:
         with lib.writing(wait=0 if no_wait else None, on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
             if reembed:
                 previous = [rec.path for rec in lib.documents()]
                 lib.drop()
                 paths = list(paths) + [Path(p) for p in previous]
-            progress = Progress(
-                TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.0f} chunks/s"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[file]}"),
-                console=err, transient=True, disable=as_json,
-            )
-            started = time.perf_counter()
-            task = progress.add_task("ingest", total=None, chunks=0, rate=0.0, file="")
-
-            def on_file(path, done, total, chunks):
-                rate = chunks / max(time.perf_counter() - started, 1e-6)
-                progress.update(task, completed=done, total=total, chunks=chunks, rate=rate,
-                                file=escape(os.path.basename(path))[:40])
-
-            with progress:
-                report = Ingestor(lib, on_file).sync(paths)
+            report = _sync(lib, paths, force, quiet=as_json)
     if as_json:
         print(json.dumps({
             "collection": lib.name, "seconds": round(report.seconds, 3), "unchanged": report.unchanged,
@@ -98,6 +82,28 @@ def ingest(
     else:
         _print_report(report, lib.name)
     raise typer.Exit(report.exit_code(strict))
+
+
+def _sync(lib, paths, force: bool = False, quiet: bool = False):
+    """Ingestor.sync with a progress bar on stderr (files, chunks, rate, ETA)."""
+    from ingest.pipeline import Ingestor
+
+    progress = Progress(
+        TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+        TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.0f} chunks/s"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[file]}"),
+        console=err, transient=True, disable=quiet,
+    )
+    started = time.perf_counter()
+    task = progress.add_task("ingest", total=None, chunks=0, rate=0.0, file="")
+
+    def on_file(path, done, total, chunks):
+        rate = chunks / max(time.perf_counter() - started, 1e-6)
+        progress.update(task, completed=done, total=total, chunks=chunks, rate=rate,
+                        file=escape(os.path.basename(path))[:40])
+
+    with progress:
+        return Ingestor(lib, on_file).sync(paths, force=force)
 
 
 def _print_report(report, collection: str):
@@ -247,6 +253,41 @@ def _print_sources(result):
     t = result.timings
     out.print(f"[dim]{escape(result.model or 'no model')} · retrieve {t.get('retrieve_ms', 0)} ms · first token "
               f"{t.get('first_token_ms', '-')} ms · total {t.get('total_ms', 0)} ms[/]")
+
+
+@app.command()
+def serve(
+    port: Optional[int] = typer.Option(None, "--port", help="Preferred port [default: HEARTH_APP_PORT, 8501]"),
+    samples: bool = typer.Option(True, "--samples/--no-samples", help="Ingest data/ when the library is empty"),
+    llm: bool = typer.Option(True, "--llm/--no-llm", help="Start the local model server in the background"),
+):
+    """Start the model server (in the background), add the sample documents to an empty library, and
+    serve the app on 127.0.0.1. `make run` runs this."""
+    from ingest.settings import PROJECT
+    from rag import llm_server
+
+    settings = load_settings()
+    if llm and not settings.llm_url:
+        try:
+            info = llm_server.start(settings, wait=False)
+            out.print(f"model server: {info.engine} {escape(info.model)} at {info.url} "
+                      f"(log: {escape(info.log or '-')}; `hearth llm stop` stops it)")
+        except llm_server.ServerError as exc:  # the app still searches; it says why it can't answer
+            err.print(f"[yellow]model server not started:[/] {escape(str(exc))}")
+    if samples:
+        with _library(None) as lib:
+            if not lib.manifest.has_files() and not lib.manifest.problems():
+                out.print(f"empty library: adding the sample documents in {PROJECT / 'data'}")
+                with lib.writing(on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
+                    _print_report(_sync(lib, [PROJECT / "data"]), lib.name)
+    port = llm_server.free_port(port or settings.app_port)
+    argv = [sys.executable, "-m", "streamlit", "run", str(PROJECT / "app.py"), "--server.address", "127.0.0.1",
+            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.maxUploadSize", str(max(1, int(settings.max_file_mb)))]
+    out.print(f"[bold]Hearth is at http://127.0.0.1:{port}[/] (Ctrl-C stops the app)")
+    sys.stdout.flush()
+    os.chdir(PROJECT)  # Streamlit reads .streamlit/config.toml from the working folder
+    os.execv(sys.executable, argv)
 
 
 llm_app = typer.Typer(help="The local model server Hearth runs (llama.cpp on CPU, vLLM on GPU).", no_args_is_help=True)

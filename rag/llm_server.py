@@ -112,7 +112,8 @@ def current(settings: Settings) -> ServerInfo | None:
     return info
 
 
-def _free_port(preferred: int) -> int:
+def free_port(preferred: int) -> int:
+    """`preferred` if nothing listens there on 127.0.0.1, else any free port."""
     for port in [preferred, 0]:
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
@@ -161,7 +162,7 @@ def start(settings: Settings, engine: str | None = None, wait: bool = True, on_w
     if running is not None:
         return running
     engine = engine or pick_engine(settings)
-    port = _free_port(settings.llm_port)
+    port = free_port(settings.llm_port)
     argv, extra_env, name = _command(engine, settings, port)
     if not Path(argv[0]).exists():
         raise ServerError(f"{engine} is not installed ({argv[0]} missing): run `make setup`")

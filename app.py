@@ -1,0 +1,344 @@
+"""Hearth's app: chat with your documents, manage the library. `make run` serves it on 127.0.0.1.
+
+A question goes: chat_page() -> rag.answer.Answerer.ask (search + prompt + stream) -> show_answer().
+Uploads go: library_page() -> rag.uploads.save -> ingest.pipeline.Ingestor.sync. All document text
+is shown through rag.render, which escapes it: no HTML from a document or a model ever runs here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import streamlit as st
+
+from ingest import loaders
+from ingest.embedding import Embedder
+from ingest.library import Library
+from ingest.lock import StoreBusy
+from ingest.manifest import Manifest
+from ingest.pipeline import Ingestor
+from ingest.settings import Settings, load_settings
+from ingest.store import check_collection_name
+from rag import export, llm_server, render, uploads
+from rag.answer import Answer, Answerer
+
+st.set_page_config(page_title="Hearth", page_icon="🔥", layout="wide")
+state = st.session_state
+
+
+@st.cache_resource(show_spinner="Loading the embedding model…")
+def shared_embedder(name: str, batch_size: int) -> Embedder:
+    """One model for every browser session (loading it takes seconds)."""
+    embedder = Embedder(name, batch_size)
+    embedder.embed(["warm up"])
+    return embedder
+
+
+def current_settings() -> Settings:
+    """HEARTH_* settings, with what this browser session changed in the sidebar on top."""
+    return load_settings(**state.setdefault("overrides", {}))
+
+
+def open_library(settings: Settings) -> Library:
+    lib = Library(settings, state.get("collection") or settings.collection)
+    lib.embedder = shared_embedder(settings.embed_model, settings.embed_batch_size)
+    return lib
+
+
+def flash(kind: str, message: str):
+    """A message shown once, after the rerun that an action triggers."""
+    state.setdefault("flash", []).append((kind, message))
+
+
+def show_flash():
+    for kind, message in state.pop("flash", []):
+        getattr(st, kind)(render.text(message))
+
+
+# --- sidebar: collection, model server, retrieval settings, store health -------------------------
+def create_collection():
+    name = state.get("new_collection", "").strip()
+    try:
+        check_collection_name(name)
+    except ValueError as exc:
+        flash("error", str(exc))
+        return
+    state.collection = name  # runs before the selectbox is drawn, so it may set its value
+    state.new_collection = ""
+    flash("success", f"collection '{name}' created: add documents to it in the Library")
+
+
+def sidebar(settings: Settings, lib: Library):
+    with st.sidebar:
+        st.title(":material/local_fire_department: Hearth")
+        st.radio("Page", ["Chat", "Library"], key="page", horizontal=True, label_visibility="collapsed")
+        names = [row[0] for row in Manifest(settings.manifest_path, lib.name).collections()]
+        if lib.name not in names:
+            names.append(lib.name)
+        state.collection = lib.name
+        st.selectbox("Collection", sorted(names), key="collection")
+        with st.popover("New collection"):
+            st.text_input("Name", key="new_collection", placeholder="work-papers")
+            st.button("Create", on_click=create_collection)
+        server_status(settings)
+        with st.expander("Settings"):
+            model_settings(settings)
+        store_status(lib)
+
+
+def server_status(settings: Settings):
+    info = llm_server.current(settings)
+    models = llm_server.healthy(info.url, settings.llm_api_key, timeout=1.0) if info else None
+    starting = info is not None and models is None and info.managed
+
+    @st.fragment(run_every=2 if starting else None)
+    def status():
+        now = llm_server.current(settings)
+        ready = now is not None and llm_server.healthy(now.url, settings.llm_api_key, timeout=1.0) is not None
+        if starting and (ready or now is None):
+            st.rerun()  # the server is up (or gone): redraw the whole page
+        st.subheader("Model server")
+        if info is None:
+            st.warning("No model server is running: questions show sources but no answer.")
+            st.button("Start the model server", on_click=start_server, args=(settings,))
+        elif models is None:
+            since = f" for {time.time() - info.started_at:.0f} s" if info.started_at else ""
+            st.info(render.text(f"{info.engine} ({info.model}) is starting{since}…"))
+        else:
+            st.success(render.text(f"{info.engine} · {info.model} · answering"))
+        if info is not None:
+            st.caption(render.text(info.url))
+
+    status()
+
+
+def start_server(settings: Settings):
+    try:
+        llm_server.start(settings, wait=False)
+    except llm_server.ServerError as exc:
+        flash("error", f"could not start the model server: {exc}")
+
+
+def model_settings(settings: Settings):
+    """Per-session choices; the defaults come from HEARTH_* settings."""
+    base = load_settings()
+    st.text_input("Model server URL", key="llm_url", placeholder="Hearth's own server",
+                  help="Any OpenAI-compatible server, e.g. http://gpu-box:8000/v1")
+    st.text_input("Model name", key="llm_model", placeholder="the server's first model")
+    st.slider("Passages per answer (top-k)", 1, 20, base.top_k, key="top_k")
+    st.slider("Minimum similarity", 0.0, 1.0, base.min_score, 0.05, key="min_score",
+              help="Passages less similar than this are not given to the model")
+    wanted = {k: state[k].strip() if isinstance(state[k], str) else state[k]
+              for k in ("llm_url", "llm_model", "top_k", "min_score")}
+    changed = {k: v for k, v in wanted.items() if v != getattr(base, k)}
+    if changed != state.overrides:
+        state.overrides = changed
+        st.rerun()
+
+
+def store_status(lib: Library):
+    st.subheader("Store")
+    try:
+        docs, chunks = len(lib.documents()), lib.collection.count()
+    except Exception as exc:  # a broken store must be visible, not a blank page
+        st.error(render.text(f"the store at {lib.settings.chroma_path} does not open: {exc}"))
+        return
+    st.caption(render.text(f"{docs} documents · {chunks} chunks in '{lib.name}' · {lib.settings.home}"))
+
+
+# --- chat -------------------------------------------------------------------------------------
+def chat_page(lib: Library):
+    history: list[Answer] = state.setdefault("chats", {}).setdefault(lib.name, [])
+    left, right = st.columns([3, 1])
+    left.header("Ask your documents")
+    with right:
+        if history:
+            st.button("New chat", on_click=history.clear, icon=":material/add_comment:")
+            st.download_button("Export chat", export.chat_markdown(history, lib.folder, lib.name),
+                               file_name="hearth-chat.md", mime="text/markdown", on_click="ignore", icon=":material/download:")
+    if not lib.manifest.has_files():
+        st.info("The library is empty: add documents on the Library page (sidebar).")
+    for i, answer in enumerate(history):
+        with st.chat_message("user"):
+            st.markdown(render.text(answer.question))
+        with st.chat_message("assistant"):
+            show_answer(answer, i, lib)
+    question = st.chat_input("Ask a question about your documents")
+    if question:
+        ask(lib, question, history)
+
+
+def ask(lib: Library, question: str, history: list[Answer]):
+    with st.chat_message("user"):
+        st.markdown(render.text(question))
+    with st.chat_message("assistant"):
+        with st.spinner("Searching your documents…"):
+            stream = Answerer(lib).ask(question, [(a.question, a.answer) for a in history if a.answer])
+        shown = st.empty()
+        if stream.passages:  # sources are known before the first token: show them while it streams
+            st.caption(render.text("Sources: " + " · ".join(_where(h.source, h.page, lib) for h in stream.passages)))
+        text = ""
+        with shown.container():
+            st.caption("Thinking…")
+        for delta in stream:
+            text += delta
+            shown.markdown(render.answer(text) + " ▌")
+    history.append(stream.result)
+    st.rerun()
+
+
+def _where(source: str, page: int | None, lib: Library) -> str:
+    return export.display_path(source, lib.folder) + (f", page {page}" if page else "")
+
+
+def show_answer(answer: Answer, i: int, lib: Library):
+    if answer.answer:
+        st.markdown(render.answer(answer.answer))
+    if answer.incomplete or answer.error:
+        st.warning(render.text(answer.error or "the answer is incomplete"))
+    t = answer.timings
+    st.caption(render.text(" · ".join(bit for bit in (
+        answer.model, f"first token {t['first_token_ms'] / 1000:.1f} s" if "first_token_ms" in t else "",
+        f"total {t.get('total_ms', 0) / 1000:.1f} s",
+        f"searched for: {answer.query}" if answer.query and answer.query != answer.question else "") if bit)))
+    st.download_button("Export answer", export.answer_markdown(answer, lib.folder, lib.name),
+                       file_name=f"hearth-answer-{i + 1}.md", mime="text/markdown", key=f"export-{i}",
+                       on_click="ignore", icon=":material/download:")
+    cited = {c.n for c in answer.citations}
+    for n, hit in enumerate(answer.passages, 1):
+        mark = "cited" if n in cited else "not cited"
+        label = f"[{n}] {_where(hit.source, hit.page, lib)}" + (f" · § {hit.section}" if hit.section else "")
+        with st.expander(render.text(f"{label} · {mark}"), expanded=n in cited):
+            st.markdown(render.passage(hit.text, render.claims_citing(answer.answer, n) if n in cited else []))
+            source_download(hit.source, f"src-{i}-{n}")
+
+
+def source_download(path: str, key: str):
+    if os.path.isfile(path):
+        st.download_button("Open the original file", partial(Path(path).read_bytes), file_name=os.path.basename(path),
+                           key=key, on_click="ignore", icon=":material/description:")
+    else:
+        st.caption(render.text(f"{path} is no longer on disk"))
+
+
+# --- library ----------------------------------------------------------------------------------
+def library_page(lib: Library):
+    st.header("Library")
+    st.caption(render.text(f"Collection '{lib.name}'. Uploaded files are kept in {lib.folder}."))
+    state.setdefault("upload_round", 0)
+    files = st.file_uploader("Add documents", type=sorted(e.lstrip(".") for e in loaders.SUPPORTED),
+                             accept_multiple_files=True, key=f"upload-{state.upload_round}",
+                             help=f"Up to {lib.settings.max_file_mb:g} MB a file")
+    if files:
+        add_uploads(lib, files)
+    if state.get("last_results"):
+        st.subheader("Last run")
+        st.dataframe(state.last_results, hide_index=True, width="stretch")
+    documents_table(lib)
+
+
+def add_uploads(lib: Library, files):
+    rows, saved = [], []
+    for f in files:
+        try:
+            saved.append(str(uploads.save(lib.folder, f.name, f.getvalue(), lib.settings.max_file_mb)))
+        except uploads.UploadError as exc:
+            rows.append({"file": f.name, "status": "refused", "chunks": 0, "details": str(exc)})
+    if saved:
+        report = run_ingest(lib, saved)
+        if report is not None:
+            rows += _report_rows(report, lib)
+    state.last_results = rows
+    state.upload_round += 1  # a fresh, empty uploader
+    st.rerun()
+
+
+def run_ingest(lib: Library, paths: list[str], force: bool = False):
+    """Ingest with a progress bar; None (and a message) when another writer holds the store."""
+    bar = st.progress(0.0, text="Starting…")
+
+    def on_file(path, done, total, chunks):
+        bar.progress(done / total if total else 1.0,
+                     text=render.text(f"{done}/{total} files · {chunks} chunks embedded · {os.path.basename(path)}"))
+
+    try:
+        with lib.writing(wait=120, on_wait=lambda m: bar.progress(0.0, text=render.text(m))):
+            return Ingestor(lib, on_file).sync(paths, force=force)
+    except StoreBusy as exc:
+        flash("error", str(exc))
+        return None
+
+
+def _report_rows(report, lib: Library) -> list[dict]:
+    return [{"file": export.display_path(r.path, lib.folder), "status": r.status, "chunks": r.chunks,
+             "details": r.reason} for r in report.results] + (
+        [{"file": f"{report.unchanged} file(s)", "status": "unchanged", "chunks": 0, "details": ""}]
+        if report.unchanged else [])
+
+
+def documents_table(lib: Library):
+    records = sorted(lib.documents(), key=lambda r: r.path)
+    problems = lib.manifest.problems()
+    st.subheader(f"{len(records)} documents")
+    show_flash()
+    if records:
+        st.dataframe([{
+            "file": export.display_path(r.path, lib.folder), "pages": r.pages, "chunks": r.chunks,
+            "size KB": round(r.size / 1024), "last indexed": datetime.fromtimestamp(r.indexed_at).strftime("%Y-%m-%d %H:%M"),
+            "notes": r.notes or "",
+        } for r in records], hide_index=True, width="stretch")
+    if problems:
+        st.subheader("Not ingested")
+        st.dataframe([{"file": export.display_path(p, lib.folder), "reason": v[0]} for p, v in problems.items()],
+                     hide_index=True, width="stretch")
+    choices = [r.path for r in records] + [p for p in problems if p not in {r.path for r in records}]
+    if not choices:
+        return
+    picked = st.multiselect("Select documents", choices, format_func=lambda p: export.display_path(p, lib.folder))
+    left, right, _ = st.columns([1, 1, 4])
+    if left.button("Delete", disabled=not picked, icon=":material/delete:"):
+        delete(lib, picked)
+    if right.button("Re-index", disabled=not picked, icon=":material/refresh:"):
+        report = run_ingest(lib, picked, force=True)
+        if report is not None:
+            state.last_results = _report_rows(report, lib)
+        st.rerun()
+
+
+def delete(lib: Library, paths: list[str]):
+    """Forget the documents; files that were uploaded here (inside the library folder) are deleted too."""
+    try:
+        with lib.writing(wait=120):
+            removed = Ingestor(lib).remove(paths)
+    except StoreBusy as exc:
+        flash("error", str(exc))
+        st.rerun()
+    folder = str(lib.folder.resolve()) + os.sep
+    for path in paths:
+        if os.path.realpath(path).startswith(folder) and os.path.isfile(path):
+            os.remove(path)
+    kept = [p for p in paths if not os.path.realpath(p).startswith(folder)]
+    flash("success", f"deleted {len(removed)} document(s), {sum(r.chunks for r in removed)} chunks"
+          + (f"; {len(kept)} file(s) outside the library folder stay on disk" if kept else ""))
+    st.rerun()
+
+
+def main():
+    settings = current_settings()
+    lib = open_library(settings)
+    try:
+        sidebar(settings, lib)
+        if state.page == "Library":
+            library_page(lib)
+        else:
+            show_flash()
+            chat_page(lib)
+    finally:
+        lib.close()
+
+
+main()

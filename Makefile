@@ -19,7 +19,7 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(foreach p,avx:AVX avx2:AVX2
   avx_vnni:AVX_VNNI avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16,\
   $(if $(filter $(word 1,$(subst :, ,$(p))),$(CPU_FLAGS)),-DGGML_$(word 2,$(subst :, ,$(p)))=ON))
 
-.PHONY: setup engines models test test-fast testdata bench lock clean
+.PHONY: setup engines models run test test-fast testdata browser bench lock clean
 
 setup: $(STAMP) engines models
 
@@ -63,7 +63,16 @@ $(TESTDATA)/.done:
 	for deb in $(TESTDATA)/debs/*.deb; do dpkg-deb -x $$deb $(TESTDATA)/root; done
 	@touch $@
 
-test: setup testdata
+# The app: model server in the background, sample documents into an empty library, then the app
+# on 127.0.0.1 (URL printed). Ctrl-C stops the app; `.venv/bin/hearth llm stop` stops the model server.
+run: setup
+	$(VENV)/bin/hearth serve
+
+# The browser test drives Debian's chromium (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -q chromium >/dev/null)
+
+test: setup testdata browser
 	$(PY) -m pytest -q -ra
 
 test-fast: setup testdata

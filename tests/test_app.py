@@ -1,0 +1,144 @@
+"""The app's page logic with Streamlit's AppTest: a real store, the real embedding model, no browser.
+
+The model server is either absent or a real process that does not answer yet (a server "starting");
+answers from a real model server are covered in the browser test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from ingest.pipeline import Ingestor
+from make_files import text_pdf
+
+FACTS = [
+    "Household paperwork. The tax return for 2025 is due on the 31st of July 2026.",
+    "Receipts must be kept for six years. <script>window.pwned=1</script> <img src=x onerror=alert(1)> df$x",
+    "The boiler is serviced every October by Northside Heating.",
+]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    text_pdf(root / "household.pdf", FACTS, title="Household")
+    return root
+
+
+@pytest.fixture
+def filled(library, corpus):
+    Ingestor(library).sync([corpus])
+    return library
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return at.run()
+
+
+def _labels(elements) -> list[str]:
+    return [e.label for e in elements]
+
+
+def _button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def _plain(md: str) -> str:
+    return md.replace("\\", "")
+
+
+def test_empty_library_and_no_model_server_are_said_plainly(home):
+    at = run_app()
+    assert not at.exception
+    assert any("library is empty" in i.value for i in at.info)
+    assert any("No model server is running" in w.value for w in at.sidebar.warning)
+    assert "Start the model server" in _labels(at.sidebar.button)
+
+
+def test_question_without_a_server_shows_sources_and_says_why(filled, corpus):
+    at = run_app()
+    at.chat_input[0].set_value("How long must receipts be kept?").run()
+    assert not at.exception
+    assert any("no model server is running" in w.value for w in at.warning)
+    labels = [_plain(e.label) for e in at.main.expander]
+    assert labels[0].startswith(f"[1] {corpus}/household.pdf, page 2")  # the best passage first, with its page
+    # The document's HTML is shown as text (escaped), and nothing else renders it.
+    cards = [_plain(m.value) for m in at.markdown if "window.pwned" in _plain(m.value)]
+    assert cards and "<script>window.pwned=1</script>" in cards[0] and "df$x" in cards[0]
+    assert at.session_state.chats["default"][0].question == "How long must receipts be kept?"
+
+
+def test_model_server_starting_is_shown_and_sources_still_come(filled, home):
+    # A real managed-server process that does not answer yet: the state Hearth is in while it starts.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (home / "llm.json").write_text(json.dumps({
+            "engine": "llamacpp", "model": "qwen", "url": "http://127.0.0.1:9/v1", "pid": sleeper.pid,
+            "port": 9, "log": None, "started_at": time.time() - 3, "managed": True}))
+        at = run_app()
+        assert any("is starting" in i.value for i in at.sidebar.info)
+        at.chat_input[0].set_value("When is the boiler serviced?").run()
+        assert any("still starting" in w.value for w in at.warning)
+        assert "page 3" in _plain(at.main.expander[0].label)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_new_chat_clears_the_history(filled):
+    at = run_app()
+    at.chat_input[0].set_value("When is the tax return due?").run()
+    assert len(at.session_state.chats["default"]) == 1 and "New chat" in _labels(at.button)
+    _button(at, "New chat").click().run()
+    assert at.session_state.chats["default"] == [] and not at.main.expander
+
+
+def test_collections_are_created_and_switched(filled):
+    at = run_app()
+    at.sidebar.text_input(key="new_collection").input("bad name!").run()
+    _button(at.sidebar, "Create").click().run()
+    assert any("invalid collection name" in e.value for e in at.error)
+    at.sidebar.text_input(key="new_collection").input("work-papers").run()
+    _button(at.sidebar, "Create").click().run()
+    assert at.sidebar.selectbox(key="collection").value == "work-papers"
+    at.sidebar.radio(key="page").set_value("Library").run()
+    assert any(h.value == "0 documents" for h in at.subheader)
+    at.sidebar.selectbox(key="collection").set_value("default").run()
+    assert any(h.value == "1 documents" for h in at.subheader)
+
+
+def test_library_lists_reindexes_and_deletes(open_library, home):
+    lib = open_library()
+    uploaded = lib.folder / "household.pdf"  # as the app stores an upload
+    lib.folder.mkdir(parents=True)
+    text_pdf(uploaded, FACTS, title="Household")
+    Ingestor(lib).sync([uploaded])
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["household.pdf"] and list(table["pages"]) == [3] and list(table["chunks"]) == [3]
+    at.multiselect[0].set_value([str(uploaded)]).run()
+    _button(at, "Re-index").click().run()
+    assert not at.exception
+    assert at.session_state.last_results[0]["status"] == "updated"
+    at.multiselect[0].set_value([str(uploaded)]).run()
+    _button(at, "Delete").click().run()
+    assert any("deleted 1 document(s), 3 chunks" in _plain(s.value) for s in at.success)
+    assert lib.documents() == [] and not uploaded.exists()  # an uploaded copy goes with its document
+
+
+def test_settings_change_retrieval_for_this_session_only(filled):
+    at = run_app()
+    at.sidebar.slider(key="top_k").set_value(1).run()
+    assert at.session_state.overrides == {"top_k": 1}
+    at.chat_input[0].set_value("When is the boiler serviced?").run()
+    assert len(at.main.expander) == 1

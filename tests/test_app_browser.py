@@ -1,0 +1,152 @@
+"""The app end to end in a real browser: Debian's chromium driven by Playwright, against the app
+as `hearth serve` starts it (streamlit on 127.0.0.1, llama.cpp with Qwen2.5-Coder-1.5B).
+
+Upload a PDF and a Markdown file holding <script> and <img onerror>, wait for ingestion, ask,
+check the source card (file and page), download the Markdown export, and check that the
+document's HTML shows as text with nothing executed. Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+from ingest.library import Library
+from ingest.settings import load_settings
+from make_files import text_pdf
+from rag import llm_server
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+ASK = "Ask a question about your documents"
+FACTS = [
+    "Household paperwork. The tax return for 2025 is due on the 31st of July 2026. "
+    "Late returns pay a penalty of 100 euros.",
+    "Receipts and bank statements must be kept for six years after the tax year ends. "
+    "Scan them and store the scans in the folder called Archive.",
+    "The boiler is serviced every October by Northside Heating. The service costs 95 euros.",
+]
+HOSTILE = """# Garden notes
+
+The garden gnome is called Bartholomew and he guards the tomato bed.
+<script>window.__pwned = "script"</script>
+<img src="x" onerror="window.__pwned = 'img'; alert('img')">
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hearth serve exited: {proc.stdout.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"nothing listening on {port} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    port = _free_port()
+    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), "serve", "--no-samples", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}", home
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        llm_server.stop(load_settings(home=home))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} missing: `make browser` installs Debian's chromium")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path):
+    url, home = app_url
+    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
+    (tmp_path / "garden notes.md").write_text(HOSTILE)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    started = time.perf_counter()
+    page.goto(url)
+    page.get_by_placeholder(ASK).wait_for(timeout=120_000)
+    print(f"\npage usable {time.perf_counter() - started:.1f} s after opening it")
+    page.get_by_text("answering").wait_for(timeout=300_000)  # the sidebar's model server status
+    page.screenshot(path=ARTIFACTS / "01-empty-library.png")
+
+    # Library: upload both files; ingestion runs with a progress bar, then the table lists them.
+    page.get_by_text("Library", exact=True).click()
+    page.locator("input[type=file]").set_input_files([tmp_path / "household.pdf", tmp_path / "garden notes.md"])
+    page.get_by_text("2 documents").wait_for(timeout=120_000)
+    page.screenshot(path=ARTIFACTS / "02-library-after-upload.png")
+    lib = Library(load_settings(home=home))
+    assert sorted(os.path.basename(r.path) for r in lib.documents()) == ["garden notes.md", "household.pdf"]
+    assert all(r.path.startswith(str(lib.folder)) for r in lib.documents())  # stored in the library folder
+    lib.close()
+
+    # Chat: the answer streams, then cites page 2 of the PDF in a source card.
+    page.get_by_text("Chat", exact=True).click()
+    box = page.get_by_placeholder(ASK)
+    box.fill("How long do I have to keep receipts?")
+    asked = time.perf_counter()
+    box.press("Enter")
+    page.get_by_text("▌").first.wait_for(timeout=120_000)
+    first_token = time.perf_counter() - asked
+    page.get_by_role("button", name="Export answer").wait_for(timeout=180_000)
+    print(f"first token in the UI {first_token:.1f} s, whole answer {time.perf_counter() - asked:.1f} s")
+    answer = page.locator("[data-testid='stChatMessage']").nth(1)
+    assert "six" in answer.inner_text().lower()
+    card = page.locator("[data-testid='stExpander']", has_text="household.pdf, page 2").first
+    assert "cited" in card.inner_text() and "kept for six years" in card.inner_text()
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "03-answer-with-sources.png")
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export answer").click()
+    md = open(download.value.path(), encoding="utf-8").read()
+    assert md.startswith("# Hearth answer") and "**Question:** How long do I have to keep receipts?" in md
+    assert "household\\.pdf, page 2" in md and "[^" in md and "> Receipts and bank statements" in md
+
+    # The hostile document: its HTML shows as text, nothing runs.
+    box.fill("What is the garden gnome called?")
+    box.press("Enter")
+    page.get_by_role("button", name="Export answer").nth(1).wait_for(timeout=180_000)
+    card = page.locator("[data-testid='stExpander']", has_text="garden notes.md").first
+    if "window.__pwned" not in card.inner_text():
+        card.locator("summary").click()  # a passage not cited starts collapsed
+    text = card.inner_text()
+    assert '<script>window.__pwned = "script"</script>' in text and "onerror=" in text
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "04-hostile-document-as-text.png")
+    assert page.evaluate("window.__pwned") is None and dialogs == []
+    assert page.locator("[data-testid='stMain'] img[src='x']").count() == 0

@@ -8,6 +8,7 @@ is shown through rag.render, which escapes it: no HTML from a document or a mode
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime
 from functools import partial
@@ -30,11 +31,12 @@ st.set_page_config(page_title="Hearth", page_icon="🔥", layout="wide")
 state = st.session_state
 
 
-@st.cache_resource(show_spinner="Loading the embedding model…")
+@st.cache_resource(show_spinner=False)
 def shared_embedder(name: str, batch_size: int) -> Embedder:
-    """One model for every browser session (loading it takes seconds)."""
+    """One model for every browser session. Loading it takes seconds, so it loads in the background
+    while the first page is drawn; a question asked before it is ready waits for it."""
     embedder = Embedder(name, batch_size)
-    embedder.embed(["warm up"])
+    threading.Thread(target=embedder.embed, args=(["warm up"],), daemon=True, name="hearth-warm-up").start()
     return embedder
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from functools import cached_property
 from pathlib import Path
 
@@ -41,9 +42,18 @@ class Embedder:
         self.path = resolve_model(model)
         self.batch_size = batch_size
         self.calls = 0  # texts embedded so far (tests count re-embedding with it)
+        self._model = None
+        self._loading = threading.Lock()  # the app warms the model in a thread while pages are served
 
-    @cached_property
+    @property
     def model(self):
+        if self._model is None:
+            with self._loading:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self):
         import torch
         from sentence_transformers import SentenceTransformer
 

@@ -6,13 +6,14 @@ The CLI and the app both work through this object.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import cached_property
 
 from .embedding import Embedder
 from .lock import writer_lock
 from .manifest import FileRecord, Manifest
 from .settings import Settings
-from .store import ModelMismatch, Store, check_collection_name, mismatch_message
+from .store import ModelMismatch, Store, check_collection_name, drop_stale_view, mismatch_message, saw_generation
 
 
 class Library:
@@ -32,6 +33,7 @@ class Library:
     @cached_property
     def collection(self):
         """The Chroma collection (created on first use, with this library's model recorded)."""
+        self._refresh()
         self.check_model()
         col = self.store.collection(self.name, self.settings.embed_model, self.embedder.dimension)
         if self.manifest.model() is None:
@@ -53,8 +55,22 @@ class Library:
     def documents(self) -> list[FileRecord]:
         return list(self.manifest.files().values())
 
+    @contextmanager
     def writing(self, wait: float | None = None, on_wait=None):
-        return writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait)
+        """Hold the store's writer lock (one writer at a time, across processes)."""
+        with writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait):
+            if self._refresh():  # another process wrote since this one opened the store
+                self.__dict__.pop("collection", None)
+            try:
+                yield
+            finally:
+                saw_generation(self.settings.chroma_path, self.manifest.generation())
+
+    def _refresh(self) -> bool:
+        if drop_stale_view(self.settings.chroma_path, self.manifest.generation()):
+            self.__dict__.pop("store", None)
+            return True
+        return False
 
     def drop(self):
         """Delete the whole collection: its vectors and its manifest entries (not the files)."""

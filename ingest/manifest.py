@@ -37,6 +37,16 @@ CREATE TABLE IF NOT EXISTS problems (
     collection TEXT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
     size INTEGER, mtime_ns INTEGER, at REAL NOT NULL,
     PRIMARY KEY (collection, path));
+-- A counter bumped by every change to the files table, whoever makes it: a long-lived process (the
+-- app) compares it with what its Chroma view has seen (see store.drop_stale_view).
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('generation', 0);
+CREATE TRIGGER IF NOT EXISTS files_added AFTER INSERT ON files
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER IF NOT EXISTS files_changed AFTER UPDATE ON files
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER IF NOT EXISTS files_removed AFTER DELETE ON files
+    BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END;
 """
 
 
@@ -70,6 +80,10 @@ class Manifest:
 
     def transaction(self):
         return _Transaction(self.db)
+
+    def generation(self) -> int:
+        """Changes whenever any process adds, changes or removes a document (any collection)."""
+        return self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0]
 
     # --- the collection's embedding model -------------------------------------------------------
     def model(self) -> tuple[str, int] | None:

@@ -17,6 +17,35 @@ MAX_BATCH = 4000  # Chroma refuses batches above ~5,400 records
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
 
 
+# Chroma folder -> the manifest generation this process's Chroma view is known to include.
+_views: dict[str, int] = {}
+
+
+def drop_stale_view(path, generation: int) -> bool:
+    """Make the next client see what other processes wrote. Returns True if the view was stale.
+
+    Chroma keeps one System per folder per process, and its in-memory vector index does not pick up
+    what another process (`hearth ingest` beside the app) wrote after it was opened. When the
+    manifest's generation moved on, that System is dropped from Chroma's cache (a private but stable
+    registry, keyed by the folder) so the next client reopens the store from disk (~40 ms).
+    """
+    key = str(path)
+    seen = _views.setdefault(key, generation)
+    if seen == generation:
+        return False
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient._identifier_to_system.pop(key, None)
+    SharedSystemClient._identifier_to_refcount.pop(key, None)
+    _views[key] = generation
+    return True
+
+
+def saw_generation(path, generation: int):
+    """This process wrote the store itself (under the writer lock): its view includes `generation`."""
+    _views[str(path)] = generation
+
+
 class ModelMismatch(Exception):
     pass
 

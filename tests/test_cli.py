@@ -96,3 +96,28 @@ def test_second_writer_is_told_the_store_is_busy(tmp_path, docs):
     with writer_lock(home / "writer.lock"):
         run = hearth(home, "ingest", docs, "--no-wait")
     assert run.returncode == 3 and "store is busy" in run.stderr and str(os.getpid()) in run.stderr
+
+
+def test_a_long_running_process_sees_what_another_process_ingested(home, open_library, tmp_path):
+    # The app is a long-lived process; `hearth ingest` beside it writes the same store. Chroma's
+    # in-process index would not see those vectors; the manifest generation makes it reload.
+    from ingest.pipeline import Ingestor
+    from rag.search import search
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    text_pdf(first / "pets.pdf", ["Cats sleep sixteen hours a day."])
+    (second / "boiler.md").write_text("# Boiler\n\nThe boiler is serviced every October by Northside Heating.\n")
+    lib = open_library()
+    with lib.writing():
+        Ingestor(lib).sync([first])
+    assert search(lib, "When is the boiler serviced?", 1)[0].source.endswith("pets.pdf")
+    run = hearth(home, "ingest", second)  # another process
+    assert run.returncode == 0, run.stderr
+    fresh = open_library()  # as the app opens the library on each page run
+    assert search(fresh, "When is the boiler serviced?", 1)[0].source == str(second / "boiler.md")
+    with fresh.writing():  # and this process writes on the reloaded view, keeping both documents
+        Ingestor(fresh).remove([first])
+    assert [os.path.basename(r.path) for r in open_library().documents()] == ["boiler.md"]
+    assert search(open_library(), "How long do cats sleep?", 1)[0].source == str(second / "boiler.md")

@@ -239,6 +239,9 @@ def library_page(lib: Library):
         add_uploads(lib, files)
     if state.get("last_results"):
         st.subheader("Last run")
+        for row in state.last_results:
+            if row["status"] in ("failed", "skipped", "refused"):
+                st.error(render.text(f"{row['file']} was not added: {row['details']}"))
         st.dataframe(state.last_results, hide_index=True, width="stretch")
     documents_table(lib)
 

@@ -142,3 +142,13 @@ def test_settings_change_retrieval_for_this_session_only(filled):
     assert at.session_state.overrides == {"top_k": 1}
     at.chat_input[0].set_value("When is the boiler serviced?").run()
     assert len(at.main.expander) == 1
+
+
+def test_app_is_private_by_default():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1" and config["server"]["enableXsrfProtection"] is True
+    assert config["browser"]["gatherUsageStats"] is False
+    app = (ROOT / "app.py").read_text()
+    assert "unsafe_allow_html" not in app and "st.html" not in app and "components.html" not in app

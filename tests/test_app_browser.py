@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT
 from ingest.library import Library
 from ingest.settings import load_settings
-from make_files import text_pdf
+from make_files import corrupt_pdf, text_pdf
 from rag import llm_server
 
 pytestmark = pytest.mark.slow
@@ -89,8 +89,17 @@ def browser():
         b.close()
 
 
+def _assert_not_reachable_from_outside(port: int):
+    """The app listens on 127.0.0.1 only: this machine's other addresses refuse the connection."""
+    addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    for address in [a for a in addresses if ":" not in a and not a.startswith("127.")]:
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=2).close()
+
+
 def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path):
     url, home = app_url
+    _assert_not_reachable_from_outside(int(url.rsplit(":", 1)[1]))
     text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
     (tmp_path / "garden notes.md").write_text(HOSTILE)
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
@@ -106,8 +115,11 @@ def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path)
 
     # Library: upload both files; ingestion runs with a progress bar, then the table lists them.
     page.get_by_text("Library", exact=True).click()
-    page.locator("input[type=file]").set_input_files([tmp_path / "household.pdf", tmp_path / "garden notes.md"])
-    page.get_by_text("2 documents").wait_for(timeout=120_000)
+    corrupt_pdf(tmp_path / "broken.pdf")
+    page.locator("input[type=file]").set_input_files(
+        [tmp_path / "household.pdf", tmp_path / "garden notes.md", tmp_path / "broken.pdf"])
+    page.get_by_text("2 documents", exact=True).wait_for(timeout=120_000)
+    page.get_by_text("broken.pdf was not added: corrupt or unreadable PDF").wait_for()  # in plain words
     page.screenshot(path=ARTIFACTS / "02-library-after-upload.png")
     lib = Library(load_settings(home=home))
     assert sorted(os.path.basename(r.path) for r in lib.documents()) == ["garden notes.md", "household.pdf"]

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Three pages of household facts: the answer tests ask about them (page 2 holds the receipts rule).
+HOUSEHOLD = [
+    "Household paperwork. The tax return for 2025 is due on the 31st of July 2026. "
+    "Late returns pay a penalty of 100 euros.",
+    "Receipts and bank statements must be kept for six years after the tax year ends. "
+    "Scan them and store the scans in the folder called Archive.",
+    "The boiler is serviced every October by Northside Heating. The service costs 95 euros.",
+]
+
 
 def text_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:
     """A PDF with one string of text per page (fpdf2, core Helvetica font), with an outline entry per page."""

@@ -19,20 +19,11 @@ from conftest import ROOT
 from ingest.library import Library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
-from make_files import text_pdf
+from make_files import HOUSEHOLD as FACTS, text_pdf
 from rag import export, llm_server
 from rag.answer import NOTHING_FOUND, Answerer
 
 pytestmark = pytest.mark.slow
-
-FACTS = [
-    "Household paperwork. The tax return for 2025 is due on the 31st of July 2026. "
-    "Late returns pay a penalty of 100 euros.",
-    "Receipts and bank statements must be kept for six years after the tax year ends. "
-    "Scan them and store the scans in the folder called Archive.",
-    "The boiler is serviced every October by Northside Heating. The service costs 95 euros.",
-]
-
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):

@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT
 from ingest.library import Library
 from ingest.settings import load_settings
-from make_files import corrupt_pdf, text_pdf
+from make_files import HOUSEHOLD as FACTS, corrupt_pdf, text_pdf
 from rag import llm_server
 
 pytestmark = pytest.mark.slow
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ASK = "Ask a question about your documents"
-FACTS = [
-    "Household paperwork. The tax return for 2025 is due on the 31st of July 2026. "
-    "Late returns pay a penalty of 100 euros.",
-    "Receipts and bank statements must be kept for six years after the tax year ends. "
-    "Scan them and store the scans in the folder called Archive.",
-    "The boiler is serviced every October by Northside Heating. The service costs 95 euros.",
-]
 HOSTILE = """# Garden notes
 
 The garden gnome is called Bartholomew and he guards the tomato bed.

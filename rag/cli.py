@@ -131,6 +131,39 @@ def _print_report(report, collection: str):
 
 
 @app.command()
+def watch(
+    folders: List[Path] = typer.Argument(..., help="Folders to keep the collection in sync with"),
+    collection: Optional[str] = CollectionOpt,
+):
+    """Keep the collection in sync with FOLDERS, live: a full sync first, then a line per change.
+    Ctrl-C stops after the change in progress."""
+    import signal
+
+    from ingest.watch import Watcher
+
+    with _library(collection) as lib:
+        def log(line: str):
+            out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(line)}")
+
+        try:
+            watcher = Watcher(lib, folders, on_change=log)
+        except ValueError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(2)
+
+        def interrupt(*_):
+            if watcher.stopping:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now (the next run repairs)
+            err.print("[yellow]stopping after the change in progress… (Ctrl-C again to stop at once)[/]")
+            watcher.stop()
+
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+        watcher.run()
+        log(f"stopped: {len(watcher.results)} change(s) made")
+
+
+@app.command()
 def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
     """List the documents in the collection, and files that could not be ingested."""
     with _library(collection) as lib:

@@ -1,0 +1,194 @@
+"""Keep a collection in sync with folders, live: watchdog events in, Ingestor.sync out.
+
+    start    the observer first, then a full reconcile (Ingestor.sync of the folders), so changes
+             made while nothing watched, and during the reconcile, are both picked up
+    events   each path an event names (both ends of a move) is marked dirty; hidden, temporary,
+             lock and partial-download names are ignored (pipeline.is_ignored, on every component)
+    batches  a path is synced once it has been quiet for DEBOUNCE seconds and, if a file, not
+             modified for SETTLE seconds (a copy still in progress waits); all due paths go to one
+             Ingestor.sync under the writer lock, so a rename is seen whole and moves its vectors
+             instead of re-embedding, and a burst of files shares embedding batches
+
+Sync is idempotent (unchanged files are skipped by size and mtime), so a path named by several
+events, or a watcher restarted after being killed, converges to the folder's state.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from typing import Callable
+
+from . import loaders
+from .library import Library
+from .pipeline import FileResult, Ingestor, is_ignored
+
+DEBOUNCE = 0.4  # seconds without an event on a path before it is synced
+SETTLE = 1.0  # a file modified more recently than this is still being written
+TICK = 0.1
+RETRY = 5.0  # after an error, a batch's paths are tried again this much later
+IGNORED_EVENTS = {"opened", "closed_no_write", "attrib"}
+
+
+def describe(r: FileResult) -> str:
+    """One line per change, as `hearth watch` prints it."""
+    if r.status == "moved":
+        return f"moved {r.previous} → {r.path}"
+    if r.status in ("failed", "skipped"):
+        return f"not ingested {r.path}: {r.reason}"
+    return f"{r.status} {r.path} ({r.chunks} chunks)"
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class Watcher:
+    def __init__(self, library: Library, folders, on_change: Callable[[str], None] | None = None,
+                 debounce: float = DEBOUNCE, settle: float = SETTLE):
+        self.lib = library
+        self.roots = [os.path.abspath(f) for f in folders]
+        for root in self.roots:
+            if not os.path.isdir(root):
+                raise ValueError(f"not a folder: {root}")
+        self.on_change = on_change or (lambda line: None)
+        self.debounce, self.settle = debounce, settle
+        self.results: list[FileResult] = []  # every change made, in order (the app and tests read it)
+        self.batches = 0
+        self.ready = threading.Event()  # set once the first reconcile is done
+        self._stop = threading.Event()
+        self._pending: dict[str, float] = {}  # path -> monotonic time it may be synced after
+        self._moved_to: dict[str, str] = {}  # old path -> new path, so both ends are synced together
+        self._guard = threading.Lock()
+        self._busy = False
+
+    # --- running ----------------------------------------------------------------------------------
+    def run(self):
+        """Reconcile, then follow the folders until stop(). Blocks; the app runs it in a thread."""
+        from watchdog.observers import Observer
+
+        observer = Observer()
+        for root in self.roots:
+            observer.schedule(_Handler(self), root, recursive=True)
+        observer.start()  # before the reconcile: nothing that changes during it is missed
+        try:
+            self._sync(self.roots)
+            self.ready.set()
+            self.on_change(f"watching {', '.join(self.roots)} ({len(self.lib.documents())} documents in "
+                           f"'{self.lib.name}')")
+            while not self._stop.wait(TICK):
+                due = self._due()
+                if due:
+                    self._sync(due)
+        finally:
+            observer.stop()
+            observer.join()
+
+    def stop(self):
+        """Stop after the batch in progress (a half-written batch is never left: see pipeline.py)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def idle(self) -> bool:
+        with self._guard:
+            return self.ready.is_set() and not self._pending and not self._busy
+
+    # --- events -----------------------------------------------------------------------------------
+    def mark(self, path: str, moved_to: str | None = None):
+        """An event named `path` (for a move: its old path, and `moved_to`)."""
+        with self._guard:
+            for p in (path, moved_to):
+                if p is not None and not self._ignored(p):
+                    self._pending[p] = time.monotonic() + self.debounce
+            if moved_to is not None:
+                self._moved_to[path] = moved_to
+
+    def _ignored(self, path: str) -> bool:
+        root = next((r for r in self.roots if _under(path, r)), None)
+        if root is None:
+            return True
+        rel = os.path.relpath(path, root)
+        return rel != "." and any(is_ignored(part) for part in rel.split(os.sep))
+
+    def _due(self) -> list[str]:
+        now, wall = time.monotonic(), time.time()
+        due, vanished = [], []
+        with self._guard:
+            for path, after in self._pending.items():
+                if now < after:
+                    continue
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    vanished.append(path)
+                    continue
+                if stat.S_ISREG(st.st_mode) and wall - st.st_mtime < self.settle:
+                    continue  # still being written: look again on a later tick
+                due.append(path)
+            for path in vanished:
+                new = self._moved_to.get(path)
+                if new in self._pending and new not in due:
+                    continue  # moved: wait for the new path, or the move would be a delete and an add
+                due.append(path)
+            for path in due:
+                del self._pending[path]
+                self._moved_to.pop(path, None)
+            self._busy = bool(due)
+        return due
+
+    # --- syncing ----------------------------------------------------------------------------------
+    def _relevant(self, paths: list[str]) -> list[str]:
+        """Folders, supported files, and vanished paths that held documents; nothing else."""
+        known = list(self.lib.manifest.files())
+        problems = self.lib.manifest.problems()
+        keep = []
+        for path in paths:
+            if os.path.isdir(path) and not os.path.islink(path):
+                keep.append(path)
+            elif os.path.isfile(path):
+                if loaders.is_supported(path) and not os.path.islink(path):
+                    keep.append(path)
+            elif any(_under(k, path) for k in known):
+                keep.append(path)
+            else:
+                for p in problems:  # a file that had failed is gone: forget its failure too
+                    if _under(p, path):
+                        self.lib.manifest.clear_problem(p)
+        return keep
+
+    def _sync(self, paths: list[str]):
+        try:
+            paths = self._relevant(paths)
+            if paths:
+                with self.lib.writing(on_wait=self.on_change):
+                    report = Ingestor(self.lib).sync(paths)
+                self.batches += 1
+                for r in report.results:
+                    self.results.append(r)
+                    self.on_change(describe(r))
+        except Exception as exc:  # a store error must not end the watch: say it, try again later
+            self.on_change(f"error ({type(exc).__name__}: {exc}); retrying in {RETRY:.0f} s")
+            with self._guard:
+                for path in paths:
+                    self._pending.setdefault(path, time.monotonic() + RETRY)
+        finally:
+            with self._guard:
+                self._busy = False
+
+
+class _Handler:
+    """watchdog's handler protocol (dispatch), kept to the one method it needs."""
+
+    def __init__(self, watcher: Watcher):
+        self.watcher = watcher
+
+    def dispatch(self, event):
+        if event.event_type in IGNORED_EVENTS or (event.is_directory and event.event_type == "modified"):
+            return
+        moved_to = os.fsdecode(event.dest_path) if event.event_type == "moved" else None
+        self.watcher.mark(os.fsdecode(event.src_path), moved_to)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,7 @@ from ingest.manifest import Manifest
 from ingest.pipeline import Ingestor
 from ingest.settings import Settings, load_settings
 from ingest.store import check_collection_name
+from ingest.watch import Watcher
 from rag import export, llm_server, render, uploads
 from rag.answer import Answer, Answerer
 
@@ -33,11 +35,15 @@ state = st.session_state
 
 @st.cache_resource(show_spinner=False)
 def shared_embedder(name: str, batch_size: int) -> Embedder:
-    """One model for every browser session. Loading it takes seconds, so it loads in the background
-    while the first page is drawn; a question asked before it is ready waits for it."""
-    embedder = Embedder(name, batch_size)
-    threading.Thread(target=embedder.embed, args=(["warm up"],), daemon=True, name="hearth-warm-up").start()
-    return embedder
+    """One model for every browser session, loaded at the end of the first page run (see main)."""
+    return Embedder(name, batch_size)
+
+
+@st.cache_resource
+def folder_watchers() -> dict:
+    """(home, collection) -> (Watcher, its thread, its recent log lines): one per process, shared by
+    every browser session, running until switched off."""
+    return {}
 
 
 def current_settings() -> Settings:
@@ -237,6 +243,7 @@ def library_page(lib: Library):
                              help=f"Up to {lib.settings.max_file_mb:g} MB a file")
     if files:
         add_uploads(lib, files)
+    watch_switch(lib)
     if state.get("last_results"):
         st.subheader("Last run")
         for row in state.last_results:
@@ -244,6 +251,42 @@ def library_page(lib: Library):
                 st.error(render.text(f"{row['file']} was not added: {row['details']}"))
         st.dataframe(state.last_results, hide_index=True, width="stretch")
     documents_table(lib)
+
+
+def watch_switch(lib: Library):
+    """Keep the collection in sync with its library folder in the background (files copied there,
+    edited, renamed or deleted by any program)."""
+    key = (str(lib.settings.home), lib.name)
+    running = folder_watchers().get(key)
+    alive = running is not None and running[1].is_alive()
+    on = st.toggle("Watch the library folder", value=alive, key=f"watch-{lib.name}",
+                   help=f"Files added to, changed in or removed from {lib.folder} are synced within seconds")
+    if on and not alive:
+        lib.folder.mkdir(parents=True, exist_ok=True)
+        lines: deque = deque(maxlen=8)
+        own = Library(lib.settings, lib.name)  # the watcher's own connection, open while it runs
+        own.embedder = lib.embedder
+        watcher = Watcher(own, [lib.folder], on_change=lambda line: lines.append(f"{time.strftime('%H:%M:%S')} {line}"))
+        thread = threading.Thread(target=watcher.run, daemon=True, name=f"hearth-watch-{lib.name}")
+        thread.start()
+        folder_watchers()[key] = running = (watcher, thread, lines)
+    elif not on and alive:
+        running[0].stop()
+        running[1].join(timeout=60)
+        folder_watchers().pop(key, None)
+        return
+    if on:
+        watch_log(running[0], running[2])
+
+
+@st.fragment(run_every=2)
+def watch_log(watcher: Watcher, lines: deque):
+    """The watcher's latest changes, every 2 s; the whole page is redrawn when it changed something."""
+    changes = len(watcher.results)
+    if state.setdefault("watch_seen", changes) != changes:
+        state.watch_seen = changes
+        st.rerun()
+    st.caption(render.text(" · ".join(list(lines)[-3:]) or "watching…"))
 
 
 def add_uploads(lib: Library, files):
@@ -342,6 +385,10 @@ def main():
         else:
             show_flash()
             chat_page(lib)
+        # Load the embedding model once the page is drawn: the first page shows ~3 s sooner, and a
+        # question typed meanwhile runs when this finishes. (Not in a thread: torch imported beside
+        # chromadb's numpy imports fails with circular-import errors.)
+        lib.embedder.model
     finally:
         lib.close()
 

@@ -22,6 +22,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "Loading weights" bars over our own
 
+# The app's page runs and folder watchers are threads sharing one model: it must load once. One lock
+# for every Embedder, since torch and scipy fail with circular-import errors when two threads import
+# them at once.
+_LOADING = threading.Lock()
 _DEFAULT_ALIASES = {DEFAULT_EMBED_MODEL, f"sentence-transformers/{DEFAULT_EMBED_MODEL}"}
 
 
@@ -43,12 +47,11 @@ class Embedder:
         self.batch_size = batch_size
         self.calls = 0  # texts embedded so far (tests count re-embedding with it)
         self._model = None
-        self._loading = threading.Lock()  # the app warms the model in a thread while pages are served
 
     @property
     def model(self):
         if self._model is None:
-            with self._loading:
+            with _LOADING:
                 if self._model is None:
                     self._model = self._load()
         return self._model

@@ -7,6 +7,7 @@ answers from a real model server are covered in the browser test.
 from __future__ import annotations
 
 import json
+import threading
 import subprocess
 import sys
 import time
@@ -152,3 +153,27 @@ def test_app_is_private_by_default():
     assert config["browser"]["gatherUsageStats"] is False
     app = (ROOT / "app.py").read_text()
     assert "unsafe_allow_html" not in app and "st.html" not in app and "components.html" not in app
+
+
+@pytest.mark.slow
+def test_the_library_folder_can_be_watched_in_the_background(open_library, home):
+    lib = open_library()
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    at.toggle(key="watch-default").set_value(True).run()
+    try:
+        text_pdf(lib.folder / "dropped.pdf", FACTS, title="Household")  # copied in by another program
+        deadline = time.monotonic() + 30
+        while not any(h.value == "1 documents" for h in at.subheader) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            at.run()
+        assert any(h.value == "1 documents" for h in at.subheader)
+        assert [r.path for r in lib.documents()] == [str(lib.folder / "dropped.pdf")]
+        (lib.folder / "dropped.pdf").unlink()
+        deadline = time.monotonic() + 30
+        while lib.documents() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert lib.documents() == []
+    finally:
+        at.toggle(key="watch-default").set_value(False).run()
+    assert not [t for t in threading.enumerate() if t.name == "hearth-watch-default"]

@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS problems (
     collection TEXT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
     size INTEGER, mtime_ns INTEGER, at REAL NOT NULL,
     PRIMARY KEY (collection, path));
+-- The keyword (BM25) index: SQLite FTS5 with Porter stemming, written in the same transactions as
+-- the files rows, so it always holds exactly the live documents' chunks (nothing rebuilt per query).
+CREATE TABLE IF NOT EXISTS keyword_chunks (
+    id INTEGER PRIMARY KEY, collection TEXT NOT NULL, doc_id TEXT NOT NULL, chunk INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS keyword_chunks_by_doc ON keyword_chunks (doc_id);
+CREATE INDEX IF NOT EXISTS keyword_chunks_by_collection ON keyword_chunks (collection);
+CREATE VIRTUAL TABLE IF NOT EXISTS keywords USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
 -- A counter bumped by every change to the files table, whoever makes it: a long-lived process (the
 -- app) compares it with what its Chroma view has seen (see store.drop_stale_view).
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -107,6 +114,9 @@ class Manifest:
 
     def drop_collection(self):
         with self.transaction():
+            self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE collection=?)",
+                            (self.collection,))
+            self.db.execute("DELETE FROM keyword_chunks WHERE collection=?", (self.collection,))
             for table in ("files", "journal", "problems"):
                 self.db.execute(f"DELETE FROM {table} WHERE collection=?", (self.collection,))
             self.db.execute("DELETE FROM collections WHERE name=?", (self.collection,))
@@ -146,6 +156,34 @@ class Manifest:
             "UPDATE files SET size=?, mtime_ns=? WHERE collection=? AND path=?",
             (size, mtime_ns, self.collection, path),
         )
+
+    # --- keyword index (call inside the transaction that writes the document's files row) ---------
+    def add_keywords(self, doc_id: str, chunks):
+        """chunks: (index, text) pairs of one document."""
+        for index, text in chunks:
+            row = self.db.execute("INSERT INTO keyword_chunks (collection, doc_id, chunk) VALUES (?, ?, ?)",
+                                  (self.collection, doc_id, index)).lastrowid
+            self.db.execute("INSERT INTO keywords (rowid, text) VALUES (?, ?)", (row, text))
+
+    def copy_keywords(self, from_doc: str, to_doc: str):
+        rows = self.db.execute("SELECT k.chunk, w.text FROM keyword_chunks k JOIN keywords w ON w.rowid = k.id "
+                               "WHERE k.doc_id=? ORDER BY k.chunk", (from_doc,)).fetchall()
+        self.add_keywords(to_doc, rows)
+
+    def delete_keywords(self, doc_id: str):
+        self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE doc_id=?)", (doc_id,))
+        self.db.execute("DELETE FROM keyword_chunks WHERE doc_id=?", (doc_id,))
+
+    def has_keywords(self) -> bool:
+        return self.db.execute("SELECT 1 FROM keyword_chunks WHERE collection=? LIMIT 1",
+                               (self.collection,)).fetchone() is not None
+
+    def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) for an FTS5 MATCH expression."""
+        rows = self.db.execute(
+            "SELECT k.doc_id, k.chunk, bm25(keywords) AS rank FROM keywords JOIN keyword_chunks k ON k.id = keywords.rowid "
+            "WHERE keywords MATCH ? AND k.collection = ? ORDER BY rank LIMIT ?", (match, self.collection, limit))
+        return [(f"{doc}:{chunk}", -rank) for doc, chunk, rank in rows]
 
     # --- journal --------------------------------------------------------------------------------
     def journal(self) -> list[tuple[str, str]]:

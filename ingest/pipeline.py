@@ -268,6 +268,7 @@ class Ingestor:
     def _delete(self, rec: FileRecord):
         with self.manifest.transaction():
             self.manifest.delete_file(rec.path)
+            self.manifest.delete_keywords(rec.doc_id)
             self.manifest.journal_add(rec.doc_id, "delete")
         self._delete_chunks(rec.doc_id, rec.chunks)
 
@@ -386,8 +387,13 @@ class Ingestor:
                                                   job.sha256, n, pages, p.notes or None, time.time()))
                 self.manifest.journal_done(p.doc_id, "add")
                 self.manifest.clear_problem(job.path)
+                if job.source is None:
+                    self.manifest.add_keywords(p.doc_id, [(c.index, c.text) for c in p.chunks])
+                else:
+                    self.manifest.copy_keywords(job.source.doc_id, p.doc_id)
                 if job.old is not None:
                     self.manifest.journal_add(job.old.doc_id, "delete")
+                    self.manifest.delete_keywords(job.old.doc_id)
         for p in group:
             if p.job.old is not None:
                 self._delete_chunks(p.job.old.doc_id, p.job.old.chunks)

@@ -56,6 +56,10 @@ class Settings:
     vllm_args: str = ""
     """Extra `vllm serve` arguments, e.g. "--tensor-parallel-size 2 --gpu-memory-utilization 0.92"."""
     top_k: int = 5
+    retrieval: str = "hybrid"
+    """hybrid (dense + BM25, fused), dense or keyword; measured in bench/devset.py + `hearth eval`."""
+    rerank_model: str = ""
+    """A sentence-transformers CrossEncoder folder to re-order hybrid results; none ships offline, so off."""
     min_score: float = 0.3
     """Passages less similar than this are not shown to the model. Measured on the R manuals: off-topic
     questions top out near 0.22, real ones start near 0.45."""

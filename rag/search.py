@@ -1,10 +1,32 @@
-"""Semantic search over a Library: the query is embedded and the nearest chunks come back."""
+"""Retrieval over a Library: dense (Chroma), keyword (BM25 over SQLite FTS5) or both, fused.
+
+    dense    the query is embedded and the nearest chunks come back (cosine similarity)
+    keyword  BM25 over the manifest's FTS5 index (Porter-stemmed words, stopwords dropped)
+    hybrid   both lists fused by reciprocal rank fusion (Cormack et al.: score = sum 1/(60 + rank)),
+             then optionally re-ordered by a cross-encoder (HEARTH_RERANK_MODEL)
+
+Every hit carries its cosine similarity to the query, also keyword-only hits (computed from their
+stored vectors), so the answerer's relevance threshold means the same in every mode.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import dataclass
+
+import numpy as np
 
 from ingest.library import Library
+
+MODES = ("hybrid", "dense", "keyword")
+RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published default
+CANDIDATES = 30  # how deep each retriever's list goes before fusion
+_WORD = re.compile(r"\w+")
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from how i if in into is it its me my of on or so such "
+    "that the their then there these they this to was what when where which who why will with would you "
+    "your we our should could may might must not no".split()
+)
 
 
 @dataclass
@@ -12,27 +34,92 @@ class Hit:
     text: str
     source: str
     page: int | None
-    score: float  # cosine similarity, 1 is identical
+    score: float  # cosine similarity to the query, 1 is identical
     chunk_id: str
     section: str | None = None
 
     def to_json(self) -> dict:
-        """The stable shape scripts rely on: text, source, page, score, chunk_id (+ section)."""
-        return asdict(self)
+        """The stable shape scripts rely on: text, source, page, score, chunk_id, section."""
+        return {"text": self.text, "source": self.source, "page": self.page, "score": self.score,
+                "chunk_id": self.chunk_id, "section": self.section}
 
 
-def search(library: Library, query: str, k: int = 5) -> list[Hit]:
+def search(library: Library, query: str, k: int = 5, mode: str | None = None) -> list[Hit]:
+    mode = mode or library.settings.retrieval
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}: use {', '.join(MODES)}")
     query = " ".join(query.split())
     if not query or not library.manifest.has_files():
         return []
-    vector = library.embedder.embed([query])
-    col = library.collection
-    got = col.query(query_embeddings=vector, n_results=k, include=["documents", "metadatas", "distances"])
-    ids, docs, metas, dists = got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]
+    vector = library.embedder.embed([query])[0]
+    depth = max(CANDIDATES, k)
+    dense = _dense(library, vector, depth if mode == "hybrid" else k) if mode != "keyword" else []
+    keyword = _keyword(library, query, depth if mode == "hybrid" else k) if mode != "dense" else []
+    if mode == "dense":
+        ranked = [cid for cid, _ in dense]
+    elif mode == "keyword":
+        ranked = [cid for cid, _ in keyword]
+    else:
+        ranked = fuse([cid for cid, _ in dense], [cid for cid, _ in keyword])
+    hits = _hits(library, ranked[: max(k, depth) if library.settings.rerank_model else k], vector)
+    if mode == "hybrid" and library.settings.rerank_model:
+        hits = rerank(library.settings.rerank_model, query, hits)
+    return hits[:k]
+
+
+def fuse(*rankings: list[str]) -> list[str]:
+    """Reciprocal rank fusion of several ranked lists of ids."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, cid in enumerate(ranking):
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores, key=lambda cid: -scores[cid])
+
+
+def _dense(library: Library, vector, n: int) -> list[tuple[str, float]]:
+    got = library.collection.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
+    ids, metas, dists = got["ids"][0], got["metadatas"][0], got["distances"][0]
     # Chunks of a document whose write was interrupted are not in the manifest: never show them.
     live = library.manifest.live_doc_ids(m.get("doc_id") for m in metas)
-    return [
-        Hit(doc, m.get("source", ""), m.get("page"), round(1.0 - dist, 4), cid, m.get("section"))
-        for cid, doc, m, dist in zip(ids, docs, metas, dists)
-        if m.get("doc_id") in live
-    ]
+    return [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
+
+
+def keyword_query(query: str) -> str:
+    """An FTS5 MATCH expression: any of the query's words (quoted, so no word is read as syntax)."""
+    words = dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in STOPWORDS)
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def _keyword(library: Library, query: str, n: int) -> list[tuple[str, float]]:
+    library.ensure_keywords()
+    match = keyword_query(query)
+    return library.manifest.keyword_search(match, n) if match else []
+
+
+def _hits(library: Library, ids: list[str], vector) -> list[Hit]:
+    if not ids:
+        return []
+    got = library.collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
+    by_id = {cid: (doc, meta, emb) for cid, doc, meta, emb in
+             zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])}
+    hits = []
+    for cid in ids:
+        if cid not in by_id:
+            continue
+        doc, meta, emb = by_id[cid]
+        score = round(float(np.dot(np.asarray(emb, dtype="float32"), vector)), 4)  # both unit length
+        hits.append(Hit(doc, meta.get("source", ""), meta.get("page"), score, cid, meta.get("section")))
+    return hits
+
+
+_rerankers: dict = {}
+
+
+def rerank(model_path: str, query: str, hits: list[Hit]) -> list[Hit]:
+    """Re-order by a sentence-transformers CrossEncoder (loaded once, from a local folder)."""
+    if model_path not in _rerankers:
+        from sentence_transformers import CrossEncoder
+
+        _rerankers[model_path] = CrossEncoder(model_path, device="cpu", local_files_only=True)
+    scores = _rerankers[model_path].predict([(query, h.text) for h in hits])
+    return [h for _, h in sorted(zip(scores, hits), key=lambda pair: -pair[0])]

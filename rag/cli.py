@@ -323,6 +323,42 @@ def serve(
     os.execv(sys.executable, argv)
 
 
+@app.command("eval")
+def evaluate(
+    qa_file: Path = typer.Argument(..., help='JSONL, one {"question": ..., "answer": ...} per line'),
+    k: int = typer.Option(5, "--k", "-k", min=1, max=100, help="Passages retrieved per question"),
+    answers: int = typer.Option(0, "--answers", help="Also ask the model the first N questions and count answers whose citations all resolve"),
+    collection: Optional[str] = CollectionOpt,
+    as_json: bool = JsonOpt,
+):
+    """Retrieval quality on a QA set: hit@1, hit@k and MRR for dense, keyword and hybrid search."""
+    from rag import evaluate as ev
+
+    try:
+        qa = ev.load_qa(qa_file)
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+    with _library(collection) as lib:
+        table = ev.evaluate(lib, qa, k)
+        resolved = None
+        if answers:
+            try:
+                resolved = ev.citations_resolve(lib, qa, answers)
+            except RuntimeError as exc:
+                err.print(f"[yellow]answers not checked:[/] {escape(str(exc))}")
+    if as_json:
+        print(json.dumps({"questions": len(qa), "k": k, "modes": table,
+                          **({"citations_resolve": {"ok": resolved[0], "asked": resolved[1]}} if resolved else {})}, indent=2))
+        return
+    out.print(f"{len(qa)} questions from {escape(str(qa_file))}, collection '{escape(lib.name)}', k={k}")
+    out.print(f"| mode | hit@1 | hit@{k} | MRR |\n|---|---:|---:|---:|")
+    for mode, row in table.items():
+        out.print(f"| {mode} | {row['hit@1']:.3f} | {row[f'hit@{k}']:.3f} | {row['mrr']:.3f} |")
+    if resolved:
+        out.print(f"answers whose citations all resolve: {resolved[0]}/{resolved[1]}")
+
+
 llm_app = typer.Typer(help="The local model server Hearth runs (llama.cpp on CPU, vLLM on GPU).", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 

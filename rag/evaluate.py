@@ -1,0 +1,77 @@
+"""Retrieval quality on a QA set: hit@1, hit@k and MRR for each retrieval mode, side by side.
+
+A QA file has one JSON object per line: {"question": ..., "answer": ...}. A retrieved passage is a hit
+when it contains a run of RUN consecutive words of the gold answer (fewer if the answer is shorter),
+compared as lower-case words, so punctuation and line breaks do not matter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ingest.library import Library
+
+from .search import MODES, search
+
+RUN = 8
+_WORD = re.compile(r"\w+")
+_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def load_qa(path: str | Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if not row.get("question") or not row.get("answer"):
+                raise ValueError(f"{path}:{n}: each line needs a question and an answer")
+            rows.append(row)
+    return rows
+
+
+def _grams(text: str) -> tuple[set, int]:
+    words = _WORD.findall(text.lower())
+    n = min(RUN, len(words))
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}, n
+
+
+def is_hit(passage: str, gold: tuple[set, int]) -> bool:
+    grams, n = gold
+    words = _WORD.findall(passage.lower())
+    return any(tuple(words[i:i + n]) in grams for i in range(len(words) - n + 1))
+
+
+def evaluate(library: Library, qa: list[dict], k: int = 5, modes=MODES) -> dict[str, dict]:
+    """{mode: {"hit@1", "hit@k", "mrr"}} over the QA set."""
+    golds = [_grams(row["answer"]) for row in qa]
+    table = {}
+    for mode in modes:
+        hit1 = hitk = rr = 0.0
+        for row, gold in zip(qa, golds):
+            hits = search(library, row["question"], k, mode=mode)
+            rank = next((i for i, h in enumerate(hits) if is_hit(h.text, gold)), None)
+            if rank is not None:
+                hit1 += rank == 0
+                hitk += 1
+                rr += 1 / (rank + 1)
+        n = max(len(qa), 1)
+        table[mode] = {"hit@1": hit1 / n, f"hit@{k}": hitk / n, "mrr": rr / n}
+    return table
+
+
+def citations_resolve(library: Library, qa: list[dict], limit: int) -> tuple[int, int]:
+    """(answers whose citations all name a passage it was given, answers asked), with the model server."""
+    from .answer import Answerer
+
+    answerer, good, asked = Answerer(library), 0, 0
+    for row in qa[:limit]:
+        stream = answerer.ask(row["question"])
+        raw = "".join(stream)
+        if stream.result.error and not raw:
+            raise RuntimeError(stream.result.error)
+        numbers = [int(x) for m in _CITE.finditer(raw) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        asked += 1
+        good += bool(numbers) and all(1 <= x <= len(stream.passages) for x in numbers)
+    return good, asked

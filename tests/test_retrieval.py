@@ -1,0 +1,98 @@
+"""Hybrid retrieval, the keyword index's upkeep, context assembly and `hearth eval`: real store, real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from ingest.pipeline import Ingestor
+from rag import context, evaluate
+from rag.search import fuse, keyword_query, search
+
+TEXT = " ".join(f"Sentence {n} of the long guide explains step {n} of brewing tea with care." for n in range(120))
+
+
+def _keyword_rows(lib) -> int:
+    return lib.manifest.db.execute("SELECT count(*) FROM keyword_chunks WHERE collection=?", (lib.name,)).fetchone()[0]
+
+
+def test_keyword_index_follows_every_change(library, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Boats\n\nThe ferry to Skye leaves at seven from the pier.\n")
+    (docs / "b.md").write_text("# Trains\n\nThe sleeper train to Inverness departs at nine.\n")
+    Ingestor(library).sync([docs])
+    assert _keyword_rows(library) == library.collection.count() == 2
+    assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(docs / "a.md")
+    shutil.copy(docs / "a.md", docs / "copy.md")  # copy: vectors and keywords copied
+    (docs / "b.md").write_text("# Trains\n\nThe sleeper train to Penzance departs at ten.\n")  # edit
+    Ingestor(library).sync([docs])
+    assert _keyword_rows(library) == library.collection.count() == 3
+    assert search(library, "Inverness", 3, mode="keyword") == []  # the old text is gone from the index
+    assert search(library, "Penzance", 1, mode="keyword")[0].source == str(docs / "b.md")
+    os.rename(docs / "a.md", docs / "moved.md")
+    os.remove(docs / "copy.md")
+    Ingestor(library).sync([docs])
+    assert {h.source for h in search(library, "ferry Skye pier", 5, mode="keyword")} == {str(docs / "moved.md")}
+    assert _keyword_rows(library) == library.collection.count() == 2
+
+
+def test_a_store_without_keyword_index_gets_one(library, tmp_path):
+    (tmp_path / "a.txt").write_text("Lighthouse keepers trimmed the wicks every evening.")
+    Ingestor(library).sync([tmp_path / "a.txt"])
+    library.manifest.db.execute("DELETE FROM keywords")  # as a store made before the index existed
+    library.manifest.db.execute("DELETE FROM keyword_chunks")
+    assert search(library, "wicks lighthouse", 1, mode="keyword")[0].source == str(tmp_path / "a.txt")
+
+
+def test_hybrid_finds_what_either_retriever_finds(library, tmp_path):
+    (tmp_path / "code.txt").write_text("Error XJ-4471 means the flux capacitor overheated.")
+    (tmp_path / "prose.txt").write_text("When the engine gets far too hot, stop and let it cool down for twenty minutes.")
+    Ingestor(library).sync([tmp_path])
+    assert search(library, "XJ-4471", 1, mode="hybrid")[0].source.endswith("code.txt")  # an exact code
+    query = "my car motor is boiling, how long should I wait?"  # no word in common with either file
+    assert search(library, query, 1, mode="keyword") == []
+    assert search(library, query, 1, mode="hybrid")[0].source.endswith("prose.txt")
+    for hit in search(library, "XJ-4471", 2, mode="hybrid"):
+        assert -1.0 <= hit.score <= 1.0  # cosine similarity, also for keyword-only hits
+
+
+def test_fusion_and_query_syntax():
+    assert fuse(["a", "b", "c"], ["c", "d"])[:2] == ["c", "a"]  # in both lists beats first in one
+    assert fuse(["a", "b"], ["b", "a"], weights=(1.0, 0.3))[0] == "a"
+    assert keyword_query('What is "NOT" AND (x)*?') == '"x"'  # words only, quoted: no FTS5 syntax gets through
+
+
+def test_context_merges_neighbours_and_fits_the_budget(library, tmp_path):
+    (tmp_path / "guide.txt").write_text(TEXT)
+    Ingestor(library).sync([tmp_path])
+    hits = search(library, "step 40 of brewing tea", 10, mode="dense")
+    doc = hits[0].chunk_id.rsplit(":", 1)[0]
+    got = library.collection.get(ids=[f"{doc}:2", f"{doc}:3"], include=["documents", "metadatas"])
+    pair = [h for h in search(library, "x", 1, mode="dense")]  # a real Hit to copy the shape from
+    two = [type(pair[0])(t, str(tmp_path / "guide.txt"), None, 0.5, cid) for cid, t in zip(got["ids"], got["documents"])]
+    merged = context.assemble(library, two)
+    metas = got["metadatas"]
+    assert len(merged) == 1 and merged[0].chunk_id == f"{doc}:2"
+    assert merged[0].text == TEXT[metas[0]["start"]: metas[1]["end"]]  # the overlap counted once
+    assert context.assemble(library, two + two) == merged  # duplicates dropped
+    small = context.assemble(library, hits, budget=300)
+    assert 1 <= len(small) < len(context.assemble(library, hits))
+    assert sum(len(library.embedder.tokenize(p.text)) for p in small) <= 300 or len(small) == 1
+
+
+def test_eval_scores_each_mode(library, tmp_path):
+    (tmp_path / "faq.md").write_text(
+        "# Kettles\n\nDescale the kettle every month with white vinegar and rinse it twice.\n\n"
+        "# Teapots\n\nWarm the teapot with hot water before adding the leaves.\n")
+    Ingestor(library).sync([tmp_path])
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "how often should I descale my kettle", "answer":
+                              "Descale the kettle every month with white vinegar and rinse it twice."}) + "\n")
+    table = evaluate.evaluate(library, evaluate.load_qa(qa), k=2)
+    assert set(table) == {"hybrid", "dense", "keyword"}
+    assert table["hybrid"]["hit@1"] == 1.0 and table["hybrid"]["mrr"] == 1.0
+    gold = evaluate._grams("one two three four five six seven eight nine")
+    assert evaluate.is_hit("x ONE two, three four five six seven eight y", gold)
+    assert not evaluate.is_hit("one two three four five six seven", gold)

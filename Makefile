@@ -19,7 +19,7 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(foreach p,avx:AVX avx2:AVX2
   avx_vnni:AVX_VNNI avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16,\
   $(if $(filter $(word 1,$(subst :, ,$(p))),$(CPU_FLAGS)),-DGGML_$(word 2,$(subst :, ,$(p)))=ON))
 
-.PHONY: setup engines models run test test-fast testdata browser bench lock clean
+.PHONY: setup engines models run test test-fast testdata browser bench eval lock clean
 
 setup: $(STAMP) engines models
 
@@ -82,6 +82,14 @@ bench: setup testdata
 	$(PY) bench/ingest.py
 	$(PY) bench/chunking.py
 	$(PY) bench/answer.py
+
+# Retrieval quality on the R FAQ dev set (README "Retrieval quality"): the PDF itself is ingested.
+EVAL_HOME := .cache/eval-home
+eval: setup testdata
+	$(PY) bench/devset.py
+	HEARTH_HOME=$(EVAL_HOME) $(VENV)/bin/hearth ingest $(TESTDATA)/root/usr/share/R/doc/manual/R-FAQ.pdf
+	HEARTH_HOME=$(EVAL_HOME) $(VENV)/bin/hearth eval .cache/devset/rfaq-verbatim.jsonl
+	HEARTH_HOME=$(EVAL_HOME) $(VENV)/bin/hearth eval .cache/devset/rfaq-handwritten.jsonl
 
 lock:
 	$(PY) -m pip freeze --exclude-editable | grep -v '^hearth' > requirements.lock.new && \

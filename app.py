@@ -137,11 +137,16 @@ def model_settings(settings: Settings):
     st.text_input("Model server URL", key="llm_url", placeholder="Hearth's own server",
                   help="Any OpenAI-compatible server, e.g. http://gpu-box:8000/v1")
     st.text_input("Model name", key="llm_model", placeholder="the server's first model")
+    st.selectbox("Retrieval", ["hybrid", "dense", "keyword"], index=["hybrid", "dense", "keyword"].index(base.retrieval),
+                 key="retrieval", help="hybrid: meaning (embeddings) and exact words (BM25) fused; the best on the dev set")
     st.slider("Passages per answer (top-k)", 1, 20, base.top_k, key="top_k")
     st.slider("Minimum similarity", 0.0, 1.0, base.min_score, 0.05, key="min_score",
               help="Passages less similar than this are not given to the model")
     wanted = {k: state[k].strip() if isinstance(state[k], str) else state[k]
-              for k in ("llm_url", "llm_model", "top_k", "min_score")}
+              for k in ("llm_url", "llm_model", "retrieval", "top_k", "min_score")}
+    st.caption(render.text(f"Reranking: {base.rerank_model}" if base.rerank_model else
+                           "Reranking: off. No cross-encoder model ships offline; set HEARTH_RERANK_MODEL "
+                           "to a local sentence-transformers CrossEncoder folder to re-order hybrid results."))
     changed = {k: v for k, v in wanted.items() if v != getattr(base, k)}
     if changed != state.overrides:
         state.overrides = changed

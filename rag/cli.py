@@ -214,16 +214,21 @@ def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to for
 def search(
     query: str = typer.Argument(..., help="The query, or '-' to read one query per line from stdin"),
     k: int = typer.Option(5, "--k", "-k", min=1, max=200, help="Number of passages"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, dense or keyword [default: HEARTH_RETRIEVAL, hybrid]"),
     collection: Optional[str] = CollectionOpt,
     as_json: bool = JsonOpt,
 ):
-    """Find the passages nearest to QUERY. With '-' and --json: one JSON object per input line."""
+    """Find the passages that best match QUERY. With '-' and --json: one JSON object per input line."""
     from rag.search import search as run_search
 
     with _library(collection) as lib:
         queries = (line.rstrip("\n") for line in sys.stdin) if query == "-" else [query]
         for q in queries:
-            hits = run_search(lib, q, k)
+            try:
+                hits = run_search(lib, q, k, mode=mode)
+            except ValueError as exc:
+                err.print(f"[red]error:[/] {escape(str(exc))}")
+                raise typer.Exit(2)
             if as_json:
                 print(json.dumps({"query": q, "hits": [h.to_json() for h in hits]}), flush=True)
             else:

@@ -121,3 +121,22 @@ def test_a_long_running_process_sees_what_another_process_ingested(home, open_li
         Ingestor(fresh).remove([first])
     assert [os.path.basename(r.path) for r in open_library().documents()] == ["boiler.md"]
     assert search(open_library(), "How long do cats sleep?", 1)[0].source == str(second / "boiler.md")
+
+
+def test_eval_and_search_modes(tmp_path, docs):
+    home = tmp_path / "home"
+    assert hearth(home, "ingest", docs).returncode == 0
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "How long do cats sleep?", "answer": "Cats sleep sixteen hours a day."}) + "\n")
+    run = hearth(home, "eval", qa, "--json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["questions"] == 1 and set(result["modes"]) == {"hybrid", "dense", "keyword"}
+    assert result["modes"]["hybrid"]["hit@1"] == 1.0
+    table = hearth(home, "eval", qa)
+    assert "| hybrid | 1.000 | 1.000 | 1.000 |" in table.stdout
+    keyword = json.loads(hearth(home, "search", "sixteen hours", "--mode", "keyword", "--json").stdout)
+    assert keyword["hits"][0]["source"].endswith("pets.pdf")
+    assert hearth(home, "search", "cats", "--mode", "fuzzy").returncode == 2
+    (tmp_path / "bad.jsonl").write_text('{"question": "no answer"}\n')
+    assert hearth(home, "eval", tmp_path / "bad.jsonl").returncode == 2

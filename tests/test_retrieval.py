@@ -96,3 +96,28 @@ def test_eval_scores_each_mode(library, tmp_path):
     gold = evaluate._grams("one two three four five six seven eight nine")
     assert evaluate.is_hit("x ONE two, three four five six seven eight y", gold)
     assert not evaluate.is_hit("one two three four five six seven", gold)
+
+
+def test_a_configured_cross_encoder_reorders_hybrid_results(open_library, tmp_path):
+    # No trained cross-encoder ships offline, so one is built from the MiniLM weights with a fresh
+    # (untrained) scoring head and saved to a folder, as a user would point HEARTH_RERANK_MODEL at one.
+    from sentence_transformers import CrossEncoder
+
+    from ingest.embedding import resolve_model
+
+    folder = tmp_path / "cross-encoder"
+    CrossEncoder(resolve_model("all-MiniLM-L6-v2"), num_labels=1, device="cpu").save(str(folder))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n, fact in enumerate(["Otters hold hands while sleeping.", "Otters eat sea urchins.", "Otters use stones as tools.",
+                              "Sea otters have the densest fur of any animal.", "River otters live in burrows."]):
+        (docs / f"otter{n}.txt").write_text(fact)
+    plain = open_library()
+    Ingestor(plain).sync([docs])
+    reranked = open_library(rerank_model=str(folder))
+    query = "what do otters do"
+    before = search(plain, query, 5)
+    after = search(reranked, query, 5)
+    scores = CrossEncoder(str(folder), device="cpu").predict([(query, h.text) for h in before])
+    expected = [h.chunk_id for _, h in sorted(zip(scores, before), key=lambda pair: -pair[0])]
+    assert [h.chunk_id for h in after] == expected and sorted(expected) == sorted(h.chunk_id for h in before)

@@ -21,7 +21,6 @@ from ingest import loaders
 from ingest.embedding import Embedder
 from ingest.library import Library
 from ingest.lock import StoreBusy
-from ingest.manifest import Manifest
 from ingest.pipeline import Ingestor
 from ingest.settings import Settings, load_settings
 from ingest.store import check_collection_name
@@ -84,7 +83,7 @@ def sidebar(settings: Settings, lib: Library):
     with st.sidebar:
         st.title(":material/local_fire_department: Hearth")
         st.radio("Page", ["Chat", "Library"], key="page", horizontal=True, label_visibility="collapsed")
-        names = [row[0] for row in Manifest(settings.manifest_path, lib.name).collections()]
+        names = [row[0] for row in lib.manifest.collections()]
         if lib.name not in names:
             names.append(lib.name)
         state.collection = lib.name
@@ -105,14 +104,16 @@ def server_status(settings: Settings):
 
     @st.fragment(run_every=2 if starting else None)
     def status():
-        now = llm_server.current(settings)
-        ready = now is not None and llm_server.healthy(now.url, settings.llm_api_key, timeout=1.0) is not None
-        if starting and (ready or now is None):
-            st.rerun()  # the server is up (or gone): redraw the whole page
+        if starting:  # refreshed every 2 s until the server is up (or gone): then redraw the page
+            now = llm_server.current(settings)
+            if now is None or llm_server.healthy(now.url, settings.llm_api_key, timeout=1.0) is not None:
+                st.rerun()
         st.subheader("Model server")
         if info is None:
             st.warning("No model server is running: questions show sources but no answer.")
             st.button("Start the model server", on_click=start_server, args=(settings,))
+        elif models is None and not info.managed:
+            st.error(render.text(f"{info.url} does not answer: questions show sources but no answer."))
         elif models is None:
             since = f" for {time.time() - info.started_at:.0f} s" if info.started_at else ""
             st.info(render.text(f"{info.engine} ({info.model}) is starting{since}…"))
@@ -134,6 +135,8 @@ def start_server(settings: Settings):
 def model_settings(settings: Settings):
     """Per-session choices; the defaults come from HEARTH_* settings."""
     base = load_settings()
+    state.setdefault("llm_url", base.llm_url)  # the configured server shows here; blank = Hearth's own
+    state.setdefault("llm_model", base.llm_model)
     st.text_input("Model server URL", key="llm_url", placeholder="Hearth's own server",
                   help="Any OpenAI-compatible server, e.g. http://gpu-box:8000/v1")
     st.text_input("Model name", key="llm_model", placeholder="the server's first model")

@@ -177,3 +177,11 @@ def test_the_library_folder_can_be_watched_in_the_background(open_library, home)
     finally:
         at.toggle(key="watch-default").set_value(False).run()
     assert not [t for t in threading.enumerate() if t.name == "hearth-watch-default"]
+
+
+def test_a_remote_server_that_does_not_answer_is_said_so(filled, monkeypatch):
+    monkeypatch.setenv("HEARTH_LLM_URL", "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    at = run_app()
+    assert any("does not answer" in _plain(e.value) for e in at.sidebar.error)
+    at.chat_input[0].set_value("When is the boiler serviced?").run()
+    assert any("did not answer" in _plain(w.value) for w in at.warning) and at.main.expander

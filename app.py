@@ -396,7 +396,7 @@ def main():
         # Load the embedding model once the page is drawn: the first page shows ~3 s sooner, and a
         # question typed meanwhile runs when this finishes. (Not in a thread: torch imported beside
         # chromadb's numpy imports fails with circular-import errors.)
-        lib.embedder.model
+        _ = lib.embedder.model
     finally:
         lib.close()
 

@@ -135,6 +135,7 @@ def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path)
     assert "cited" in card.inner_text() and "kept for six years" in card.inner_text()
     card.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "03-answer-with-sources.png")
+    assert "SentenceTransformer" not in page.locator("body").inner_text()  # no stray object on the page
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Export answer").click()

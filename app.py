@@ -374,12 +374,13 @@ def delete(lib: Library, paths: list[str]):
         flash("error", str(exc))
         st.rerun()
     folder = str(lib.folder.resolve()) + os.sep
-    for path in paths:
-        if os.path.realpath(path).startswith(folder) and os.path.isfile(path):
+    uploaded = [p for p in paths if os.path.realpath(p).startswith(folder)]
+    for path in uploaded:
+        if os.path.isfile(path):
             os.remove(path)
-    kept = [p for p in paths if not os.path.realpath(p).startswith(folder)]
+    kept = len(paths) - len(uploaded)
     flash("success", f"deleted {len(removed)} document(s), {sum(r.chunks for r in removed)} chunks"
-          + (f"; {len(kept)} file(s) outside the library folder stay on disk" if kept else ""))
+          + (f"; {kept} file(s) outside the library folder stay on disk" if kept else ""))
     st.rerun()
 
 

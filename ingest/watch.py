@@ -23,7 +23,7 @@ from typing import Callable
 
 from . import loaders
 from .library import Library
-from .pipeline import FileResult, Ingestor, is_ignored
+from .pipeline import FileResult, Ingestor, _under, is_ignored
 
 DEBOUNCE = 0.4  # seconds without an event on a path before it is synced
 SETTLE = 1.0  # a file modified more recently than this is still being written
@@ -39,10 +39,6 @@ def describe(r: FileResult) -> str:
     if r.status in ("failed", "skipped"):
         return f"not ingested {r.path}: {r.reason}"
     return f"{r.status} {r.path} ({r.chunks} chunks)"
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 class Watcher:

@@ -94,13 +94,21 @@ def build_messages(question: str, passages: list[Hit]):
     return [ChatMessage(role="system", content=SYSTEM_PROMPT), ChatMessage(role="user", content=user)]
 
 
+def _numbers(match: re.Match) -> list[int]:
+    return [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Every passage number a text cites, as written ("[1][3]", "[2, 4]"), valid or not."""
+    return [n for m in _CITE.finditer(text) for n in _numbers(m)]
+
+
 def check_citations(text: str, passages: list[Hit]) -> tuple[str, list[Citation]]:
     """Drop citation numbers that name no passage; map the rest to file, page and passage."""
     used: set[int] = set()
 
     def keep(match: re.Match) -> str:
-        numbers = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
-        valid = [n for n in numbers if 1 <= n <= len(passages)]
+        valid = [n for n in _numbers(match) if 1 <= n <= len(passages)]
         used.update(valid)
         return "".join(f"[{n}]" for n in valid)
 

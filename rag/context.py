@@ -36,10 +36,11 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
         return []
     budget = budget if budget is not None else budget_for(library)
     count = lambda text: len(library.embedder.tokenize(text))  # noqa: E731 (the embedder's tokens, close enough)
+    short = {h.chunk_id for h in hits if count(h.text) < WIDEN_BELOW}
     wanted = set()
     for h in hits:
         doc, i = _split(h.chunk_id)
-        wanted.update({f"{doc}:{i}"} | ({f"{doc}:{i - 1}", f"{doc}:{i + 1}"} if count(h.text) < WIDEN_BELOW else set()))
+        wanted.update({f"{doc}:{i}"} | ({f"{doc}:{i - 1}", f"{doc}:{i + 1}"} if h.chunk_id in short else set()))
     got = library.collection.get(ids=sorted(wanted), include=["documents", "metadatas"])
     chunks = {cid: (text, meta) for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
 
@@ -52,7 +53,7 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
         seen_texts.add(key)
         doc, i = _split(h.chunk_id)
         indices = {i}
-        if count(h.text) < WIDEN_BELOW:
+        if h.chunk_id in short:
             indices |= {j for j in (i - 1, i + 1) if f"{doc}:{j}" in chunks and chunks[f"{doc}:{j}"][1].get("page") == h.page}
         block = next((b for b in blocks if b["doc"] == doc and b["page"] == h.page
                       and min(indices) <= max(b["indices"]) + 1 and max(indices) >= min(b["indices"]) - 1), None)

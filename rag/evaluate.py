@@ -17,7 +17,6 @@ from .search import MODES, search
 
 RUN = 8
 _WORD = re.compile(r"\w+")
-_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
 def load_qa(path: str | Path) -> list[dict]:
@@ -63,7 +62,7 @@ def evaluate(library: Library, qa: list[dict], k: int = 5, modes=MODES) -> dict[
 
 def citations_resolve(library: Library, qa: list[dict], limit: int) -> tuple[int, int]:
     """(answers whose citations all name a passage it was given, answers asked), with the model server."""
-    from .answer import Answerer
+    from .answer import Answerer, cited_numbers
 
     answerer, good, asked = Answerer(library), 0, 0
     for row in qa[:limit]:
@@ -71,7 +70,7 @@ def citations_resolve(library: Library, qa: list[dict], limit: int) -> tuple[int
         raw = "".join(stream)
         if stream.result.error and not raw:
             raise RuntimeError(stream.result.error)
-        numbers = [int(x) for m in _CITE.finditer(raw) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        numbers = cited_numbers(raw)
         asked += 1
         good += bool(numbers) and all(1 <= x <= len(stream.passages) for x in numbers)
     return good, asked

@@ -10,6 +10,9 @@ QWEN   := $(MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 SMOLLM := $(MODELS)/smollm2-135m-instruct/config.json
 TESTDATA := .cache/testdata
 PIP := -m pip install -q --disable-pip-version-check
+# Refuse to start an install that cannot fit: a full disk half-way through pip leaves a broken venv.
+need_gb = @free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); if [ "$$free" -lt $(1) ]; then \
+  echo "make setup: $(2) needs about $(1) GB free here and only $$free GB is; free some disk and run it again" >&2; exit 1; fi
 
 # llama.cpp is compiled for this CPU's vector extensions, but without its AMX kernels: they
 # segfault on the first token here (see ggml-org/llama.cpp#20824), so GGML_NATIVE is off and each
@@ -25,6 +28,7 @@ setup: $(STAMP) engines models
 
 # Each environment re-installs only when its pins change; otherwise `make setup` is a no-op.
 $(STAMP): pyproject.toml requirements.lock
+	$(call need_gb,4,the main environment (.venv))
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) $(PIP) -r requirements.lock
 	$(PY) $(PIP) --no-deps -e .
@@ -34,6 +38,7 @@ engines: $(LLAMA)/.installed $(VLLM)/.installed
 
 # llama-cpp-python builds from source (~4 min); --no-cache-dir so a wheel built with other flags is never reused.
 $(LLAMA)/.installed: requirements-llama.lock
+	$(call need_gb,3,llama.cpp (.venv-llama))
 	@test -x $(LLAMA)/bin/python || python3 -m venv $(LLAMA)
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(LLAMA)/bin/python $(PIP) --no-cache-dir --no-deps -r requirements-llama.lock
 	@touch $@
@@ -42,6 +47,7 @@ $(LLAMA)/.installed: requirements-llama.lock
 GPU := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 VLLM_REQ := $(if $(filter-out 0,$(GPU)),requirements-vllm-gpu.txt,requirements-vllm.lock)
 $(VLLM)/.installed: $(VLLM_REQ)
+	$(call need_gb,7,vLLM (.venv-llm))
 	@test -x $(VLLM)/bin/python || python3 -m venv $(VLLM)
 	$(VLLM)/bin/python $(PIP) $(if $(filter-out 0,$(GPU)),,--no-deps) -r $(VLLM_REQ)
 	@touch $@

@@ -2,7 +2,8 @@
 
     plan     stat every file; unchanged size+mtime is skipped without reading it, otherwise the
              content hash decides: same content (touch), changed, new, moved/renamed, or a copy
-    parse    load + chunk, in a worker thread that runs ahead of the embedder
+    parse    load (in a child process with time and memory limits: reader.py) + chunk, in a worker
+             thread that runs ahead of the embedder
     embed    in groups of files, so small files share batches
     write    Chroma, under the manifest's journal (see manifest.py for the protocol)
 """
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from . import loaders
+from . import loaders, reader
 from .chunking import Chunk, Chunker
 from .library import Library
 from .manifest import FileRecord
@@ -314,16 +315,11 @@ class Ingestor:
             parsed.chunks = []  # vectors are copied from the identical document
             return parsed
         t = time.perf_counter()
+        settings = self.lib.settings
         try:
-            loaded = loaders.load(job.path)
+            loaded = reader.shared(settings.parse_timeout, settings.parse_memory_mb).load(job.path)
         except loaders.LoadError as exc:
             parsed.error = str(exc)
-            return parsed
-        except MemoryError:
-            parsed.error = "file too complex to read (out of memory)"
-            return parsed
-        except Exception as exc:  # a bug in a parser library must not stop the other files
-            parsed.error = f"could not be read ({type(exc).__name__}: {str(exc)[:160]})"
             return parsed
         finally:
             timings["parse"] += time.perf_counter() - t

@@ -37,6 +37,10 @@ class Settings:
     chunk_overlap: int = 24
     max_file_mb: float = 200.0
     """Files larger than this are reported and skipped."""
+    parse_timeout: float = 300.0
+    """Seconds one file may take to read (in a child process, see ingest/reader.py) before it is stopped."""
+    parse_memory_mb: float = 1536.0
+    """Address space the file reader may use; a file needing more is reported, not read."""
     library: str = ""
     """The library folder (uploads land here; exports show paths relative to it). Default <home>/library."""
 

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -21,10 +21,21 @@ from ingest.library import Library
 from ingest.lock import StoreBusy
 from ingest.settings import load_settings
 from ingest.store import ModelMismatch
+from rag.render import printable
 
 app = typer.Typer(help="Hearth: private Q&A over your own documents.", no_args_is_help=True, add_completion=False)
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+
+
+def escape(text: str, keep: str = "\n\t") -> str:
+    """For printing: Rich markup escaped, control characters (ANSI escapes from a file name or a
+    document) shown as escapes. File names keep nothing, so a newline in one can't fake a line."""
+    return _markup_escape(printable(text, keep))
+
+
+def shown(path) -> str:
+    return escape(str(path), keep="")
 
 CollectionOpt = typer.Option(None, "--collection", "-c", help="Collection (workspace) to use [default: HEARTH_COLLECTION or 'default']")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout")
@@ -100,7 +111,7 @@ def _sync(lib, paths, force: bool = False, quiet: bool = False):
     def on_file(path, done, total, chunks):
         rate = chunks / max(time.perf_counter() - started, 1e-6)
         progress.update(task, completed=done, total=total, chunks=chunks, rate=rate,
-                        file=escape(os.path.basename(path))[:40])
+                        file=shown(os.path.basename(path))[:40])
 
     with progress:
         return Ingestor(lib, on_file).sync(paths, force=force)
@@ -120,13 +131,13 @@ def _print_report(report, collection: str):
         out.print(f"[yellow]repaired {report.repaired} entries left by an interrupted run[/]")
     noted = [r for r in report.results if r.reason and r.status not in ("failed", "skipped")]
     for r in noted:
-        out.print(f"[cyan]note[/] {escape(r.path)}: {escape(r.reason)}")
+        out.print(f"[cyan]note[/] {shown(r.path)}: {escape(r.reason)}")
     if report.failures:
         problems = Table(title="not ingested", show_header=True, title_style="bold red")
         problems.add_column("file", overflow="fold")
         problems.add_column("reason", overflow="fold")
         for r in report.failures:
-            problems.add_row(escape(r.path), escape(r.reason))
+            problems.add_row(shown(r.path), escape(r.reason))
         out.print(problems)
 
 
@@ -143,7 +154,7 @@ def watch(
 
     with _library(collection) as lib:
         def log(line: str):
-            out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(line)}")
+            out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(line, keep='')}")
 
         try:
             watcher = Watcher(lib, folders, on_change=log)
@@ -180,10 +191,10 @@ def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
     for col, just in (("file", "left"), ("pages", "right"), ("chunks", "right"), ("size", "right"), ("indexed", "left")):
         table.add_column(col, justify=just, overflow="fold")
     for r in records:
-        table.add_row(escape(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), _when(r.indexed_at))
+        table.add_row(shown(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), _when(r.indexed_at))
     out.print(table)
     for path, (reason, *_rest) in problems.items():
-        out.print(f"[red]not ingested[/] {escape(path)}: {escape(reason)}")
+        out.print(f"[red]not ingested[/] {shown(path)}: {escape(reason)}")
 
 
 def _size(n: int) -> str:
@@ -205,7 +216,7 @@ def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to for
         print(json.dumps({"removed": [{"path": r.path, "chunks": r.chunks} for r in removed]}, indent=2))
     else:
         for r in removed:
-            out.print(f"removed {escape(r.path)} ({r.chunks} chunks)")
+            out.print(f"removed {shown(r.path)} ({r.chunks} chunks)")
         out.print(f"{len(removed)} document(s) removed" if removed else "nothing to remove: no indexed file there")
     raise typer.Exit(0 if removed else 1)
 
@@ -240,7 +251,7 @@ def _print_hits(query: str, hits):
         out.print(f"no passages found for {escape(query)!r}")
         return
     for rank, h in enumerate(hits, 1):
-        where = escape(h.source) + (f", page {h.page}" if h.page else "")
+        where = shown(h.source) + (f", page {h.page}" if h.page else "")
         out.print(f"[bold]{rank}.[/] [green]{h.score:.3f}[/] {where}"
                   + (f"  [dim]§ {escape(h.section)}[/]" if h.section else ""))
         snippet = " ".join(h.text.split())
@@ -274,7 +285,7 @@ def ask(
 
             md.write(export, md.answer_markdown(result, lib.settings.library_dir, lib.name))
             if not as_json:
-                out.print(f"[dim]exported to {escape(str(export))}[/]")
+                out.print(f"[dim]exported to {shown(str(export))}[/]")
     raise typer.Exit(1 if result.error and not result.answer else 0)
 
 
@@ -286,7 +297,7 @@ def _print_sources(result):
         out.print("\n[bold]Sources[/]" + ("" if cited else " [dim](retrieved; none cited)[/]"))
     for n, hit in enumerate(result.passages, 1):
         mark = "[green]✓[/]" if n in cited else " "
-        where = escape(hit.source) + (f", page {hit.page}" if hit.page else "")
+        where = shown(hit.source) + (f", page {hit.page}" if hit.page else "")
         out.print(f" {mark} [{n}] {where}" + (f"  [dim]§ {escape(hit.section)}[/]" if hit.section else ""))
     t = result.timings
     out.print(f"[dim]{escape(result.model or 'no model')} · retrieve {t.get('retrieve_ms', 0)} ms · first token "
@@ -356,7 +367,7 @@ def evaluate(
         print(json.dumps({"questions": len(qa), "k": k, "modes": table,
                           **({"citations_resolve": {"ok": resolved[0], "asked": resolved[1]}} if resolved else {})}, indent=2))
         return
-    out.print(f"{len(qa)} questions from {escape(str(qa_file))}, collection '{escape(lib.name)}', k={k}")
+    out.print(f"{len(qa)} questions from {shown(str(qa_file))}, collection '{escape(lib.name)}', k={k}")
     out.print(f"| mode | hit@1 | hit@{k} | MRR |\n|---|---:|---:|---:|")
     for mode, row in table.items():
         out.print(f"| {mode} | {row['hit@1']:.3f} | {row[f'hit@{k}']:.3f} | {row['mrr']:.3f} |")

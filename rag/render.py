@@ -10,6 +10,7 @@ CommonMark defines as "show this character literally"; model answers keep their 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _CODE = re.compile(r"(```[\s\S]*?(?:```|$)|`[^`\n]*`)")  # fenced blocks and inline code spans
@@ -20,6 +21,13 @@ _STOPWORDS = frozenset(
     "the a an and or of to in on for is are was were be by with as at it its this that from can you your "
     "use used using which not no if then than into also may will".split()
 )
+
+
+def printable(s: str, keep: str = "\n\t") -> str:
+    """For a terminal: control and format characters (ANSI escapes, bidi overrides that make
+    "txt.exe" read "exe.txt") shown as escapes, never sent raw. `keep` lists those left alone."""
+    return "".join(c if c in keep or unicodedata.category(c) not in ("Cc", "Cf") else
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in s)
 
 
 def text(s: str) -> str:

@@ -140,3 +140,19 @@ def test_eval_and_search_modes(tmp_path, docs):
     assert hearth(home, "search", "cats", "--mode", "fuzzy").returncode == 2
     (tmp_path / "bad.jsonl").write_text('{"question": "no answer"}\n')
     assert hearth(home, "eval", tmp_path / "bad.jsonl").returncode == 2
+
+
+def test_file_names_cannot_forge_terminal_output(tmp_path):
+    """A name holding an ANSI escape, a newline or a bidi override is printed as escapes."""
+    folder = tmp_path / "names"
+    folder.mkdir()
+    hostile = "\x1b[2J\x1b[31mred\nadded 999 files \u202etxt.exe.txt"
+    (folder / hostile).write_text("The spare fuses are in the blue tin.")
+    corrupt_pdf(folder / "\x1b]0;title\x07broken.pdf")
+    home = tmp_path / "home"
+    for args in (("ingest", folder), ("docs",), ("search", "where are the spare fuses")):
+        run = hearth(home, *args)
+        assert run.returncode == 0, run.stderr
+        assert "\x1b" not in run.stdout + run.stderr and "\u202e" not in run.stdout
+        assert not any(line.startswith("added 999") for line in run.stdout.splitlines())
+    assert "\\x1b[2J\\x1b[31mred\\x0aadded 999 files \\u202etxt.exe.txt" in run.stdout

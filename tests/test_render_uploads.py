@@ -82,3 +82,11 @@ def test_save_refuses_big_and_unsupported_files(tmp_path):
     with pytest.raises(UploadError, match="not a supported type"):
         uploads.save(tmp_path, "tool.exe", b"MZ", max_mb=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_printable_shows_control_and_bidi_characters_as_escapes():
+    from rag.render import printable
+
+    assert printable("a\x1b[31mb\u202ec\td\ne") == "a\\x1b[31mb\\u202ec\td\ne"
+    assert printable("x\ny\tz", keep="") == "x\\x0ay\\x09z"
+    assert printable("ünïcödé ｒésumé") == "ünïcödé ｒésumé"

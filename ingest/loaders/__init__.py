@@ -64,3 +64,13 @@ def load(path: str | Path) -> Loaded:
     if not loaded.sections:
         raise LoadError("no text found in the file")
     return loaded
+
+
+def warm_up() -> None:
+    """Import the parser libraries now, so that no file's time limit pays for them."""
+    import charset_normalizer  # noqa: F401
+    import docx  # noqa: F401
+    import pypdf  # noqa: F401
+    from llama_index.core.node_parser import MarkdownNodeParser  # noqa: F401
+
+    _loaders()

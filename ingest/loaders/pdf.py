@@ -68,7 +68,7 @@ def _outline_headings(reader) -> tuple[list[int], list[str]]:
 
 def load(path: Path) -> Loaded:
     import pypdf
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings on odd PDFs are noise to users
     try:
@@ -82,6 +82,9 @@ def load(path: Path) -> Loaded:
         raise
     except (FileNotDecryptedError, DependencyError):
         raise LoadError("encrypted PDF; needs a password") from None
+    except LimitReachedError:  # e.g. a page tree listing the same page a billion times
+        raise LoadError("PDF claims more pages or objects than any real document has (pypdf's safety "
+                        "limit); not read") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         # pdfium rebuilds some damaged files (broken xref table, page tree) that pypdf gives up on.
         return _load_damaged(path, f"{type(exc).__name__}: {str(exc)[:120]}")
@@ -129,6 +132,9 @@ def _load_damaged(path: Path, why: str) -> Loaded:
     try:
         cache = {"doc": doc}
         sections = [Section(text, page=i + 1) for i in range(len(doc)) if (text := _pdfium_text(path, cache, i)).strip()]
+    except pypdfium2.PdfiumError as exc:
+        raise LoadError(f"corrupt or unreadable PDF ({why}; pdfium: {exc})") from None
+    else:
         if not sections:
             raise LoadError(f"corrupt or unreadable PDF ({why})")
         return Loaded(sections, pages=len(doc), notes=[f"damaged PDF ({why}); read with pdfium"])

@@ -1,0 +1,155 @@
+"""Files are read (loaders.load) in a child process with a time and a memory limit per file.
+
+A hostile or broken file (a PDF bomb, a zip bomb disguised as .docx, a parser bug that loops or
+recurses forever) can hang or exhaust a parser library; in a child process that costs one file, not
+the ingest, the watcher or the app. One child serves a whole process (started on first use, kept
+for the next file, replaced after a kill); it exits by itself when its parent goes away.
+
+Protocol on the child's stdin/stdout: length-prefixed JSON, one request (a path) and one reply
+({"ok": Loaded} or {"error": reason}) per file. JSON, not pickle: the child handles untrusted input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+
+from . import loaders
+from .loaders import LoadError, Loaded, Section
+
+_HEADER = struct.Struct("!Q")
+STARTUP_S = 120  # importing the parser libraries, on a busy machine
+
+
+def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        block = os.read(fd, min(n - len(buf), 1 << 20))
+        if not block:
+            raise EOFError
+        buf += block
+    return bytes(buf)
+
+
+def _send(fd: int, obj) -> None:
+    data = json.dumps(obj).encode()
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int, deadline: float | None = None):
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+    return json.loads(_read_exact(fd, size, deadline))
+
+
+def read_one(path: str) -> dict:
+    """Load one file; every failure becomes a plain reason (runs in the child)."""
+    try:
+        return {"ok": asdict(loaders.load(path))}
+    except LoadError as exc:
+        return {"error": str(exc)}
+    except MemoryError:
+        return {"error": "too large or complex to read within the memory limit (HEARTH_PARSE_MEMORY_MB)"}
+    except RecursionError:
+        return {"error": "too deeply nested to read (objects nested inside objects without end)"}
+    except Exception as exc:  # a bug in a parser library must not stop the other files
+        return {"error": f"could not be read ({type(exc).__name__}: {str(exc)[:160]})"}
+
+
+class Reader:
+    """The parent's side: `load(path)` returns Loaded or raises LoadError, within the limits."""
+
+    def __init__(self, timeout_s: float, memory_mb: float):
+        self.timeout_s, self.memory_mb = timeout_s, memory_mb
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+                   # one thread each: BLAS and OpenMP reserve address space per thread
+                   "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "ingest.reader", str(int(self.memory_mb * 2**20))],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                start_new_session=True)  # a Ctrl-C in the terminal is the parent's to handle
+            try:  # the time limit starts once the child has imported its parsers
+                _receive(self._proc.stdout.fileno(), time.monotonic() + STARTUP_S)
+            except (TimeoutError, EOFError):
+                self.close()
+                raise LoadError("the file reader process did not start") from None
+        return self._proc
+
+    def load(self, path: str) -> Loaded:
+        with self._lock:
+            proc = self._start()
+            try:
+                _send(proc.stdin.fileno(), path)
+                reply = _receive(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
+            except TimeoutError:
+                self.close()
+                raise LoadError(f"took longer than {self.timeout_s:g} s to read; stopped "
+                                "(HEARTH_PARSE_TIMEOUT sets the limit)") from None
+            except (EOFError, BrokenPipeError):
+                code = proc.wait()
+                self._proc = None
+                how = signal.Signals(-code).name if code < 0 and -code in signal.Signals._value2member_map_ else f"exit {code}"
+                raise LoadError(f"crashed the file reader ({how}); the file is corrupt or too large to read "
+                                f"within {self.memory_mb:g} MB (HEARTH_PARSE_MEMORY_MB)") from None
+        if "error" in reply:
+            raise LoadError(reply["error"])
+        got = reply["ok"]
+        return Loaded([Section(**s) for s in got["sections"]], got["pages"], got["notes"])
+
+    def close(self):
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+_shared: dict[tuple, Reader] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(timeout_s: float, memory_mb: float) -> Reader:
+    """One reader per process and limits: the child's start-up (~0.3 s) is paid once."""
+    with _shared_lock:
+        key = (timeout_s, memory_mb)
+        if key not in _shared:
+            _shared[key] = Reader(timeout_s, memory_mb)
+        return _shared[key]
+
+
+def _child(memory_bytes: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    requests, replies = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # a stray print from a parser library must not corrupt the replies
+    loaders.warm_up()
+    _send(replies, "ready")
+    while True:
+        try:
+            path = _receive(requests)
+        except EOFError:  # the parent is gone
+            return
+        _send(replies, read_one(path))
+
+
+if __name__ == "__main__":
+    _child(int(sys.argv[1]))

@@ -65,6 +65,23 @@ class Library:
     def documents(self) -> list[FileRecord]:
         return list(self.manifest.files().values())
 
+    def snapshot(self) -> dict:
+        """What the collection holds, independent of random doc ids, plus its integrity: for comparing
+        a store with a clean ingest of the same files (tests/test_crash.py, bench/crash.py)."""
+        got = self.collection.get(include=["documents", "metadatas"])
+        records = {r.doc_id: r for r in self.documents()}
+        chunks = sorted((m["source"], m["chunk"], m.get("page"), m["sha256"], doc)
+                        for m, doc in zip(got["metadatas"], got["documents"]))
+        keywords = sorted((records[d].path if d in records else f"orphan {d}", c, t) for d, c, t in self.manifest.keyword_rows())
+        return {
+            "documents": sorted((r.path, r.sha256, r.chunks) for r in records.values()),
+            "chunks": chunks,
+            "keywords": keywords,
+            "ids_unique": len(set(got["ids"])) == len(got["ids"]),
+            "orphans": sorted({m["doc_id"] for m in got["metadatas"]} - set(records)),
+            "journal": self.manifest.journal(),
+        }
+
     @contextmanager
     def writing(self, wait: float | None = None, on_wait=None):
         """Hold the store's writer lock (one writer at a time, across processes)."""

@@ -187,6 +187,11 @@ class Manifest:
         self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE doc_id=?)", (doc_id,))
         self.db.execute("DELETE FROM keyword_chunks WHERE doc_id=?", (doc_id,))
 
+    def keyword_rows(self) -> list[tuple[str, int, str]]:
+        """(doc_id, chunk, text) of every keyword row: for integrity checks."""
+        return self.db.execute("SELECT k.doc_id, k.chunk, w.text FROM keyword_chunks k JOIN keywords w ON w.rowid = k.id "
+                               "WHERE k.collection=?", (self.collection,)).fetchall()
+
     def has_keywords(self) -> bool:
         return self.db.execute("SELECT 1 FROM keyword_chunks WHERE collection=? LIMIT 1",
                                (self.collection,)).fetchone() is not None

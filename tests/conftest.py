@@ -70,21 +70,7 @@ def manuals() -> Path:
 
 
 def store_snapshot(lib: Library) -> dict:
-    """What a collection holds, independent of random doc ids: for comparing two stores."""
-    got = lib.collection.get(include=["documents", "metadatas"])
-    chunks = sorted(
-        (m["source"], m["chunk"], m.get("page"), m["sha256"], doc)
-        for m, doc in zip(got["metadatas"], got["documents"])
-    )
-    docs = sorted((r.path, r.sha256, r.chunks) for r in lib.documents())
-    doc_ids = {m["doc_id"] for m in got["metadatas"]}
-    return {
-        "documents": docs,
-        "chunks": chunks,
-        "ids_unique": len(set(got["ids"])) == len(got["ids"]),
-        "orphans": sorted(doc_ids - {r.doc_id for r in lib.documents()}),
-        "journal": lib.manifest.journal(),
-    }
+    return lib.snapshot()
 
 
 def chunk_count(lib: Library) -> int:

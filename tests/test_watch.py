@@ -214,6 +214,6 @@ def test_a_killed_watcher_restarted_converges_beside_a_manual_ingest(home, open_
     clean = open_library("clean-copy")
     Ingestor(clean).sync([folder])
     got, want = store_snapshot(open_library()), store_snapshot(clean)
-    assert got["documents"] == want["documents"] and got["chunks"] == want["chunks"]
+    assert got["documents"] == want["documents"] and got["chunks"] == want["chunks"] and got["keywords"] == want["keywords"]
     assert got["ids_unique"] and not got["orphans"] and not got["journal"]
     print(f"\nkilled with {partly}/61 documents in; after the restart: {len(got['documents'])}, identical to a clean ingest")

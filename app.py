@@ -23,7 +23,7 @@ from ingest.library import Library
 from ingest.lock import StoreBusy
 from ingest.pipeline import Ingestor
 from ingest.settings import Settings, load_settings
-from ingest.store import check_collection_name
+from ingest.store import StoreWriteError, check_collection_name
 from ingest.watch import Watcher
 from rag import export, llm_server, render, uploads
 from rag.answer import Answer, Answerer
@@ -324,7 +324,7 @@ def run_ingest(lib: Library, paths: list[str], force: bool = False):
     try:
         with lib.writing(wait=120, on_wait=lambda m: bar.progress(0.0, text=render.text(m))):
             return Ingestor(lib, on_file).sync(paths, force=force)
-    except StoreBusy as exc:
+    except (StoreBusy, StoreWriteError) as exc:
         flash("error", str(exc))
         return None
 
@@ -370,7 +370,7 @@ def delete(lib: Library, paths: list[str]):
     try:
         with lib.writing(wait=120):
             removed = Ingestor(lib).remove(paths)
-    except StoreBusy as exc:
+    except (StoreBusy, StoreWriteError) as exc:
         flash("error", str(exc))
         st.rerun()
     folder = str(lib.folder.resolve()) + os.sep

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -23,7 +24,7 @@ from . import loaders, reader
 from .chunking import Chunk, Chunker
 from .library import Library
 from .manifest import FileRecord
-from .store import MAX_BATCH
+from .store import MAX_BATCH, StoreWriteError, is_write_failure, write_failure_message
 
 GROUP_CHUNKS = 256  # embed and commit files in groups of about this many chunks
 LOOKAHEAD = 4  # files parsed ahead of the embedder
@@ -101,6 +102,17 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def _store_writes(settings):
+    """A full disk becomes StoreWriteError, a message a user can act on (the journal repairs)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_write_failure(exc):
+            raise StoreWriteError(write_failure_message(settings, exc)) from exc
+        raise
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -119,7 +131,12 @@ class Ingestor:
         """Make the collection hold exactly the supported files under `paths` (files or folders).
 
         force=True re-reads and re-embeds every file found, changed or not (the app's "re-index").
+        A full disk raises StoreWriteError; the journal undoes the half-written group on the next run.
         """
+        with _store_writes(self.lib.settings):
+            return self._sync(paths, force)
+
+    def _sync(self, paths, force: bool) -> Report:
         report, started = Report(), time.perf_counter()
         report.repaired = self.repair()
         found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths])
@@ -144,6 +161,10 @@ class Ingestor:
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[FileResult]:
         """Forget the files at or under `paths` (the files themselves are untouched)."""
+        with _store_writes(self.lib.settings):
+            return self._remove(paths)
+
+    def _remove(self, paths) -> list[FileResult]:
         self.repair()
         roots = [os.path.abspath(p) for p in paths]
         removed = []

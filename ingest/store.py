@@ -17,6 +17,29 @@ MAX_BATCH = 4000  # Chroma refuses batches above ~5,400 records
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
 
 
+class StoreWriteError(Exception):
+    """The store could not be written (disk full, file size limit, I/O error); nothing was lost."""
+
+
+_WRITE_FAILURES = ("disk is full", "disk i/o error", "no space left", "file too large", "read-only file system",
+                   "quota exceeded")
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Disk full and friends, as raised by the OS, SQLite (the manifest) or Chroma's Rust core."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO):
+        return True
+    return any(text in str(exc).lower() for text in _WRITE_FAILURES)
+
+
+def write_failure_message(settings: Settings, exc: BaseException) -> str:
+    return (f"could not write to the store in {settings.home} ({str(exc).strip()[:160]}): the disk is full or "
+            "failing. Everything stored before is intact; free some space and run it again: it resumes "
+            "where it stopped.")
+
+
 # Chroma folder -> the manifest generation this process's Chroma view is known to include.
 _views: dict[str, int] = {}
 

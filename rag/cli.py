@@ -20,7 +20,7 @@ from rich.table import Table
 from ingest.library import Library
 from ingest.lock import StoreBusy
 from ingest.settings import load_settings
-from ingest.store import ModelMismatch
+from ingest.store import ModelMismatch, StoreWriteError
 from rag.render import printable
 
 app = typer.Typer(help="Hearth: private Q&A over your own documents.", no_args_is_help=True, add_completion=False)
@@ -56,6 +56,9 @@ def _library(collection: str | None):
     except StoreBusy as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(3)
+    except StoreWriteError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(4)
     finally:
         lib.close()
 

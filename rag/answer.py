@@ -220,10 +220,11 @@ class AnswerStream:
             result.error = (f"the model server ({self.server.engine}, {self.server.model}) is still starting: "
                             "sources are below; ask again in a moment for an answer")
             return self._finish()
-        text = ""
+        text, finished = "", False
         try:
             llm = self.answerer.llm(self.server)
             for chunk in llm.stream_chat(build_messages(result.query, self.passages)):
+                finished = finished or _finish_reason(chunk) is not None
                 delta = chunk.delta or ""
                 if not delta:
                     continue
@@ -240,7 +241,14 @@ class AnswerStream:
                 result.incomplete = True
                 result.error = f"the model server stopped mid-answer ({_plain(exc)}); the answer is incomplete"
             else:
-                result.error = f"the model server at {self.server.url} did not answer ({_plain(exc)}); sources are below"
+                result.error = f"the model server at {self.server.url} {_failure(exc, self.answerer.settings)}; sources are below"
+        else:
+            if not text:  # e.g. an HTML error page from a proxy: no stream at all
+                result.error = (f"the model server at {self.server.url} sent no answer (its reply was not a chat "
+                                "completion); sources are below")
+            elif not finished and not result.error:
+                result.incomplete = True
+                result.error = "the model server closed the connection before finishing; the answer is incomplete"
         result.answer, result.citations = check_citations(text, self.passages)
         self._finish()
 
@@ -251,6 +259,26 @@ class AnswerStream:
         for _ in self:
             pass
         return self.result
+
+
+def _finish_reason(chunk):
+    """The OpenAI finish_reason of a streamed chunk ("stop", "length"), None while the stream goes on."""
+    choices = getattr(chunk.raw, "choices", None) or []
+    return getattr(choices[0], "finish_reason", None) if choices else None
+
+
+def _failure(exc: Exception, settings: Settings) -> str:
+    """What went wrong with the model server, in words a user can act on."""
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"did not answer within {settings.llm_timeout:g} s (HEARTH_LLM_TIMEOUT)"
+    if "Connection" in name:
+        return f"could not be reached ({_plain(exc)})"
+    if getattr(exc, "status_code", None):
+        return f"answered with an error ({_plain(exc)})"
+    if isinstance(exc, (ValueError, AttributeError, KeyError, TypeError, IndexError)):  # JSON, UTF-8, shape
+        return f"sent a reply that is not a chat completion ({_plain(exc)})"
+    return f"did not answer ({_plain(exc)})"
 
 
 def _plain(exc: Exception) -> str:

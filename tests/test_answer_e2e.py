@@ -113,7 +113,7 @@ def test_server_down_still_returns_sources(home, embedder):
     lib = _library(home, embedder, llm_timeout=5)
     dead = llm_server.ServerInfo("llamacpp", "qwen", "http://127.0.0.1:9/v1", managed=False)
     answer = Answerer(lib, dead).ask("When is the boiler serviced?").collect()
-    assert answer.answer == "" and "did not answer" in answer.error
+    assert answer.answer == "" and "could not be reached" in answer.error
     assert answer.passages and answer.passages[0].page == 3
 
 

@@ -1,0 +1,90 @@
+"""An OpenAI-compatible endpoint that fails on purpose, on 127.0.0.1: the failures a real server has
+(answers with an HTML error page, broken JSON, a 500, silence, a stream that stalls or is cut off)
+on demand. Real model servers (llama.cpp, vLLM) are what every other answer test talks to.
+
+    with FaultyServer() as server:
+        url = server.url("cut")   # -> http://127.0.0.1:PORT/cut/v1
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODES = ("html", "badjson", "wrongshape", "http500", "binary", "silent", "stall", "cut")
+
+
+def _chunk(text: str) -> bytes:
+    body = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "faulty",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, ctype: str, body: bytes):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # /v1/models: the health check sees a server that is up
+        self._send(200, "application/json", b'{"object": "list", "data": [{"id": "faulty"}]}')
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        mode = self.path.strip("/").split("/")[0]
+        if mode == "html":
+            return self._send(200, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+        if mode == "http500":
+            return self._send(500, "application/json", b'{"error": {"message": "CUDA error: out of memory"}}')
+        if mode == "binary":
+            return self._send(200, "application/octet-stream", bytes(range(256)) * 8)
+        if mode == "silent":  # never answers; the client's timeout must end the wait
+            time.sleep(self.server.hold_s)
+            return self._send(200, "text/plain", b"")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        if mode == "badjson":
+            self.wfile.write(b"data: {\"choices\": [{\"delta\": {\"content\": \"Hel\n\n" + b"data: }}}{{{\n\n")
+        elif mode == "wrongshape":
+            self.wfile.write(b'data: {"unexpected": true, "choices": "none"}\n\n')
+        else:  # stall or cut: a few words, then silence or a dropped connection
+            for word in ("The ", "boiler ", "is "):
+                self.wfile.write(_chunk(word))
+                self.wfile.flush()
+                time.sleep(0.05)
+            if mode == "stall":
+                time.sleep(self.server.hold_s)
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class FaultyServer:
+    def __init__(self, hold_s: float = 30.0):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.hold_s = hold_s
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, mode: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{mode}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

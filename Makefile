@@ -22,7 +22,7 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(foreach p,avx:AVX avx2:AVX2
   avx_vnni:AVX_VNNI avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16,\
   $(if $(filter $(word 1,$(subst :, ,$(p))),$(CPU_FLAGS)),-DGGML_$(word 2,$(subst :, ,$(p)))=ON))
 
-.PHONY: setup engines models run test test-fast testdata browser bench eval lock clean
+.PHONY: setup engines models run test test-fast testdata test-tools bench eval lock clean
 
 setup: $(STAMP) engines models
 
@@ -74,11 +74,13 @@ $(TESTDATA)/.done:
 run: setup
 	$(VENV)/bin/hearth serve
 
-# The browser test drives Debian's chromium (Playwright cannot download its own browser here).
-browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -q chromium >/dev/null)
+# Debian tools the tests drive: chromium for the browser test (Playwright cannot download its own
+# browser here), strace and iproute2 for the blocked-network test.
+test-tools:
+	@command -v chromium >/dev/null && command -v strace >/dev/null && command -v ip >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -q chromium strace iproute2 >/dev/null)
 
-test: setup testdata browser
+test: setup testdata test-tools
 	$(PY) -m pytest -q -ra
 
 test-fast: setup testdata

@@ -74,7 +74,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} missing: `make browser` installs Debian's chromium")
+        pytest.fail(f"{CHROMIUM} missing: `make test-tools` installs Debian's chromium")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])

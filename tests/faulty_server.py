@@ -15,6 +15,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = ("html", "badjson", "wrongshape", "http500", "binary", "silent", "stall", "cut")
+# Not a failure: a complete answer whose text carries HTML, script and a javascript: link.
+HOSTILE_ANSWER = ("Receipts are kept for six years [1]. <script>window.__pwned = 'answer'</script> "
+                  "<img src=y onerror=\"window.__pwned = 'answer-img'\"> [details](javascript:window.__pwned='link')")
 
 
 def _chunk(text: str) -> bytes:
@@ -54,7 +57,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        if mode == "badjson":
+        if mode == "hostile":
+            for word in HOSTILE_ANSWER.split(" "):
+                self.wfile.write(_chunk(word + " "))
+            final = json.loads(_chunk("")[6:])
+            final["choices"][0]["finish_reason"] = "stop"
+            self.wfile.write(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n")
+        elif mode == "badjson":
             self.wfile.write(b"data: {\"choices\": [{\"delta\": {\"content\": \"Hel\n\n" + b"data: }}}{{{\n\n")
         elif mode == "wrongshape":
             self.wfile.write(b'data: {"unexpected": true, "choices": "none"}\n\n')

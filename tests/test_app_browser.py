@@ -17,6 +17,7 @@ import pytest
 
 from conftest import ROOT
 from ingest.library import Library
+from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 from make_files import HOUSEHOLD as FACTS, corrupt_pdf, text_pdf
 from rag import llm_server
@@ -53,16 +54,21 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120):
     raise TimeoutError(f"nothing listening on {port} after {timeout} s")
 
 
+def _serve(home, **env):
+    port = _free_port()
+    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), "serve", "--no-samples", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_port(port, proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    port = _free_port()
-    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), "serve", "--no-samples", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, url = _serve(home)
     try:
-        _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}", home
+        yield url, home
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -156,3 +162,38 @@ def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path)
     page.screenshot(path=ARTIFACTS / "04-hostile-document-as-text.png")
     assert page.evaluate("window.__pwned") is None and dialogs == []
     assert page.locator("[data-testid='stMain'] img[src='x']").count() == 0
+
+
+def test_html_and_script_in_a_model_answer_never_run(browser, tmp_path):
+    """The model's own output is no safer than a document: a server answering with <script>,
+    <img onerror> and a javascript: link shows them as text (or drops them), and nothing runs."""
+    from faulty_server import FaultyServer
+
+    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
+    home = tmp_path / "home"
+    lib = Library(load_settings(home=home))
+    Ingestor(lib).sync([tmp_path / "household.pdf"])
+    lib.close()
+    with FaultyServer() as server:
+        proc, url = _serve(home, HEARTH_LLM_URL=server.url("hostile"))
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            dialogs = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(url)
+            box = page.get_by_placeholder(ASK)
+            box.wait_for(timeout=120_000)
+            box.fill("How long do I keep receipts?")
+            box.press("Enter")
+            page.get_by_role("button", name="Export answer").wait_for(timeout=120_000)
+            answer = page.locator("[data-testid='stChatMessage']").nth(1)
+            assert "six years" in answer.inner_text() and "<script>window.__pwned" in answer.inner_text()
+            for link in answer.locator("a").all():  # a link may render, but never as javascript:
+                assert not (link.get_attribute("href") or "").lower().startswith("javascript")
+            page.screenshot(path=ARTIFACTS / "05-hostile-answer-as-text.png")
+            assert page.evaluate("window.__pwned") is None and dialogs == []
+            assert page.locator("[data-testid='stMain'] img[src='y']").count() == 0
+            assert page.locator("[data-testid='stMain'] script").count() == 0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -33,8 +33,9 @@ def _network_calls(trace: str) -> list[tuple[str, str]]:
     return calls
 
 
-@pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("strace"), reason="needs unshare and strace (`make test-tools` installs them)")
 def test_ingest_search_and_ask_with_the_network_blocked(tmp_path):
+    if not (shutil.which("unshare") and shutil.which("strace") and shutil.which("ip")):
+        pytest.fail("needs unshare, strace and ip: `make test-tools` installs them")
     docs = tmp_path / "docs"
     docs.mkdir()
     text_pdf(docs / "household.pdf", HOUSEHOLD, title="Household")

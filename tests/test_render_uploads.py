@@ -90,3 +90,13 @@ def test_printable_shows_control_and_bidi_characters_as_escapes():
     assert printable("a\x1b[31mb\u202ec\td\ne") == "a\\x1b[31mb\\u202ec\td\ne"
     assert printable("x\ny\tz", keep="") == "x\\x0ay\\x09z"
     assert printable("ünïcödé ｒésumé") == "ünïcödé ｒésumé"
+
+
+def test_an_upload_never_writes_through_a_symlink(tmp_path):
+    folder, outside = tmp_path / "library" / "default", tmp_path / "outside.txt"
+    folder.mkdir(parents=True)
+    outside.write_text("keep me")
+    os.symlink(outside, folder / "notes.txt")  # planted where an upload of "notes.txt" would land
+    saved = uploads.save(folder, "notes.txt", b"uploaded", max_mb=1)
+    assert outside.read_text() == "keep me" and saved.parent == folder and not saved.is_symlink()
+    assert saved.read_bytes() == b"uploaded"

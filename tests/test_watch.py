@@ -217,3 +217,21 @@ def test_a_killed_watcher_restarted_converges_beside_a_manual_ingest(home, open_
     assert got["documents"] == want["documents"] and got["chunks"] == want["chunks"] and got["keywords"] == want["keywords"]
     assert got["ids_unique"] and not got["orphans"] and not got["journal"]
     print(f"\nkilled with {partly}/61 documents in; after the restart: {len(got['documents'])}, identical to a clean ingest")
+
+
+def test_symlinks_pointing_outside_are_not_followed(watch, folder, tmp_path, open_library):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("The safe combination is 4-8-15.")
+    (outside / "more").mkdir()
+    (outside / "more" / "diary.md").write_text("# Diary\n\nPrivate thoughts about the neighbours.")
+    os.symlink(outside / "secret.txt", folder / "link-to-secret.txt")  # there before the watch starts
+    watcher = watch()
+    os.symlink(outside / "more", folder / "link-to-folder")  # and made while it watches
+    (folder / "real.txt").write_text("The lawn is mowed on Saturdays.")
+    lib = open_library()
+    wait_until(lambda: [os.path.basename(r.path) for r in lib.documents()] == ["real.txt"])
+    wait_until(watcher.idle)
+    Ingestor(lib).sync([folder])  # a manual sync of the folder does not follow them either
+    assert [os.path.basename(r.path) for r in lib.documents()] == ["real.txt"]
+    assert not any("combination" in h.text or "neighbours" in h.text for h in search(lib, "safe combination diary", k=5))

@@ -71,6 +71,23 @@ def journal_size(home: Path) -> int:
         return 0
 
 
+def kill_sometime(proc: subprocess.Popen, home: Path, rng: random.Random, after_s: float, in_write: bool) -> bool:
+    """SIGKILL `proc` after `after_s` seconds or, with `in_write`, up to 0.3 s into the first write in
+    flight after that (the journal not empty). False if it finished before the kill."""
+    deadline = time.monotonic() + after_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    while in_write and proc.poll() is None and journal_size(home) == 0:
+        time.sleep(0.002)
+    if in_write and proc.poll() is None:
+        time.sleep(rng.uniform(0, 0.3))
+    if proc.poll() is not None:
+        return False
+    proc.kill()
+    proc.wait()
+    return True
+
+
 class Stores:
     """Opens stores with one shared embedding model and compares them."""
 
@@ -139,19 +156,10 @@ def ingest_rounds(stores: Stores, work: Path, rng: random.Random, kills: int) ->
         home = work / f"round-{done:02d}"
         proc = hearth(home, "ingest", corpus)
         in_write = done % 2 == 1
-        deadline = time.monotonic() + rng.uniform(0.5, full)
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        while in_write and proc.poll() is None and journal_size(home) == 0:
-            time.sleep(0.002)
-        if in_write and proc.poll() is None:
-            time.sleep(rng.uniform(0, 0.3))
-        if proc.poll() is not None:  # finished before the kill: draw again
+        if not kill_sometime(proc, home, rng, rng.uniform(0.5, full), in_write):  # finished first: draw again
             redrawn += 1
             shutil.rmtree(home)
             continue
-        proc.kill()
-        proc.wait()
         pending = journal_size(home)
         t = time.perf_counter()
         resume = hearth(home, "ingest", corpus)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +14,9 @@ import pytest
 
 from conftest import ROOT, store_snapshot
 from ingest.pipeline import Ingestor
+
+sys.path.insert(0, str(ROOT / "bench"))
+from crash import journal_size, kill_sometime  # noqa: E402  (the kill routine of bench/crash.py)
 
 pytestmark = pytest.mark.slow
 
@@ -29,17 +31,6 @@ def _corpus(root, manuals):
         body = "\n\n".join(" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(6))
         (root / f"note-{i:02d}.md").write_text(f"# Note {i}\n\n{body}\n")
     return root
-
-
-def _journal_size(home) -> int:
-    db = home / "manifest.sqlite3"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return con.execute("SELECT count(*) FROM journal").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def _ingest_process(home, corpus):
@@ -63,19 +54,9 @@ def test_killed_ingests_repair_to_a_clean_ingest(tmp_path, manuals, open_library
     for round_ in range(7):
         proc = _ingest_process(home, corpus)
         # Half the kills land at a random time, half while a write is in flight (journal not empty).
-        deadline = time.monotonic() + rng.uniform(2.0, 14.0)
-        wait_for_write = round_ % 2 == 1
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        while wait_for_write and proc.poll() is None and _journal_size(home) == 0:
-            time.sleep(0.005)
-        if wait_for_write and proc.poll() is None:
-            time.sleep(rng.uniform(0, 0.3))
-        if proc.poll() is None:
-            proc.kill()
+        if kill_sometime(proc, home, rng, rng.uniform(2.0, 14.0), in_write=round_ % 2 == 1):
             interrupted += 1
-            mid_write += _journal_size(home) > 0
-        proc.wait()
+            mid_write += journal_size(home) > 0
         if round_ in mutations:
             mutations[round_]()
     final = _ingest_process(home, corpus)

@@ -71,9 +71,11 @@ def journal_size(home: Path) -> int:
         return 0
 
 
-def kill_sometime(proc: subprocess.Popen, home: Path, rng: random.Random, after_s: float, in_write: bool) -> bool:
+def kill_sometime(proc: subprocess.Popen, home: Path, rng: random.Random, after_s: float, in_write: bool,
+                  children: list[int] | None = None) -> bool:
     """SIGKILL `proc` after `after_s` seconds or, with `in_write`, up to 0.3 s into the first write in
-    flight after that (the journal not empty). False if it finished before the kill."""
+    flight after that (the journal not empty). False if it finished before the kill. The pids of its
+    children at that moment (its file reader) are added to `children`."""
     deadline = time.monotonic() + after_s
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -83,6 +85,9 @@ def kill_sometime(proc: subprocess.Popen, home: Path, rng: random.Random, after_
         time.sleep(rng.uniform(0, 0.3))
     if proc.poll() is not None:
         return False
+    if children is not None:
+        for task in Path(f"/proc/{proc.pid}/task").glob("*/children"):
+            children.extend(int(pid) for pid in task.read_text().split())
     proc.kill()
     proc.wait()
     return True
@@ -132,13 +137,16 @@ class Stores:
         return problems
 
 
-def reader_children() -> int:
-    """File-reader processes left running by the killed ingests (each must exit by itself)."""
+def still_running(pids: list[int]) -> int:
+    """How many of the killed ingests' file readers are still running (each must exit by itself)."""
     time.sleep(1)
-    pids = subprocess.run(["pgrep", "-f", "ingest.reader"], capture_output=True, text=True).stdout.split()
-    parents = [Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[1] for pid in pids
-               if Path(f"/proc/{pid}/stat").exists()]
-    return sum(1 for ppid in parents if int(ppid) != os.getpid())  # this process's own reader is alive
+    alive = 0
+    for pid in pids:
+        try:
+            alive += "ingest.reader" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            pass
+    return alive
 
 
 def ingest_rounds(stores: Stores, work: Path, rng: random.Random, kills: int) -> tuple[int, int]:
@@ -151,12 +159,12 @@ def ingest_rounds(stores: Stores, work: Path, rng: random.Random, kills: int) ->
     assert hearth(work / "timing", "ingest", corpus).wait() == 0
     full = time.perf_counter() - started
     print(f"one uninterrupted `hearth ingest` (process start included): {full:.1f} s", flush=True)
-    identical, done, redrawn, resumes = 0, 0, 0, []
+    identical, done, redrawn, resumes, children = 0, 0, 0, [], []
     while done < kills:
         home = work / f"round-{done:02d}"
         proc = hearth(home, "ingest", corpus)
         in_write = done % 2 == 1
-        if not kill_sometime(proc, home, rng, rng.uniform(0.5, full), in_write):  # finished first: draw again
+        if not kill_sometime(proc, home, rng, rng.uniform(0.5, full), in_write, children):  # finished first: draw again
             redrawn += 1
             shutil.rmtree(home)
             continue
@@ -172,9 +180,9 @@ def ingest_rounds(stores: Stores, work: Path, rng: random.Random, kills: int) ->
         print(f"ingest kill {done:2d} ({'mid-write' if in_write else 'random   '}, journal {pending}): "
               f"{'identical' if not problems else '; '.join(problems)}", flush=True)
         shutil.rmtree(home)
-    left = reader_children()
     print(f"ingest: {identical}/{kills} identical; {redrawn} draws came after the run had finished; "
-          f"resume median {statistics.median(resumes):.1f} s; reader processes left behind: {left}", flush=True)
+          f"resume median {statistics.median(resumes):.1f} s; file readers of killed ingests still running: "
+          f"{still_running(children)} of {len(children)}", flush=True)
     return identical, kills
 
 

@@ -94,6 +94,11 @@ class _Parsed:
     doc_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
 
+def _megabytes(size: int) -> str:
+    mb = size / 2**20
+    return f"{mb:,.0f} MB" if mb >= 100 else f"{mb:.3g} MB"
+
+
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -239,7 +244,7 @@ class Ingestor:
                 report.results.append(FileResult(path, "skipped", reason=f"{known[0]} (unchanged since)"))
                 continue
             if st.st_size > limit:
-                self._fail(report, path, st, f"too large: {st.st_size / 2**20:.3g} MB, over the "
+                self._fail(report, path, st, f"too large: {_megabytes(st.st_size)}, over the "
                            f"{self.lib.settings.max_file_mb:g} MB limit (HEARTH_MAX_FILE_MB)")
                 continue
             try:

@@ -53,14 +53,16 @@ class Library:
         return self.settings.library_dir / self.name
 
     def ensure_keywords(self):
-        """Build the keyword index of a store made before it existed (once; later writes keep it up to date)."""
-        if self.manifest.has_keywords() or not self.manifest.has_files():
+        """Build the keyword index of a store made before it existed (once; later writes keep it up to date).
+        Marked as built even when it came out empty (a library of tables of contents), so it is not redone."""
+        if self.manifest.keywords_built() or not self.manifest.has_files():
             return
-        records = self.manifest.files().values()
         with self.manifest.transaction():
-            for rec in records:
-                got = self.collection.get(where={"doc_id": rec.doc_id}, include=["documents", "metadatas"])
-                self.manifest.add_keywords(rec.doc_id, [(m["chunk"], d) for d, m in zip(got["documents"], got["metadatas"])])
+            if not self.manifest.has_keywords():
+                for rec in self.manifest.files().values():
+                    got = self.collection.get(where={"doc_id": rec.doc_id}, include=["documents", "metadatas"])
+                    self.manifest.add_keywords(rec.doc_id, [(m["chunk"], d) for d, m in zip(got["documents"], got["metadatas"])])
+            self.manifest.mark_keywords_built()
 
     def documents(self) -> list[FileRecord]:
         return list(self.manifest.files().values())

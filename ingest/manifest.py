@@ -131,6 +131,7 @@ class Manifest:
             for table in ("files", "journal", "problems"):
                 self.db.execute(f"DELETE FROM {table} WHERE collection=?", (self.collection,))
             self.db.execute("DELETE FROM collections WHERE name=?", (self.collection,))
+            self.db.execute("DELETE FROM meta WHERE key=?", (self._built_key,))
 
     # --- files ----------------------------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:
@@ -191,6 +192,17 @@ class Manifest:
         """(doc_id, chunk, text) of every keyword row: for integrity checks."""
         return self.db.execute("SELECT k.doc_id, k.chunk, w.text FROM keyword_chunks k JOIN keywords w ON w.rowid = k.id "
                                "WHERE k.collection=?", (self.collection,)).fetchall()
+
+    @property
+    def _built_key(self) -> str:
+        return f"keywords built:{self.collection}"
+
+    def keywords_built(self) -> bool:
+        """The keyword index was built for this collection (ingests keep it current from then on)."""
+        return self.db.execute("SELECT 1 FROM meta WHERE key=?", (self._built_key,)).fetchone() is not None
+
+    def mark_keywords_built(self):
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, 1)", (self._built_key,))
 
     def has_keywords(self) -> bool:
         return self.db.execute("SELECT 1 FROM keyword_chunks WHERE collection=? LIMIT 1",

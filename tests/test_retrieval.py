@@ -120,3 +120,18 @@ def test_a_configured_cross_encoder_reorders_hybrid_results(open_library, tmp_pa
     scores = CrossEncoder(str(folder), device="cpu").predict([(query, h.text) for h in before])
     expected = [h.chunk_id for _, h in sorted(zip(scores, before), key=lambda pair: -pair[0])]
     assert [h.chunk_id for h in after] == expected and sorted(expected) == sorted(h.chunk_id for h in before)
+
+
+def test_a_store_from_before_the_keyword_index_is_backfilled_once(library, tmp_path):
+    (tmp_path / "a.md").write_text("# Boats\n\nThe ferry to Skye leaves at seven from the pier.\n")
+    Ingestor(library).sync([tmp_path / "a.md"])
+    db = library.manifest.db
+    for sql in ("DELETE FROM keywords", "DELETE FROM keyword_chunks", "DELETE FROM meta WHERE key LIKE 'keywords built:%'"):
+        db.execute(sql)
+    db.commit()  # as a store written before the index existed
+    assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(tmp_path / "a.md")
+    assert _keyword_rows(library) == 1 and library.manifest.keywords_built()
+    for sql in ("DELETE FROM keywords", "DELETE FROM keyword_chunks"):
+        db.execute(sql)
+    db.commit()  # now empty on purpose (as for a library of tables of contents): not rebuilt per query
+    assert search(library, "Skye ferry", 1, mode="keyword") == [] and _keyword_rows(library) == 0

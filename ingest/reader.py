@@ -84,7 +84,7 @@ class Reader:
                    # one thread each: BLAS and OpenMP reserve address space per thread
                    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "ingest.reader", str(int(self.memory_mb * 2**20))],
+                [sys.executable, "-m", "ingest.reader", str(int(self.memory_mb * 2**20)), str(self.timeout_s)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                 start_new_session=True)  # a Ctrl-C in the terminal is the parent's to handle
             try:  # the time limit starts once the child has imported its parsers
@@ -110,6 +110,9 @@ class Reader:
                 how = signal.Signals(-code).name if code < 0 and -code in signal.Signals._value2member_map_ else f"exit {code}"
                 raise LoadError(f"crashed the file reader ({how}); the file is corrupt or too large to read "
                                 f"within {self.memory_mb:g} MB (HEARTH_PARSE_MEMORY_MB)") from None
+            except (OSError, ValueError) as exc:  # a garbled reply: start afresh with the next file
+                self.close()
+                raise LoadError(f"the file reader failed ({type(exc).__name__}: {str(exc)[:120]})") from None
         if "error" in reply:
             raise LoadError(reply["error"])
         got = reply["ok"]
@@ -135,7 +138,8 @@ def shared(timeout_s: float, memory_mb: float) -> Reader:
         return _shared[key]
 
 
-def _child(memory_bytes: int) -> None:
+def _child(memory_bytes: int, timeout_s: float) -> None:
+    import math
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -148,8 +152,13 @@ def _child(memory_bytes: int) -> None:
             path = _receive(requests)
         except EOFError:  # the parent is gone
             return
-        _send(replies, read_one(path))
+        # The parent stops a file at timeout_s; should the parent itself die meanwhile, the alarm
+        # (default action: terminate) ends this process a little later instead of letting it run on.
+        signal.alarm(math.ceil(timeout_s) + 5)
+        reply = read_one(path)
+        signal.alarm(0)
+        _send(replies, reply)
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]))
+    _child(int(sys.argv[1]), float(sys.argv[2]))

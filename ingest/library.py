@@ -53,15 +53,15 @@ class Library:
         return self.settings.library_dir / self.name
 
     def ensure_keywords(self):
-        """Build the keyword index of a store made before it existed (once; later writes keep it up to date).
-        Marked as built even when it came out empty (a library of tables of contents), so it is not redone."""
+        """Index the documents of a store made before the keyword index existed (once; later writes
+        keep it up to date). Marked as built even where nothing came of it (a document that is all
+        table of contents), so it is not redone on each search."""
         if self.manifest.keywords_built() or not self.manifest.has_files():
             return
         with self.manifest.transaction():
-            if not self.manifest.has_keywords():
-                for rec in self.manifest.files().values():
-                    got = self.collection.get(where={"doc_id": rec.doc_id}, include=["documents", "metadatas"])
-                    self.manifest.add_keywords(rec.doc_id, [(m["chunk"], d) for d, m in zip(got["documents"], got["metadatas"])])
+            for doc_id in self.manifest.docs_without_keywords():
+                got = self.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+                self.manifest.add_keywords(doc_id, [(m["chunk"], d) for d, m in zip(got["documents"], got["metadatas"])])
             self.manifest.mark_keywords_built()
 
     def documents(self) -> list[FileRecord]:

@@ -204,9 +204,11 @@ class Manifest:
     def mark_keywords_built(self):
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, 1)", (self._built_key,))
 
-    def has_keywords(self) -> bool:
-        return self.db.execute("SELECT 1 FROM keyword_chunks WHERE collection=? LIMIT 1",
-                               (self.collection,)).fetchone() is not None
+    def docs_without_keywords(self) -> list[str]:
+        """doc_ids of this collection's documents with no keyword row (never indexed, or all navigation)."""
+        return [row[0] for row in self.db.execute(
+            "SELECT doc_id FROM files f WHERE collection=? AND NOT EXISTS "
+            "(SELECT 1 FROM keyword_chunks k WHERE k.doc_id = f.doc_id)", (self.collection,))]
 
     def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) for an FTS5 MATCH expression."""

@@ -135,3 +135,10 @@ def test_a_store_from_before_the_keyword_index_is_backfilled_once(library, tmp_p
         db.execute(sql)
     db.commit()  # now empty on purpose (as for a library of tables of contents): not rebuilt per query
     assert search(library, "Skye ferry", 1, mode="keyword") == [] and _keyword_rows(library) == 0
+    # An old store that has since had a file added: the old documents are indexed too, not skipped.
+    db.execute("DELETE FROM meta WHERE key LIKE 'keywords built:%'")
+    db.commit()
+    (tmp_path / "b.md").write_text("# Trains\n\nThe sleeper train to Inverness departs at nine.\n")
+    Ingestor(library).sync([tmp_path / "b.md"])
+    assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(tmp_path / "a.md")
+    assert _keyword_rows(library) == 2

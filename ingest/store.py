@@ -6,6 +6,7 @@ so a store is never searched or filled with vectors from another model.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -27,8 +28,6 @@ _WRITE_FAILURES = ("disk is full", "disk i/o error", "no space left", "file too 
 
 def is_write_failure(exc: BaseException) -> bool:
     """Disk full and friends, as raised by the OS, SQLite (the manifest) or Chroma's Rust core."""
-    import errno
-
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO):
         return True
     return any(text in str(exc).lower() for text in _WRITE_FAILURES)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,19 @@ def manuals() -> Path:
 
 def store_snapshot(lib: Library) -> dict:
     return lib.snapshot()
+
+
+def hearth_command(home, *args, **env) -> tuple[list[str], dict]:
+    """argv and environment to run `hearth ARGS` as a user would, against HEARTH_HOME=home."""
+    return ([sys.executable, "-m", "rag.cli", *map(str, args)],
+            {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env})
+
+
+def run_hearth(home, *args, timeout: float = 300, stdin: str | None = None, preexec_fn=None, **env):
+    """`hearth ARGS` to completion; stdout and stderr captured as text. Keyword arguments set env vars."""
+    argv, environ = hearth_command(home, *args, **env)
+    return subprocess.run(argv, env=environ, input=stdin, preexec_fn=preexec_fn, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def chunk_count(lib: Library) -> int:

@@ -10,16 +10,13 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_hearth
 from make_files import corrupt_pdf, text_pdf
 
 pytestmark = pytest.mark.slow
 
 
-def hearth(home, *args, stdin=None):
-    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=300)
+hearth = run_hearth
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, store_snapshot
+from conftest import ROOT, hearth_command, store_snapshot
 from ingest.pipeline import Ingestor
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -34,9 +34,8 @@ def _corpus(root, manuals):
 
 
 def _ingest_process(home, corpus):
-    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(corpus), "--json"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv, env = hearth_command(home, "ingest", corpus, "--json")
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def test_killed_ingests_repair_to_a_clean_ingest(tmp_path, manuals, open_library, monkeypatch):

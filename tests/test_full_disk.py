@@ -7,16 +7,13 @@ as a shell would have it), inside SQLite (the manifest) or Chroma's Rust core.
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, store_snapshot
+from conftest import run_hearth, store_snapshot
 from ingest.pipeline import Ingestor
 from rag.search import search
 
@@ -28,9 +25,7 @@ def _hearth_with_file_limit(home, limit: int, *args):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
-    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], env=env, preexec_fn=limited,
-                          capture_output=True, text=True, timeout=600)
+    return run_hearth(home, *args, timeout=600, preexec_fn=limited)
 
 
 def _biggest(home, pattern: str) -> int:

@@ -4,14 +4,11 @@ happened in plain words. (Down and killed mid-answer: test_answer_e2e.py, with r
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_hearth
 from faulty_server import MODES, FaultyServer
 from ingest.pipeline import Ingestor
 from make_files import HOUSEHOLD, text_pdf
@@ -50,15 +47,9 @@ def test_a_misbehaving_server_is_said_plainly_and_sources_still_come(mode, fault
     print(f"{mode}: {answer.error}")
 
 
-def _hearth(home, *args, **env):
-    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env}
-    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
 @pytest.mark.parametrize("mode", ["html", "cut"])
 def test_cli_ask_shows_sources_and_what_went_wrong(mode, faulty, household, home):
-    run = _hearth(home, "ask", "When is the boiler serviced?", HEARTH_LLM_URL=faulty.url(mode), HEARTH_LLM_TIMEOUT="2")
+    run = run_hearth(home, "ask", "When is the boiler serviced?", HEARTH_LLM_URL=faulty.url(mode), HEARTH_LLM_TIMEOUT="2", timeout=120)
     assert run.returncode == (1 if mode == "html" else 0), run.stderr  # no answer at all is a failure
     assert "household.pdf, page 3" in run.stdout and "Traceback" not in run.stderr
     said = " ".join(run.stderr.split())

@@ -8,13 +8,12 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import ROOT, store_snapshot
+from conftest import hearth_command, store_snapshot
 from ingest.pipeline import Ingestor
 from ingest.watch import Watcher
 from make_files import corrupt_pdf, text_pdf
@@ -173,9 +172,8 @@ def test_ignored_names_growing_files_and_bad_files(watch, open_library, folder):
 
 
 def _hearth(home, *args, **kw):
-    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "rag.cli", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    argv, env = hearth_command(home, *args)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
 def _wait_for_line(proc, text: str, timeout: float = 120):

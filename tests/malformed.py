@@ -51,19 +51,6 @@ def page_bomb_pdf(path: Path, fanout: int = 1000, levels: int = 3) -> Path:
     return _raw_pdf(path, objects)
 
 
-def nested_pdf(path: Path, depth: int = 200_000) -> Path:
-    """One page whose content stream holds arrays nested `depth` deep."""
-    content = b"BT /F1 12 Tf 72 700 Td " + b"[" * depth + b"(x)" + b"]" * depth + b" TJ ET"
-    return _raw_pdf(path, [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        _stream(content),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ])
-
-
 def _one_page_pdf(path: Path, data: bytes) -> Path:
     """One page whose content stream is `data`, Flate-compressed."""
     return _raw_pdf(path, [
@@ -89,6 +76,12 @@ def flate_bomb_pdf(path: Path, expanded_mb: int = 2000) -> Path:
     block = b" " * 2**20
     parts += [packer.compress(block) for _ in range(expanded_mb)]
     return _one_page_pdf(path, b"".join(parts) + packer.flush())
+
+
+def nested_pdf(path: Path, depth: int = 200_000) -> Path:
+    """One page whose content stream holds arrays nested `depth` deep."""
+    content = b"BT /F1 12 Tf 72 700 Td " + b"[" * depth + b"(x)" + b"]" * depth + b" TJ ET"
+    return _one_page_pdf(path, zlib.compress(content, 9))
 
 
 def looping_pdf(path: Path) -> Path:

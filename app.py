@@ -23,7 +23,7 @@ from ingest.library import Library
 from ingest.lock import StoreBusy
 from ingest.pipeline import Ingestor
 from ingest.settings import Settings, load_settings
-from ingest.store import StoreWriteError, check_collection_name
+from ingest.store import StoreUnreachable, StoreWriteError, check_collection_name, store_errors
 from ingest.watch import Watcher
 from rag import export, llm_server, render, uploads
 from rag.answer import Answer, Answerer
@@ -161,7 +161,7 @@ def store_status(lib: Library):
     try:
         docs, chunks = len(lib.documents()), lib.collection.count()
     except Exception as exc:  # a broken store must be visible, not a blank page
-        st.error(render.text(f"the store at {lib.settings.chroma_path} does not open: {exc}"))
+        st.error(render.text(f"the store at {lib.settings.store_location} does not open: {exc}"))
         return
     st.caption(render.text(f"{docs} documents · {chunks} chunks in '{lib.name}' · {lib.settings.home}"))
 
@@ -324,7 +324,7 @@ def run_ingest(lib: Library, paths: list[str], force: bool = False):
     try:
         with lib.writing(wait=120, on_wait=lambda m: bar.progress(0.0, text=render.text(m))):
             return Ingestor(lib, on_file).sync(paths, force=force)
-    except (StoreBusy, StoreWriteError) as exc:
+    except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
         flash("error", str(exc))
         return None
 
@@ -370,7 +370,7 @@ def delete(lib: Library, paths: list[str]):
     try:
         with lib.writing(wait=120):
             removed = Ingestor(lib).remove(paths)
-    except (StoreBusy, StoreWriteError) as exc:
+    except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
         flash("error", str(exc))
         st.rerun()
     folder = str(lib.folder.resolve()) + os.sep
@@ -386,20 +386,25 @@ def delete(lib: Library, paths: list[str]):
 
 def main():
     settings = current_settings()
-    lib = open_library(settings)
     try:
-        sidebar(settings, lib)
-        if state.page == "Library":
-            library_page(lib)
-        else:
-            show_flash()
-            chat_page(lib)
-        # Load the embedding model once the page is drawn: the first page shows ~3 s sooner, and a
-        # question typed meanwhile runs when this finishes. (Not in a thread: torch imported beside
-        # chromadb's numpy imports fails with circular-import errors.)
-        _ = lib.embedder.model
-    finally:
-        lib.close()
+        with store_errors(settings):
+            lib = open_library(settings)
+            try:
+                sidebar(settings, lib)
+                if state.page == "Library":
+                    library_page(lib)
+                else:
+                    show_flash()
+                    chat_page(lib)
+                # Load the embedding model once the page is drawn: the first page shows ~3 s sooner, and a
+                # question typed meanwhile runs when this finishes. (Not in a thread: torch imported beside
+                # chromadb's numpy imports fails with circular-import errors.)
+                _ = lib.embedder.model
+            finally:
+                lib.close()
+    except StoreUnreachable as exc:  # a Chroma server restarting: say so; the next run reconnects
+        st.error(render.text(str(exc)))
+        st.button("Try again", icon=":material/refresh:")
 
 
 main()

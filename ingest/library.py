@@ -11,6 +11,7 @@ from functools import cached_property
 
 from .embedding import Embedder
 from .lock import writer_lock
+from .catalog import ServerManifest, instance_id
 from .manifest import FileRecord, Manifest
 from .settings import Settings
 from .store import ModelMismatch, Store, check_collection_name, drop_stale_view, mismatch_message, saw_generation
@@ -20,7 +21,10 @@ class Library:
     def __init__(self, settings: Settings, collection: str | None = None):
         self.settings = settings
         self.name = check_collection_name(collection or settings.collection)
-        self.manifest = Manifest(settings.manifest_path, self.name)
+        if settings.chroma_url:  # the manifest lives in the server, shared by every instance
+            self.manifest = ServerManifest(self.store.client, settings.manifest_path, self.name, instance_id(settings.home))
+        else:
+            self.manifest = Manifest(settings.manifest_path, self.name)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -53,16 +57,23 @@ class Library:
         return self.settings.library_dir / self.name
 
     def ensure_keywords(self):
-        """Index the documents of a store made before the keyword index existed (once; later writes
-        keep it up to date). Marked as built even where nothing came of it (a document that is all
-        table of contents), so it is not redone on each search."""
+        """Index the documents that the keyword index lacks: a store made before it existed (once;
+        later writes keep it up to date), or, against a Chroma server, whatever other instances
+        changed since this one last looked. Marked as built even where nothing came of it (a document
+        that is all table of contents), so it is not redone on each search."""
         if self.manifest.keywords_built() or not self.manifest.has_files():
             return
         with self.manifest.transaction():
-            for doc_id in self.manifest.docs_without_keywords():
-                got = self.collection.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
-                self.manifest.add_keywords(doc_id, [(m["chunk"], d) for d, m in zip(got["documents"], got["metadatas"])])
-            self.manifest.mark_keywords_built()
+            generation = self.manifest.generation()
+            missing = self.manifest.docs_without_keywords()
+            for i in range(0, len(missing), 100):
+                got = self.collection.get(where={"doc_id": {"$in": missing[i : i + 100]}}, include=["documents", "metadatas"])
+                chunks: dict[str, list] = {}
+                for doc, meta in zip(got["documents"], got["metadatas"]):
+                    chunks.setdefault(meta["doc_id"], []).append((meta["chunk"], doc))
+                for doc_id, rows in chunks.items():
+                    self.manifest.add_keywords(doc_id, sorted(rows))
+            self.manifest.mark_keywords_built(generation)
 
     def documents(self) -> list[FileRecord]:
         return list(self.manifest.files().values())
@@ -93,9 +104,12 @@ class Library:
             try:
                 yield
             finally:
-                saw_generation(self.settings.chroma_path, self.manifest.generation())
+                if not self.settings.chroma_url:
+                    saw_generation(self.settings.chroma_path, self.manifest.generation())
 
     def _refresh(self) -> bool:
+        if self.settings.chroma_url:  # a server's answers are always current
+            return False
         if drop_stale_view(self.settings.chroma_path, self.manifest.generation()):
             self.__dict__.pop("store", None)
             return True

@@ -201,8 +201,8 @@ class Manifest:
         """The keyword index was built for this collection (ingests keep it current from then on)."""
         return self.db.execute("SELECT 1 FROM meta WHERE key=?", (self._built_key,)).fetchone() is not None
 
-    def mark_keywords_built(self):
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, 1)", (self._built_key,))
+    def mark_keywords_built(self, generation: int = 1):
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (self._built_key, generation))
 
     def docs_without_keywords(self) -> list[str]:
         """doc_ids of this collection's documents with no keyword row (never indexed, or all navigation)."""

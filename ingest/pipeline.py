@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -24,7 +23,7 @@ from . import loaders, reader
 from .chunking import Chunk, Chunker
 from .library import Library
 from .manifest import FileRecord
-from .store import MAX_BATCH, StoreWriteError, is_write_failure, write_failure_message
+from .store import MAX_BATCH, store_errors
 
 GROUP_CHUNKS = 256  # embed and commit files in groups of about this many chunks
 LOOKAHEAD = 4  # files parsed ahead of the embedder
@@ -107,17 +106,6 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def _store_writes(settings):
-    """A full disk becomes StoreWriteError, a message a user can act on (the journal repairs)."""
-    try:
-        yield
-    except Exception as exc:
-        if is_write_failure(exc):
-            raise StoreWriteError(write_failure_message(settings, exc)) from exc
-        raise
-
-
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -138,7 +126,7 @@ class Ingestor:
         force=True re-reads and re-embeds every file found, changed or not (the app's "re-index").
         A full disk raises StoreWriteError; the journal undoes the half-written group on the next run.
         """
-        with _store_writes(self.lib.settings):
+        with store_errors(self.lib.settings):
             return self._sync(paths, force)
 
     def _sync(self, paths, force: bool) -> Report:
@@ -166,7 +154,7 @@ class Ingestor:
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[FileResult]:
         """Forget the files at or under `paths` (the files themselves are untouched)."""
-        with _store_writes(self.lib.settings):
+        with store_errors(self.lib.settings):
             return self._remove(paths)
 
     def _remove(self, paths) -> list[FileResult]:
@@ -187,9 +175,12 @@ class Ingestor:
         entries = self.manifest.journal()
         if not entries:
             return 0
+        # A journalled doc that a file record names is live whatever the entry says: with a Chroma
+        # server's catalog the record and the entry change in two calls (catalog.py), and a crash
+        # between them must not cost a live document its chunks.
         live = self.manifest.live_doc_ids([doc for doc, _ in entries])
         for doc_id, op in entries:
-            if op == "delete" or doc_id not in live:
+            if doc_id not in live:
                 self.lib.collection.delete(where={"doc_id": doc_id})
             self.manifest.journal_done(doc_id, op)
         return len(entries)
@@ -300,9 +291,10 @@ class Ingestor:
         self._delete_chunks(rec.doc_id, rec.chunks)
 
     def _delete_chunks(self, doc_id: str, n: int):
-        ids = [f"{doc_id}:{i}" for i in range(n)]
-        for i in range(0, len(ids), MAX_BATCH):
-            self.lib.collection.delete(ids=ids[i : i + MAX_BATCH])
+        if not self.manifest.live_doc_ids([doc_id]):  # named by another path: a move a crash cut short
+            ids = [f"{doc_id}:{i}" for i in range(n)]
+            for i in range(0, len(ids), MAX_BATCH):
+                self.lib.collection.delete(ids=ids[i : i + MAX_BATCH])
         self.manifest.journal_done(doc_id, "delete")
 
     # --- new and changed files ------------------------------------------------------------------

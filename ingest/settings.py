@@ -7,6 +7,7 @@ The CLI and the app both build their settings here, so they always agree.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -41,6 +42,11 @@ class Settings:
     """Seconds one file may take to read (in a child process, see ingest/reader.py) before it is stopped."""
     parse_memory_mb: float = 1536.0
     """Address space the file reader may use; a file needing more is reported, not read."""
+    chroma_url: str = ""
+    """A Chroma server (http://host:8000) to use instead of the embedded store under HOME; the manifest
+    then lives in the server too, so several instances share one library (ingest/catalog.py)."""
+    chroma_token: str = ""
+    """Sent as "Authorization: Bearer <token>" to the Chroma server (or the proxy in front of it)."""
     library: str = ""
     """The library folder (uploads land here; exports show paths relative to it). Default <home>/library."""
 
@@ -77,7 +83,14 @@ class Settings:
         return self.home / "chroma"
 
     @property
+    def store_location(self) -> str:
+        return self.chroma_url or str(self.chroma_path)
+
+    @property
     def manifest_path(self) -> Path:
+        """The manifest (embedded store), or this instance's keyword cache of a Chroma server's library."""
+        if self.chroma_url:
+            return self.home / "servers" / (hashlib.sha1(self.chroma_url.encode()).hexdigest()[:12] + ".sqlite3")
         return self.home / "manifest.sqlite3"
 
     @property

@@ -1,4 +1,5 @@
-"""The vector store component: Chroma, embedded (PersistentClient under HEARTH_HOME).
+"""The vector store component: Chroma, embedded (PersistentClient under HEARTH_HOME) or a Chroma
+server (HttpClient, HEARTH_CHROMA_URL; the manifest then lives in the server too: catalog.py).
 
 One Chroma collection per Hearth collection. Its metadata records the embedding model and dimension,
 so a store is never searched or filled with vectors from another model.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from .settings import Settings
 
@@ -72,7 +75,51 @@ class ModelMismatch(Exception):
     pass
 
 
+class StoreUnreachable(Exception):
+    """The Chroma server does not answer (down, restarting, wrong URL); nothing was lost."""
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """A connection-level failure of the HTTP client (httpx), or chromadb's refusal to connect."""
+    import httpx
+
+    return isinstance(exc, httpx.TransportError) or "could not connect to a chroma server" in str(exc).lower()
+
+
+def unreachable_message(settings: Settings, exc: BaseException) -> str:
+    detail = "could not connect" if "could not connect" in str(exc).lower() else f"{type(exc).__name__}: {str(exc).strip()[:160]}"
+    return (f"the Chroma server at {settings.chroma_url} is not answering ({detail}): is it running? "
+            "Nothing was lost; try again once it is back (a running watch retries by itself).")
+
+
+@contextmanager
+def store_errors(settings: Settings):
+    """A full disk becomes StoreWriteError and a Chroma server that is down StoreUnreachable: messages
+    a user can act on (the journal repairs what was half-written either way)."""
+    try:
+        yield
+    except (StoreWriteError, StoreUnreachable):
+        raise
+    except Exception as exc:
+        if is_write_failure(exc):
+            raise StoreWriteError(write_failure_message(settings, exc)) from exc
+        if is_unreachable(exc):
+            raise StoreUnreachable(unreachable_message(settings, exc)) from exc
+        raise
+
+
+def server_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, https) of HEARTH_CHROMA_URL: http://host:8000, https://host, or host:port."""
+    parsed = urlsplit(url if "://" in url else f"http://{url}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"HEARTH_CHROMA_URL {url!r} is not a server address like http://host:8000")
+    https = parsed.scheme == "https"
+    return parsed.hostname, parsed.port or (443 if https else 8000), https
+
+
 def check_collection_name(name: str) -> str:
+    if name == "hearth-catalog":
+        raise ValueError("the collection name 'hearth-catalog' is Hearth's own (a Chroma server's manifest)")
     if not _NAME.match(name) or ".." in name:
         raise ValueError(
             f"invalid collection name {name!r}: use 3-64 letters, digits, '.', '_' or '-', "
@@ -94,11 +141,20 @@ class Store:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if settings.chroma_url:
+            host, port, https = server_address(settings.chroma_url)
+            token = {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else None
+            try:
+                self.client = chromadb.HttpClient(host=host, port=port, ssl=https, headers=token,
+                                                  settings=chroma_settings)
+            except Exception as exc:
+                if is_unreachable(exc):
+                    raise StoreUnreachable(unreachable_message(settings, exc)) from exc
+                raise
+            return
         settings.chroma_path.mkdir(parents=True, exist_ok=True)
-        self.client = chromadb.PersistentClient(
-            path=str(settings.chroma_path),
-            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-        )
+        self.client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
     def collection(self, name: str, embed_model: str, dimension: int):
         """The Chroma collection `name`, created if needed; refuses one built with another model."""

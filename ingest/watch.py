@@ -24,6 +24,7 @@ from typing import Callable
 from . import loaders
 from .library import Library
 from .pipeline import FileResult, Ingestor, _under, is_ignored
+from .store import store_errors
 
 DEBOUNCE = 0.4  # seconds without an event on a path before it is synced
 SETTLE = 1.0  # a file modified more recently than this is still being written
@@ -159,7 +160,8 @@ class Watcher:
 
     def _sync(self, paths: list[str]):
         try:
-            paths = self._relevant(paths)
+            with store_errors(self.lib.settings):
+                paths = self._relevant(paths)
             if paths:
                 with self.lib.writing(on_wait=self.on_change):
                     report = Ingestor(self.lib).sync(paths)

@@ -20,7 +20,7 @@ from rich.table import Table
 from ingest.library import Library
 from ingest.lock import StoreBusy
 from ingest.settings import load_settings
-from ingest.store import ModelMismatch, StoreWriteError
+from ingest.store import ModelMismatch, StoreUnreachable, StoreWriteError, store_errors
 from rag.render import printable
 
 app = typer.Typer(help="Hearth: private Q&A over your own documents.", no_args_is_help=True, add_completion=False)
@@ -43,13 +43,22 @@ JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout")
 
 @contextmanager
 def _library(collection: str | None):
+    settings = load_settings()
     try:
-        lib = Library(load_settings(), collection)
+        with store_errors(settings):
+            lib = Library(settings, collection)
     except ValueError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
+    except StoreUnreachable as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(5)
     try:
-        yield lib
+        with store_errors(settings):
+            yield lib
+    except StoreUnreachable as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(5)
     except ModelMismatch as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
@@ -446,10 +455,8 @@ def llm_logs(lines: int = typer.Option(40, "--lines", "-n")):
 @app.command()
 def collections(as_json: bool = JsonOpt):
     """List collections with their embedding model and number of documents."""
-    from ingest.manifest import Manifest
-
-    settings = load_settings()
-    rows = Manifest(settings.manifest_path, settings.collection).collections()
+    with _library(None) as lib:
+        rows = lib.manifest.collections()
     if as_json:
         print(json.dumps([{"name": n, "embed_model": m, "dimension": d, "documents": f} for n, m, d, f in rows]))
         return

@@ -185,7 +185,7 @@ def wait_until_ready(settings: Settings, info: ServerInfo, proc=None, on_wait=No
     deadline = time.monotonic() + settings.llm_start_timeout
     told = False
     while time.monotonic() < deadline:
-        if healthy(info.url):
+        if healthy(info.url, settings.llm_api_key):  # vLLM started with --api-key checks /v1/models too
             return
         exited = proc.poll() is not None if proc is not None else not _alive(info.pid)
         if exited:

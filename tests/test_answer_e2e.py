@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_hearth
 from ingest.library import Library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
@@ -188,18 +188,34 @@ def test_stale_pid_file_is_cleaned_and_a_running_server_reused(home):
 
 
 def test_vllm_cpu_build_serves_smollm2(home, embedder):
-    settings = load_settings(home=home, llm_engine="vllm", llm_port=8790)
+    # Started with an API key, as a shared GPU server would be: Hearth's own client sends it.
+    settings = load_settings(home=home, llm_engine="vllm", llm_port=8790, vllm_args="--api-key hearth-test-key",
+                             llm_api_key="hearth-test-key")
     llm_server.stop(settings)
     info = llm_server.start(settings)
     try:
         assert info.engine == "vllm" and llm_server.start(settings).pid == info.pid  # reused, not restarted
-        lib = _library(home, embedder)
+        lib = _library(home, embedder, llm_api_key="hearth-test-key")
         stream = Answerer(lib, info).ask("When is the boiler serviced?")
         deltas = list(stream)
         answer = stream.result
-        assert len(deltas) > 3 and answer.answer.strip()
+        assert len(deltas) > 3 and answer.answer.strip(), answer.error
         assert answer.passages[0].page == 3
         _assert_citations_resolve(answer, lib)  # SmolLM2 seldom cites; any citation it makes must resolve
+
+        # The same server as a remote one (HEARTH_LLM_URL), as another machine would use it.
+        remote = {"HEARTH_LLM_URL": info.url, "HEARTH_LLM_API_KEY": "hearth-test-key"}
+        status = json.loads(run_hearth(home, "llm", "status", "--json", **remote).stdout)
+        assert status["healthy"] and status["models"] == [info.model]
+        asked = run_hearth(home, "ask", "When is the boiler serviced?", "--json", **remote)
+        assert asked.returncode == 0, asked.stderr
+        assert json.loads(asked.stdout)["answer"].strip() and json.loads(asked.stdout)["model"] == info.model
+        refused = run_hearth(home, "ask", "When is the boiler serviced?", "--json", **{**remote, "HEARTH_LLM_API_KEY": "wrong"})
+        assert refused.returncode == 1
+        error = json.loads(refused.stdout)["error"]
+        assert f"the model server at {info.url} answered with an error (AuthenticationError" in error
+        assert json.loads(refused.stdout)["sources"]
+        assert not json.loads(run_hearth(home, "llm", "status", "--json", HEARTH_LLM_URL=info.url).stdout)["healthy"]
     finally:
         llm_server.stop(settings)
 

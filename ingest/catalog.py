@@ -1,0 +1,217 @@
+"""The manifest kept in a Chroma server (HEARTH_CHROMA_URL), so several Hearth instances share a library.
+
+With an embedded store the manifest is a SQLite file beside it (manifest.py). Against a Chroma server
+every instance (app, `hearth watch`, `hearth ingest`, on any machine) must see the same documents, so
+what the manifest holds lives in the server, in one collection, `hearth-catalog`, one record per
+    collection  its embedding model                      id collection:<name>
+    file        path, doc_id, size, mtime, hash, chunks  id file:<name>:<sha1 of path>
+    problem     a file that could not be ingested        id problem:<name>:<sha1 of path>
+    journal     a write in flight (see manifest.py)      id journal:<name>:<instance>:<doc>:<op>
+    generation  changes with every change of files       id generation:<name>
+Each record's fields are JSON in its document (Chroma merges metadata on upsert, so stale keys would
+linger there); the metadata holds only what is filtered on. Vectors are a dummy [0.0].
+
+What stays per instance, in <home>/: the keyword (BM25) index, a cache rebuilt from the server's
+chunks whenever the generation moves (only documents it lacks are fetched), and the writer lock.
+Journal entries belong to the instance that wrote them, so one instance's repair never touches
+another's write in flight.
+
+Chroma has no multi-record transactions, but one upsert or delete call is applied whole. A
+transaction here collects its changes and applies every upsert, then every delete; the order of the
+pipeline's steps is chosen so a crash between the two calls leaves a state that repair() resolves
+(a journalled doc that a file record still names keeps its chunks; see pipeline.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .manifest import FileRecord, Manifest
+
+CATALOG = "hearth-catalog"
+_DUMMY = [0.0]
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def instance_id(home: Path) -> str:
+    """This machine and home: whose journal entries are whose."""
+    return _key(f"{socket.gethostname()}:{Path(home).resolve()}")[:12]
+
+
+class ServerManifest(Manifest):
+    """Manifest's interface over the server's catalog; the SQLite base keeps only the keyword cache."""
+
+    def __init__(self, client, cache_path: Path, collection: str, instance: str):
+        super().__init__(cache_path, collection)
+        self.catalog = client.get_or_create_collection(CATALOG, embedding_function=None)
+        self.instance = instance
+        self._ups: dict[str, tuple[dict, str]] | None = None  # the open transaction's upserts and deletes
+        self._dels: list[str] | None = None
+
+    # --- records ----------------------------------------------------------------------------------
+    def _put(self, rid: str, kind: str, record: dict, **filters):
+        meta = {"kind": kind, "collection": self.collection, **filters}
+        doc = json.dumps(record)
+        if self._ups is not None:
+            self._ups[rid] = (meta, doc)
+            if rid in self._dels:
+                self._dels.remove(rid)
+        else:
+            self.catalog.upsert(ids=[rid], embeddings=[_DUMMY], metadatas=[meta], documents=[doc])
+
+    def _delete(self, *rids: str):
+        if self._ups is not None:
+            for rid in rids:
+                self._ups.pop(rid, None)
+                self._dels.append(rid)
+        elif rids:
+            self.catalog.delete(ids=list(rids))
+
+    def _records(self, kind: str, **filters) -> list[dict]:
+        where = [{"kind": kind}, {"collection": self.collection}] + [{k: v} for k, v in filters.items()]
+        got = self.catalog.get(where={"$and": where}, include=["documents"])
+        return [json.loads(doc) for doc in got["documents"]]
+
+    def transaction(self):
+        return _Batch(self)
+
+    def _bump(self):
+        self._put(f"generation:{self.collection}", "generation", {"value": time.time_ns()})
+
+    def generation(self) -> int:
+        got = self.catalog.get(ids=[f"generation:{self.collection}"], include=["documents"])
+        return json.loads(got["documents"][0])["value"] if got["ids"] else 0
+
+    # --- the collection's embedding model ---------------------------------------------------------
+    def model(self):
+        got = self.catalog.get(ids=[f"collection:{self.collection}"], include=["documents"])
+        if not got["ids"]:
+            return None
+        rec = json.loads(got["documents"][0])
+        return rec["embed_model"], rec["dimension"]
+
+    def set_model(self, embed_model: str, dimension: int):
+        self._put(f"collection:{self.collection}", "collection",
+                  {"embed_model": embed_model, "dimension": dimension, "created_at": time.time()})
+
+    def collections(self):
+        got = self.catalog.get(where={"kind": {"$in": ["collection", "file"]}}, include=["metadatas", "documents"])
+        files: dict[str, int] = {}
+        models = {}
+        for meta, doc in zip(got["metadatas"], got["documents"]):
+            if meta["kind"] == "file":
+                files[meta["collection"]] = files.get(meta["collection"], 0) + 1
+            else:
+                models[meta["collection"]] = json.loads(doc)
+        return [(name, m["embed_model"], m["dimension"], files.get(name, 0)) for name, m in sorted(models.items())]
+
+    def drop_collection(self):
+        self.catalog.delete(where={"collection": self.collection})
+        super().drop_collection()
+
+    # --- files --------------------------------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        records = sorted((FileRecord(**r) for r in self._records("file")), key=lambda r: r.path)
+        return {r.path: r for r in records}
+
+    def has_files(self) -> bool:
+        got = self.catalog.get(where={"$and": [{"kind": "file"}, {"collection": self.collection}]}, limit=1, include=[])
+        return bool(got["ids"])
+
+    def live_doc_ids(self, doc_ids) -> set[str]:
+        doc_ids = list(set(doc_ids))
+        if not doc_ids:
+            return set()
+        got = self.catalog.get(where={"$and": [{"kind": "file"}, {"collection": self.collection},
+                                               {"doc_id": {"$in": doc_ids}}]}, include=["metadatas"])
+        return {m["doc_id"] for m in got["metadatas"]}
+
+    def put_file(self, rec: FileRecord):
+        self._put(f"file:{self.collection}:{_key(rec.path)}", "file", asdict(rec), doc_id=rec.doc_id)
+        self._bump()
+
+    def delete_file(self, path: str):
+        self._delete(f"file:{self.collection}:{_key(path)}")
+        self._bump()
+
+    def touch_file(self, path: str, size: int, mtime_ns: int):
+        got = self.catalog.get(ids=[f"file:{self.collection}:{_key(path)}"], include=["documents"])
+        if got["ids"]:
+            rec = FileRecord(**json.loads(got["documents"][0]))
+            rec.size, rec.mtime_ns = size, mtime_ns
+            self._put(f"file:{self.collection}:{_key(path)}", "file", asdict(rec), doc_id=rec.doc_id)
+
+    # --- keywords: a per-instance cache of the server's chunks -------------------------------------
+    def keywords_built(self) -> bool:
+        """The cache holds what the server held at its last change."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (self._built_key,)).fetchone()
+        return row is not None and row[0] == self.generation()
+
+    def docs_without_keywords(self) -> list[str]:
+        live = {r.doc_id for r in self.files().values()}
+        cached = {row[0] for row in self.db.execute(
+            "SELECT DISTINCT doc_id FROM keyword_chunks WHERE collection=?", (self.collection,))}
+        for gone in cached - live:  # removed or replaced by any instance since the last sync
+            self.delete_keywords(gone)
+        return sorted(live - cached)
+
+    # --- journal: this instance's writes in flight ------------------------------------------------
+    def journal(self) -> list[tuple[str, str]]:
+        got = self.catalog.get(where={"$and": [{"kind": "journal"}, {"collection": self.collection},
+                                               {"instance": self.instance}]}, include=["documents"])
+        return [tuple(json.loads(doc)) for doc in got["documents"]]
+
+    def journal_add(self, doc_id: str, op: str):
+        self._put(f"journal:{self.collection}:{self.instance}:{doc_id}:{op}", "journal", [doc_id, op],
+                  instance=self.instance)
+
+    def journal_done(self, doc_id: str, op: str):
+        self._delete(f"journal:{self.collection}:{self.instance}:{doc_id}:{op}")
+
+    # --- problems ---------------------------------------------------------------------------------
+    def problems(self) -> dict[str, tuple[str, int, int]]:
+        rows = sorted(self._records("problem"), key=lambda r: r["path"])
+        return {r["path"]: (r["reason"], r["size"], r["mtime_ns"]) for r in rows}
+
+    def put_problem(self, path: str, reason: str, size: int | None, mtime_ns: int | None):
+        self._put(f"problem:{self.collection}:{_key(path)}", "problem",
+                  {"path": path, "reason": reason, "size": size, "mtime_ns": mtime_ns, "at": time.time()})
+
+    def clear_problem(self, path: str):
+        self._delete(f"problem:{self.collection}:{_key(path)}")
+
+
+class _Batch:
+    """A transaction: the local keyword cache in a SQLite transaction, the catalog's changes applied
+    on success as one upsert call and then one delete call (the cache commits only if both did)."""
+
+    def __init__(self, manifest: ServerManifest):
+        self.m = manifest
+
+    def __enter__(self):
+        self.m.db.execute("BEGIN IMMEDIATE")
+        self.m._ups, self.m._dels = {}, []
+        return self.m.db
+
+    def __exit__(self, exc_type, *_):
+        ups, dels = self.m._ups, self.m._dels
+        self.m._ups = self.m._dels = None
+        try:
+            if exc_type is None and ups:
+                ids = list(ups)
+                self.m.catalog.upsert(ids=ids, embeddings=[_DUMMY] * len(ids), metadatas=[ups[i][0] for i in ids],
+                                      documents=[ups[i][1] for i in ids])
+            if exc_type is None and dels:
+                self.m.catalog.delete(ids=list(dict.fromkeys(dels)))
+        except BaseException:
+            self.m.db.execute("ROLLBACK")
+            raise
+        self.m.db.execute("ROLLBACK" if exc_type else "COMMIT")

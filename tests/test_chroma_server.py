@@ -1,0 +1,248 @@
+"""Hearth against a real Chroma server (`chroma run`, from the chromadb package): HEARTH_CHROMA_URL.
+
+Two instances (two HEARTH_HOMEs, as on two machines) share one library through the server: what one
+ingests, changes or deletes, the other lists and finds, keyword search included. A server restart in
+the middle of a session gives a clear message, and the same session works once it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, hearth_command, run_hearth, store_snapshot
+from ingest.pipeline import Ingestor
+from ingest.store import StoreUnreachable
+from ingest.watch import Watcher
+from rag.search import search
+
+pytestmark = pytest.mark.slow
+CHROMA = ROOT / ".venv" / "bin" / "chroma"
+
+
+class ChromaServer:
+    """`chroma run` on 127.0.0.1 and a free port, storing under `path`; stop() and start() again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        log = open(self.path.parent / f"chroma-{self.port}.log", "ab")
+        self.proc = subprocess.Popen([str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1",
+                                      "--port", str(self.port)], stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1).read()
+                return self
+            except OSError:
+                assert self.proc.poll() is None, "chroma run exited; see " + log.name
+                time.sleep(0.2)
+        raise TimeoutError("chroma run did not answer within 60 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def chroma(tmp_path, monkeypatch):
+    server = ChromaServer(tmp_path / "chroma-server").start()
+    monkeypatch.setenv("HEARTH_CHROMA_URL", server.url)
+    yield server
+    server.stop()
+
+
+def _notes(root: Path, n: int = 6) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    topics = ["lantern repair", "orchard pruning", "violin tuning", "harbour tides", "copper roofing", "winter pepper"]
+    for i in range(n):
+        (root / f"note-{i}.md").write_text(f"# {topics[i % len(topics)].title()}\n\nNotes on {topics[i % len(topics)]}: "
+                                           f"step {i} of the household guide, kept by the family for years.\n")
+    return root
+
+
+def _ingest(home, folder) -> Counter:
+    got = run_hearth(home, "ingest", folder, "--json")
+    assert got.returncode == 0, got.stderr
+    report = json.loads(got.stdout)
+    return Counter(f["status"] for f in report["files"]) + Counter(unchanged=report["unchanged"])
+
+
+def _docs(home, **env) -> dict:
+    got = run_hearth(home, "docs", "--json", **env)
+    assert got.returncode == 0, got.stderr
+    return {Path(d["path"]).name: d for d in json.loads(got.stdout)["documents"]}
+
+
+def _found(home, query, mode="hybrid") -> list[str]:
+    got = run_hearth(home, "search", query, "--mode", mode, "--json", "-k", "3")
+    assert got.returncode == 0, got.stderr
+    return [Path(h["source"]).name for h in json.loads(got.stdout)["hits"]]
+
+
+def test_two_instances_share_one_library_through_the_server(chroma, tmp_path):
+    folder = _notes(tmp_path / "notes")
+    (folder / "R-data.pdf").write_bytes((ROOT / "data" / "R-data.pdf").read_bytes())  # a real PDF
+    writer, reader = tmp_path / "machine-a", tmp_path / "machine-b"
+
+    assert _ingest(writer, folder) == Counter(added=7)
+    assert _ingest(writer, folder) == Counter(unchanged=7)
+
+    # The other instance has never ingested anything: it sees the same documents, and its keyword
+    # index is built from the server's chunks on its first search.
+    assert set(_docs(reader)) == {f"note-{i}.md" for i in range(6)} | {"R-data.pdf"}
+    assert _docs(reader)["R-data.pdf"]["pages"] == 41
+    assert _found(reader, "violin tuning", mode="keyword")[0] == "note-2.md"
+    assert _found(reader, "import data from a spreadsheet")[0] == "R-data.pdf"
+
+    # Re-sync: one changed, one deleted, one added, one renamed; the reader follows.
+    (folder / "note-2.md").write_text("# Cello\n\nThe cello is tuned in fifths: C G D A.\n")
+    (folder / "note-3.md").unlink()
+    (folder / "note-9.md").write_text("# Beekeeping\n\nInspect the hive every nine days in spring.\n")
+    (folder / "note-4.md").rename(folder / "roof.md")
+    assert _ingest(writer, folder) == Counter(updated=1, removed=1, added=1, moved=1, unchanged=4)
+    names = set(_docs(reader))
+    assert {"note-9.md", "roof.md"} <= names and not {"note-3.md", "note-4.md"} & names
+    assert _found(reader, "violin", mode="keyword") == []  # the old text left the reader's keyword index too
+    assert _found(reader, "hive inspection", mode="keyword")[0] == "note-9.md"
+    assert "note-3.md" not in _found(reader, "harbour tides")
+
+    # Delete from the reader: the writer sees it gone.
+    removed = run_hearth(reader, "remove", folder / "R-data.pdf", "--json")
+    assert removed.returncode == 0, removed.stderr
+    assert "R-data.pdf" not in _docs(writer)
+    assert "R-data.pdf" not in _found(writer, "import data from a spreadsheet")
+    listing = run_hearth(reader, "collections", "--json")
+    assert json.loads(listing.stdout) == [{"name": "default", "embed_model": "all-MiniLM-L6-v2", "dimension": 384,
+                                           "documents": 6}]
+    # Nothing of the library is kept on either machine but the keyword cache and the writer lock.
+    for home in (writer, reader):
+        assert not (home / "chroma").exists() and not (home / "manifest.sqlite3").exists()
+
+
+def test_ask_answers_from_the_server_store(chroma, tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "boiler.md").write_text("# Boiler\n\nThe boiler's service code is 7731. It is serviced every October.\n")
+    home = tmp_path / "home"
+    assert _ingest(home, folder) == Counter(added=1)
+    started = run_hearth(home, "llm", "start", "--engine", "llamacpp", timeout=900)
+    assert started.returncode == 0, started.stderr
+    try:
+        got = run_hearth(home, "ask", "What is the boiler's service code?", "--json", timeout=600)
+    finally:
+        run_hearth(home, "llm", "stop")
+    assert got.returncode == 0, got.stderr
+    answer = json.loads(got.stdout)
+    assert "7731" in answer["answer"] and not answer["error"]
+    assert Path(answer["sources"][0]["source"]).name == "boiler.md"
+
+
+def test_a_server_restart_mid_session_is_survived(chroma, tmp_path, open_library, monkeypatch):
+    folder = _notes(tmp_path / "notes")
+    lib = open_library()  # one long-lived session, as the app or a watch holds
+    Ingestor(lib).sync([folder])
+    assert search(lib, "orchard pruning", k=1)[0].source.endswith("note-1.md")
+
+    chroma.stop()
+    with pytest.raises(StoreUnreachable, match=f"Chroma server at {chroma.url} is not answering.*Nothing was lost"):
+        Ingestor(lib).sync([folder])
+    cli = run_hearth(tmp_path / "other", "search", "orchard")
+    assert cli.returncode == 5 and "is not answering (could not connect): is it running?" in " ".join(cli.stderr.split())
+    assert "Traceback" not in cli.stderr
+
+    chroma.start()  # same folder, same port: the session carries on without reopening anything
+    assert search(lib, "orchard pruning", k=1)[0].source.endswith("note-1.md")
+    (folder / "note-7.md").write_text("# Kiln\n\nFire the kiln slowly to 900 degrees.\n")
+    report = Ingestor(lib).sync([folder])
+    assert report.count("added") == 1 and report.unchanged == 6
+
+
+def test_watch_retries_through_a_server_restart(chroma, tmp_path, open_library):
+    folder = _notes(tmp_path / "notes", n=2)
+    lib = open_library()
+    lines: list[str] = []
+    watcher = Watcher(lib, [folder], on_change=lines.append)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: len(lib.documents()) == 2)
+        chroma.stop()
+        (folder / "note-5.md").write_text("# Loom\n\nWarp the loom before the weft.\n")
+        _wait(lambda: any("is not answering" in line for line in lines))
+        assert any("retrying in" in line for line in lines)
+        chroma.start()
+        _wait(lambda: any(Path(r.path).name == "note-5.md" and r.status == "added" for r in watcher.results), 90)
+    finally:
+        watcher.stop()
+        thread.join(timeout=60)
+    assert sorted(Path(r.path).name for r in lib.documents()) == ["note-0.md", "note-1.md", "note-5.md"]
+
+
+def _wait(condition, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except StoreUnreachable:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_killed_ingests_into_the_server_repair_to_a_clean_ingest(chroma, tmp_path, manuals, open_library, monkeypatch):
+    """The catalog's two-call transactions (catalog.py) under kill -9: the next run repairs."""
+    rng = random.Random(int(os.environ.get("HEARTH_KILL_SEED", time.time())))
+    corpus = _notes(tmp_path / "corpus", n=30)
+    (corpus / "R-data.pdf").write_bytes((manuals / "R-data.pdf").read_bytes())
+    home = tmp_path / "killed"
+    kills = 0
+    for round_ in range(5):
+        argv, env = hearth_command(home, "ingest", corpus)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 12.0))
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait()
+        if round_ == 2:
+            (corpus / "note-3.md").write_text("# Rewritten\n\nAfter a crash.\n")
+            (corpus / "note-4.md").rename(corpus / "moved.md")
+    final = run_hearth(home, "ingest", corpus)
+    assert final.returncode == 0, final.stderr
+    assert kills >= 2
+
+    monkeypatch.setenv("HEARTH_HOME", str(home))  # the killed runs' instance: its journal must be empty
+    repaired = open_library()
+    monkeypatch.setenv("HEARTH_CHROMA_URL", "")
+    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "clean"))
+    clean = open_library()
+    Ingestor(clean).sync([corpus])
+    search(repaired, "kiln", mode="keyword")  # brings this instance's keyword cache up to date
+    got, want = store_snapshot(repaired), store_snapshot(clean)
+    assert got["journal"] == [] and got["orphans"] == [] and got["ids_unique"]
+    assert got["documents"] == want["documents"] and got["chunks"] == want["chunks"]
+    assert got["keywords"] == want["keywords"]

@@ -76,17 +76,37 @@ class ModelMismatch(Exception):
 
 
 class StoreUnreachable(Exception):
-    """The Chroma server does not answer (down, restarting, wrong URL); nothing was lost."""
+    """The Chroma server does not answer (down, restarting, wrong URL) or refuses the token; nothing was lost."""
 
 
 def is_unreachable(exc: BaseException) -> bool:
-    """A connection-level failure of the HTTP client (httpx), or chromadb's refusal to connect."""
+    """A connection-level failure of the HTTP client (httpx), chromadb's refusal to connect, or a 401/403."""
     import httpx
 
-    return isinstance(exc, httpx.TransportError) or "could not connect to a chroma server" in str(exc).lower()
+    return (isinstance(exc, httpx.TransportError) or "could not connect to a chroma server" in str(exc).lower()
+            or refused_status(exc) is not None)
+
+
+def refused_status(exc: BaseException) -> int | None:
+    """401 or 403 when the server (or a proxy in front of it) refused the request. chromadb re-raises
+    an HTTP error as a bare Exception(body), so the status is read from the error it replaced."""
+    import httpx
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, httpx.HTTPStatusError) and seen.response.status_code in (401, 403):
+            return seen.response.status_code
+        if type(seen).__name__ in ("AuthorizationError", "ChromaAuthError"):
+            return 401 if type(seen).__name__ == "AuthorizationError" else 403
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def unreachable_message(settings: Settings, exc: BaseException) -> str:
+    status = refused_status(exc)
+    if status:
+        return (f"the Chroma server at {settings.chroma_url} refused Hearth (HTTP {status}): check "
+                "HEARTH_CHROMA_TOKEN. Nothing was lost.")
     detail = "could not connect" if "could not connect" in str(exc).lower() else f"{type(exc).__name__}: {str(exc).strip()[:160]}"
     return (f"the Chroma server at {settings.chroma_url} is not answering ({detail}): is it running? "
             "Nothing was lost; try again once it is back (a running watch retries by itself).")

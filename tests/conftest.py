@@ -28,7 +28,8 @@ def embedder() -> Embedder:
 def home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "hearth-home"
     monkeypatch.setenv("HEARTH_HOME", str(home))
-    for var in ("HEARTH_CONFIG", "HEARTH_COLLECTION", "HEARTH_EMBED_MODEL", "HEARTH_CHUNK_SIZE"):
+    for var in ("HEARTH_CONFIG", "HEARTH_COLLECTION", "HEARTH_EMBED_MODEL", "HEARTH_CHUNK_SIZE", "HEARTH_CHROMA_URL",
+                "HEARTH_CHROMA_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     return home
 

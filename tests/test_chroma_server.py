@@ -67,7 +67,7 @@ class ChromaServer:
 
 
 @pytest.fixture
-def chroma(tmp_path, monkeypatch):
+def chroma(home, tmp_path, monkeypatch):
     server = ChromaServer(tmp_path / "chroma-server").start()
     monkeypatch.setenv("HEARTH_CHROMA_URL", server.url)
     yield server
@@ -246,3 +246,21 @@ def test_killed_ingests_into_the_server_repair_to_a_clean_ingest(chroma, tmp_pat
     assert got["journal"] == [] and got["orphans"] == [] and got["ids_unique"]
     assert got["documents"] == want["documents"] and got["chunks"] == want["chunks"]
     assert got["keywords"] == want["keywords"]
+
+
+def test_a_token_reaches_the_server_through_a_checking_proxy(chroma, tmp_path, monkeypatch):
+    """HEARTH_CHROMA_TOKEN is sent as a bearer token (a team puts a proxy that checks one in front of
+    Chroma); a missing or wrong token is a clear refusal, not a traceback."""
+    from token_proxy import TokenProxy
+
+    folder = _notes(tmp_path / "notes", n=2)
+    home = tmp_path / "home"
+    with TokenProxy(chroma.port, "s3cret") as proxy:
+        monkeypatch.setenv("HEARTH_CHROMA_URL", proxy.url)
+        added = run_hearth(home, "ingest", folder, HEARTH_CHROMA_TOKEN="s3cret")
+        assert added.returncode == 0, added.stderr
+        assert set(_docs(home, HEARTH_CHROMA_TOKEN="s3cret")) == {"note-0.md", "note-1.md"}
+        for token in ("", "wrong"):
+            refused = run_hearth(home, "docs", HEARTH_CHROMA_TOKEN=token)
+            assert refused.returncode == 5 and "Traceback" not in refused.stderr
+            assert f"the Chroma server at {proxy.url} refused Hearth (HTTP 401): check HEARTH_CHROMA_TOKEN" in " ".join(refused.stderr.split())

@@ -136,7 +136,10 @@ def _command(engine: str, settings: Settings, port: int) -> tuple[list[str], dic
         name = model.stem
         argv = [str(python), "-m", "llama_cpp.server", "--model", str(model), "--model_alias", name,
                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.llm_context),
-                "--n_threads", str(os.cpu_count() or 2), "--n_batch", "512"]
+                "--n_threads", str(os.cpu_count() or 2), "--n_batch", "512",
+                # Its default cuts a streaming answer short as soon as another request waits: with
+                # two users, each question ended the other's answer (bench/many_users.py: 7 of 8 cut).
+                "--interrupt_requests", "False"]
         return argv, env, name
     model = settings.llm_model or str(settings.models_dir / VLLM_TEST_MODEL)
     python = PROJECT / ".venv-llm" / "bin" / "python"

@@ -164,6 +164,39 @@ def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path)
     assert page.locator("[data-testid='stMain'] img[src='x']").count() == 0
 
 
+def test_two_browser_sessions_at_once_keep_their_own_chats(app_url, browser):
+    """Two users (separate browser contexts: separate sessions) ask at the same moment; each page
+    shows its own question and answer only, and clearing one chat leaves the other."""
+    url, _ = app_url
+    pages = [browser.new_context(viewport={"width": 1200, "height": 900}).new_page() for _ in range(2)]
+    questions = ["How long do I have to keep receipts?", "What is the garden gnome called?"]
+    for page in pages:
+        page.goto(url)
+        page.get_by_placeholder(ASK).wait_for(timeout=120_000)
+    asked = time.perf_counter()
+    for page, question in zip(pages, questions):
+        page.get_by_placeholder(ASK).fill(question)
+        page.get_by_placeholder(ASK).press("Enter")
+    for page in pages:  # llama.cpp answers one at a time: the second waits for the first
+        page.get_by_role("button", name="Export answer").wait_for(timeout=300_000)
+    print(f"both answers shown {time.perf_counter() - asked:.1f} s after asking")
+    receipts, gnome = (p.locator("[data-testid='stMain']").inner_text() for p in pages)
+    assert questions[0] in receipts and questions[1] not in receipts and "six" in receipts.lower()
+    assert questions[1] in gnome and questions[0] not in gnome and "Bartholomew" in gnome
+    for page in pages:
+        assert page.locator("[data-testid='stChatMessage']").count() == 2
+    pages[0].screenshot(path=ARTIFACTS / "06-session-one.png")
+    pages[1].screenshot(path=ARTIFACTS / "07-session-two.png")
+    pages[0].get_by_role("button", name="New chat").click()
+    pages[0].get_by_role("button", name="Export answer").wait_for(state="detached")
+    pages[1].get_by_text("Chat", exact=True).click()  # a rerun of the other session: its chat is still there
+    time.sleep(2)
+    assert pages[1].locator("[data-testid='stChatMessage']").count() == 2
+    assert questions[1] in pages[1].locator("[data-testid='stMain']").inner_text()
+    for page in pages:
+        page.context.close()
+
+
 def test_html_and_script_in_a_model_answer_never_run(browser, tmp_path):
     """The model's own output is no safer than a document: a server answering with <script>,
     <img onerror> and a javascript: link shows them as text (or drops them), and nothing runs."""

@@ -99,24 +99,26 @@ def sidebar(settings: Settings, lib: Library):
 
 def server_status(settings: Settings):
     info = llm_server.current(settings)
-    models = llm_server.healthy(info.url, settings.llm_api_key, timeout=1.0) if info else None
-    starting = info is not None and models is None and info.managed
+    state, _ = llm_server.status(settings, info, timeout=1.0) if info else ("none", None)
 
-    @st.fragment(run_every=2 if starting else None)
+    @st.fragment(run_every=2 if state == "starting" else None)
     def status():
-        if starting:  # refreshed every 2 s until the server is up (or gone): then redraw the page
+        if state == "starting":  # refreshed every 2 s until the server is up (or gone): then redraw the page
             now = llm_server.current(settings)
-            if now is None or llm_server.healthy(now.url, settings.llm_api_key, timeout=1.0) is not None:
+            if now is None or llm_server.status(settings, now, timeout=1.0)[0] != "starting":
                 st.rerun()
         st.subheader("Model server")
         if info is None:
             st.warning("No model server is running: questions show sources but no answer.")
             st.button("Start the model server", on_click=start_server, args=(settings,))
-        elif models is None and not info.managed:
-            st.error(render.text(f"{info.url} does not answer: questions show sources but no answer."))
-        elif models is None:
+        elif state == "starting":
             since = f" for {time.time() - info.started_at:.0f} s" if info.started_at else ""
             st.info(render.text(f"{info.engine} ({info.model}) is starting{since}…"))
+        elif state == "down":
+            st.error(render.text(f"{info.url} does not answer: questions show sources but no answer."))
+        elif state == "busy":
+            st.success(render.text(f"{info.engine} · {info.model} · answering (busy with another question: "
+                                   "a new one waits its turn)"))
         else:
             st.success(render.text(f"{info.engine} · {info.model} · answering"))
         if info is not None:

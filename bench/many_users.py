@@ -7,7 +7,7 @@ asks the same CLIENTS questions twice: one after another (1 client), then all at
 `hearth ask --json` processes started together, each its own Python process as users' terminals or
 app sessions would be). Latency is each answer's own total (question in, last token out), from the
 answer's timings, so a client's start-up (imports, loading the embedding model) is not counted
-against the server; throughput is answers per minute of the server's time: one at a time, the sum
+against the server; throughput is answers (and words of answer) per minute of the server's time: one at a time, the sum
 of the answers' times; all at once, the span from the first question asked to the last answer. vLLM batches concurrent requests; llama.cpp's server (llama-cpp-python)
 answers one at a time, so its clients queue.
 """
@@ -80,6 +80,7 @@ def summary(rows: list[dict], together: bool) -> dict:
     totals = [r["total_s"] for r in rows]
     span = max(r["ended"] for r in rows) - min(r["asked"] for r in rows) if together else sum(totals)
     return {"answers": sum(r["ok"] for r in rows), "span_s": span, "per_min": 60 * len(rows) / span,
+            "words_per_min": 60 * sum(r["words"] for r in rows) / span,
             "p50": statistics.median(totals), "p95": percentile(totals, 95),
             "ttft_p50": statistics.median(r["first_token_s"] for r in rows),
             "words": statistics.median(r["words"] for r in rows)}
@@ -111,14 +112,14 @@ def main():
         table.append((engine, server.model, alone, together))
         print(f"{engine}: one at a time {alone}\n{engine}: all at once {together}", flush=True)
 
-    print(f"\n{'engine':9s} {'model':36s} {'clients':>7s} {'answers/min':>11s} {'p50 s':>7s} {'p95 s':>7s} "
-          f"{'1st token p50 s':>15s} {'words':>6s} {'ok':>5s}")
+    print(f"\n{'engine':9s} {'model':36s} {'clients':>7s} {'answers/min':>11s} {'words/min':>9s} {'p50 s':>7s} "
+          f"{'p95 s':>7s} {'1st token p50 s':>15s} {'words':>6s} {'ok':>5s}")
     for engine, model, alone, together in table:
         for label, s in (("1", alone), (str(args.clients), together)):
-            print(f"{engine:9s} {model:36s} {label:>7s} {s['per_min']:11.2f} {s['p50']:7.1f} {s['p95']:7.1f} "
-                  f"{s['ttft_p50']:15.1f} {s['words']:6.0f} {s['answers']:>2d}/{args.clients}")
-        print(f"{engine:9s} throughput {args.clients} clients / 1 client: {together['per_min'] / alone['per_min']:.2f}x; "
-              f"p50 latency {together['p50'] / alone['p50']:.2f}x")
+            print(f"{engine:9s} {model:36s} {label:>7s} {s['per_min']:11.2f} {s['words_per_min']:9.0f} {s['p50']:7.1f} "
+                  f"{s['p95']:7.1f} {s['ttft_p50']:15.1f} {s['words']:6.0f} {s['answers']:>2d}/{args.clients}")
+        print(f"{engine:9s} {args.clients} clients / 1 client: answers/min {together['per_min'] / alone['per_min']:.2f}x, "
+              f"words/min {together['words_per_min'] / alone['words_per_min']:.2f}x, p50 latency {together['p50'] / alone['p50']:.2f}x")
 
 
 if __name__ == "__main__":

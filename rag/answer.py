@@ -216,7 +216,7 @@ class AnswerStream:
         if self.server is None:
             result.error = "no model server is running: start one with `hearth llm start` (sources are below)"
             return self._finish()
-        if self.server.managed and llm_server.healthy(self.server.url, self.answerer.settings.llm_api_key) is None:
+        if self.server.managed and llm_server.status(self.answerer.settings, self.server)[0] == "starting":
             result.error = (f"the model server ({self.server.engine}, {self.server.model}) is still starting: "
                             "sources are below; ask again in a moment for an answer")
             return self._finish()

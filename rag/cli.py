@@ -429,16 +429,18 @@ def llm_status(as_json: bool = JsonOpt):
 
     settings = load_settings()
     info = llm_server.current(settings)
-    models = llm_server.healthy(info.url, settings.llm_api_key) if info else None
+    state, models = llm_server.status(settings, info) if info else ("none", None)
+    up = state in ("answering", "busy")
     if as_json:
-        print(json.dumps({"running": info is not None, "healthy": models is not None, "models": models or [],
+        print(json.dumps({"running": info is not None, "healthy": up, "state": state, "models": models or [],
                           **(asdict(info) if info else {})}, indent=2))
     elif info is None:
         out.print("no model server: start one with `hearth llm start`, or set HEARTH_LLM_URL")
     else:
-        state = "[green]answering[/]" if models is not None else "[red]not answering[/]"
-        out.print(f"{info.engine} {escape(info.model)} at {info.url}: {state}" + (f" (pid {info.pid})" if info.pid else ""))
-    raise typer.Exit(0 if models is not None else 1)
+        shown_state = {"answering": "[green]answering[/]", "busy": "[green]answering[/] (busy: a question waits its turn)",
+                       "starting": "[yellow]starting[/]"}.get(state, "[red]not answering[/]")
+        out.print(f"{info.engine} {escape(info.model)} at {info.url}: {shown_state}" + (f" (pid {info.pid})" if info.pid else ""))
+    raise typer.Exit(0 if up else 1)
 
 
 @llm_app.command("logs")

@@ -41,6 +41,7 @@ class ServerInfo:
     log: str | None = None
     started_at: float | None = None
     managed: bool = True
+    ready_at: float | None = None  # when it first answered: after that, a slow reply means busy, not starting
 
 
 def has_nvidia_gpu() -> bool:
@@ -79,16 +80,53 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def healthy(url: str, api_key: str = "", timeout: float = 2.0) -> list[str] | None:
-    """The model names the server offers, or None if it does not answer /v1/models."""
+def probe(url: str, api_key: str = "", timeout: float = 2.0) -> tuple[str, list[str] | None]:
+    """("answering", the model names it offers), ("slow", None): connected but no reply in time, or
+    ("down", None). llama.cpp's server answers /v1/models only between answers (it takes the model's
+    lock), so a server busy with another user's question is slow, not down."""
     request = urllib.request.Request(url.rstrip("/") + "/models")
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return [m.get("id", "") for m in json.load(response).get("data", [])]
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+            return "answering", [m.get("id", "") for m in json.load(response).get("data", [])]
+    except urllib.error.URLError as exc:
+        return ("slow" if isinstance(exc.reason, TimeoutError) else "down"), None
+    except TimeoutError:
+        return "slow", None
+    except (OSError, ValueError):
+        return "down", None
+
+
+def healthy(url: str, api_key: str = "", timeout: float = 2.0) -> list[str] | None:
+    """The model names the server offers, or None if it does not answer /v1/models."""
+    return probe(url, api_key, timeout)[1]
+
+
+def status(settings: Settings, info: ServerInfo, timeout: float = 2.0) -> tuple[str, list[str] | None]:
+    """answering, busy (up, but every slot is taken by other questions: a new one waits its turn),
+    starting (a managed server that has not answered yet) or down; with the model names when answering."""
+    state, models = probe(info.url, settings.llm_api_key, timeout)
+    if state == "answering":
+        if info.managed and info.ready_at is None:
+            _mark_ready(settings, info)
+        return state, models
+    if state == "slow" and (not info.managed or info.ready_at is not None):
+        return "busy", None
+    if info.managed and info.pid is not None and _alive(info.pid):
+        return "starting", None  # vLLM holds its port while it loads, so a slow reply can mean starting too
+    return "down", None
+
+
+def _mark_ready(settings: Settings, info: ServerInfo):
+    info.ready_at = time.time()
+    state = _state_file(settings)
+    try:
+        saved = json.loads(state.read_text())
+        if saved.get("pid") == info.pid:
+            state.write_text(json.dumps({**saved, "ready_at": info.ready_at}))
+    except (OSError, ValueError):
+        pass
 
 
 def current(settings: Settings) -> ServerInfo | None:
@@ -189,6 +227,7 @@ def wait_until_ready(settings: Settings, info: ServerInfo, proc=None, on_wait=No
     told = False
     while time.monotonic() < deadline:
         if healthy(info.url, settings.llm_api_key):  # vLLM started with --api-key checks /v1/models too
+            _mark_ready(settings, info)
             return
         exited = proc.poll() is not None if proc is not None else not _alive(info.pid)
         if exited:

@@ -264,3 +264,28 @@ def test_a_token_reaches_the_server_through_a_checking_proxy(chroma, tmp_path, m
             refused = run_hearth(home, "docs", HEARTH_CHROMA_TOKEN=token)
             assert refused.returncode == 5 and "Traceback" not in refused.stderr
             assert f"the Chroma server at {proxy.url} refused Hearth (HTTP 401): check HEARTH_CHROMA_TOKEN" in " ".join(refused.stderr.split())
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("\\", "")
+
+
+def test_the_app_on_a_chroma_server_says_when_it_is_down_and_recovers(chroma, tmp_path, open_library):
+    from streamlit.testing.v1 import AppTest
+
+    Ingestor(open_library()).sync([_notes(tmp_path / "notes", n=2)])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    assert any("2 documents" in c.value for c in at.sidebar.caption)  # the store status, from the server
+    at.chat_input[0].set_value("How are orchards pruned?").run()
+    assert at.main.expander and "note-1.md" in _plain(at.main.expander[0].label)
+
+    chroma.stop()
+    at.chat_input[0].set_value("How are violins tuned?").run()
+    assert not at.exception
+    assert any(f"the Chroma server at {chroma.url} is not answering" in _plain(e.value) for e in at.error)
+    assert "Try again" in [b.label for b in at.button]
+    chroma.start()
+    next(b for b in at.button if b.label == "Try again").click().run()
+    assert not at.exception and not at.error
+    assert len(at.session_state.chats["default"]) == 1  # the chat so far is kept

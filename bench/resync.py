@@ -1,0 +1,102 @@
+"""Re-sync and delete at size: a no-op sync of 1,000 unchanged files, and deleting a 1,000-page document.
+
+    .venv/bin/python bench/resync.py [--files 1000] [--pages 1000]
+
+Builds 1,000 small Markdown notes and a 1,000-page PDF (the first 1,000 pages of R's reference manual,
+`refman.pdf` from `make testdata`), ingests both into a temporary HEARTH_HOME (that part is not
+timed), then times, in this process: the no-op `Ingestor.sync` of the notes folder (median of 5), the
+same through a `hearth ingest` process as a user runs it (whole process, median of 3), and
+`Ingestor.remove` of the PDF (its chunks from Chroma and from the keyword index), with the store
+checked afterwards. Issue 9's targets: re-sync <= 1 s, delete <= 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.library import Library  # noqa: E402
+from ingest.pipeline import Ingestor  # noqa: E402
+from ingest.settings import load_settings  # noqa: E402
+
+REFMAN = ROOT / ".cache/testdata/root/usr/share/R/doc/manual/refman.pdf"
+WORDS = "river stone lantern orchard copper violin harbour meadow signal pepper winter ladder".split()
+
+
+def notes(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        body = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(60))
+        (folder / f"note-{i:04d}.md").write_text(f"# Note {i}\n\n{body}.\n")
+    return folder
+
+
+def first_pages(source: Path, pages: int, target: Path) -> Path:
+    from pypdf import PdfReader, PdfWriter
+
+    reader, writer = PdfReader(source), PdfWriter()
+    for page in reader.pages[:pages]:
+        writer.add_page(page)
+    with open(target, "wb") as fh:
+        writer.write(fh)
+    return target
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--pages", type=int, default=1000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hearth-resync-bench-"))
+    home = work / "home"
+    folder = notes(work / "notes", args.files)
+    pdf = first_pages(REFMAN, args.pages, work / f"refman-{args.pages}-pages.pdf")
+    lib = Library(load_settings(home=home))
+    t = time.perf_counter()
+    report = Ingestor(lib).sync([folder, pdf])
+    print(f"set-up: {args.files} notes + a {args.pages}-page PDF ingested, {report.chunks_added} chunks, "
+          f"{time.perf_counter() - t:.0f} s (not timed below)")
+
+    resync = []
+    for _ in range(5):
+        t = time.perf_counter()
+        again = Ingestor(lib).sync([folder])
+        resync.append(time.perf_counter() - t)
+        assert again.unchanged == args.files and not again.results, again.results[:3]
+    env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    process = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(folder), "--json"], env=env, check=True,
+                       capture_output=True)
+        process.append(time.perf_counter() - t)
+
+    record = lib.manifest.files()[str(pdf)]
+    before = lib.collection.count()
+    t = time.perf_counter()
+    removed = Ingestor(lib).remove([pdf])
+    delete_s = time.perf_counter() - t
+    assert [r.chunks for r in removed] == [record.chunks]
+    assert lib.collection.count() == before - record.chunks
+    assert not lib.collection.get(where={"doc_id": record.doc_id}, include=[])["ids"]
+    assert not [row for row in lib.manifest.keyword_rows() if row[0] == record.doc_id]
+
+    print(f"\nno-op re-sync of {args.files} unchanged files, in process: median {statistics.median(resync):.3f} s "
+          f"(runs {', '.join(f'{s:.3f}' for s in resync)}); target 1 s: {statistics.median(resync) / 1.0:.2f} of it")
+    print(f"the same through `hearth ingest` (whole process: imports, store open): median {statistics.median(process):.2f} s")
+    print(f"delete the {args.pages}-page document ({record.chunks} chunks): {delete_s:.3f} s; "
+          f"target 0.5 s: {delete_s / 0.5:.2f} of it")
+    lib.close()
+
+
+if __name__ == "__main__":
+    main()

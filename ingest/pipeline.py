@@ -106,6 +106,16 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _unchanged(rec: FileRecord, found: dict) -> bool:
+    st = found.get(rec.path)
+    if st is None:
+        try:
+            st = os.stat(rec.path)
+        except OSError:
+            return False
+    return (st.st_size, st.st_mtime_ns) == (rec.size, rec.mtime_ns)
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -257,9 +267,9 @@ class Ingestor:
                 moved_away.add(origin.path)
                 moves.append((origin.path, path, st))
                 continue
-            # A copy of a document that is still there: its vectors are copied, not recomputed.
-            twin = next((r for r in same if r.path in found and (found[r.path].st_size, found[r.path].st_mtime_ns)
-                         == (r.size, r.mtime_ns)), None)
+            # A copy of a document that is still there unchanged (in this sync's folders or elsewhere, as
+            # when one file is added on its own): its vectors are copied, not recomputed.
+            twin = next((r for r in same if _unchanged(r, found)), None)
             jobs.append(_Job(path, st, sha, old=rec, source=twin))
         return jobs, moves
 

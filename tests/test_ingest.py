@@ -113,6 +113,13 @@ def test_copy_reuses_vectors(folder, ingest, library):
     report = ingest(folder)
     assert [r.status for r in report.results] == ["copied"] and library.embedder.calls == calls
     assert {h.source for h in search(library, "keep receipts", k=2)} == {str(folder / "tax.pdf"), str(folder / "tax-copy.pdf")}
+    # A copy added on its own (the original not in this sync, as an upload or `hearth ingest FILE`).
+    elsewhere = folder.parent / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(folder / "tax.pdf", elsewhere / "tax-again.pdf")
+    calls = library.embedder.calls  # the search above embedded its query
+    report = ingest(elsewhere / "tax-again.pdf")
+    assert [r.status for r in report.results] == ["copied"] and library.embedder.calls == calls
 
 
 def test_remove_forgets_documents_but_keeps_files(folder, library, ingest):

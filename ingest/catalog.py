@@ -75,10 +75,19 @@ class ServerManifest(Manifest):
         elif rids:
             self.catalog.delete(ids=list(rids))
 
-    def _records(self, kind: str, **filters) -> list[dict]:
-        where = [{"kind": kind}, {"collection": self.collection}] + [{k: v} for k, v in filters.items()]
-        got = self.catalog.get(where={"$and": where}, include=["documents"])
+    def _where(self, kind: str, **filters) -> dict:
+        return {"$and": [{"kind": kind}, {"collection": self.collection}] + [{k: v} for k, v in filters.items()]}
+
+    def _records(self, kind: str, **filters) -> list:
+        got = self.catalog.get(where=self._where(kind, **filters), include=["documents"])
         return [json.loads(doc) for doc in got["documents"]]
+
+    def _record(self, rid: str):
+        got = self.catalog.get(ids=[rid], include=["documents"])
+        return json.loads(got["documents"][0]) if got["ids"] else None
+
+    def _file_id(self, path: str) -> str:
+        return f"file:{self.collection}:{_key(path)}"
 
     def transaction(self):
         return _Batch(self)
@@ -87,16 +96,13 @@ class ServerManifest(Manifest):
         self._put(f"generation:{self.collection}", "generation", {"value": time.time_ns()})
 
     def generation(self) -> int:
-        got = self.catalog.get(ids=[f"generation:{self.collection}"], include=["documents"])
-        return json.loads(got["documents"][0])["value"] if got["ids"] else 0
+        rec = self._record(f"generation:{self.collection}")
+        return rec["value"] if rec else 0
 
     # --- the collection's embedding model ---------------------------------------------------------
     def model(self):
-        got = self.catalog.get(ids=[f"collection:{self.collection}"], include=["documents"])
-        if not got["ids"]:
-            return None
-        rec = json.loads(got["documents"][0])
-        return rec["embed_model"], rec["dimension"]
+        rec = self._record(f"collection:{self.collection}")
+        return (rec["embed_model"], rec["dimension"]) if rec else None
 
     def set_model(self, embed_model: str, dimension: int):
         self._put(f"collection:{self.collection}", "collection",
@@ -123,31 +129,26 @@ class ServerManifest(Manifest):
         return {r.path: r for r in records}
 
     def has_files(self) -> bool:
-        got = self.catalog.get(where={"$and": [{"kind": "file"}, {"collection": self.collection}]}, limit=1, include=[])
+        got = self.catalog.get(where=self._where("file"), limit=1, include=[])
         return bool(got["ids"])
 
     def live_doc_ids(self, doc_ids) -> set[str]:
         doc_ids = list(set(doc_ids))
         if not doc_ids:
             return set()
-        got = self.catalog.get(where={"$and": [{"kind": "file"}, {"collection": self.collection},
-                                               {"doc_id": {"$in": doc_ids}}]}, include=["metadatas"])
+        got = self.catalog.get(where=self._where("file", doc_id={"$in": doc_ids}), include=["metadatas"])
         return {m["doc_id"] for m in got["metadatas"]}
 
     def put_file(self, rec: FileRecord):
-        self._put(f"file:{self.collection}:{_key(rec.path)}", "file", asdict(rec), doc_id=rec.doc_id)
+        self._put(self._file_id(rec.path), "file", asdict(rec), doc_id=rec.doc_id)
         self._bump()
 
     def delete_file(self, path: str):
-        self._delete(f"file:{self.collection}:{_key(path)}")
+        self._delete(self._file_id(path))
         self._bump()
 
-    def touch_file(self, path: str, size: int, mtime_ns: int):
-        got = self.catalog.get(ids=[f"file:{self.collection}:{_key(path)}"], include=["documents"])
-        if got["ids"]:
-            rec = FileRecord(**json.loads(got["documents"][0]))
-            rec.size, rec.mtime_ns = size, mtime_ns
-            self._put(f"file:{self.collection}:{_key(path)}", "file", asdict(rec), doc_id=rec.doc_id)
+    def touch_file(self, rec: FileRecord, size: int, mtime_ns: int):
+        self._put(self._file_id(rec.path), "file", {**asdict(rec), "size": size, "mtime_ns": mtime_ns}, doc_id=rec.doc_id)
 
     # --- keywords: a per-instance cache of the server's chunks -------------------------------------
     def keywords_built(self) -> bool:
@@ -165,9 +166,7 @@ class ServerManifest(Manifest):
 
     # --- journal: this instance's writes in flight ------------------------------------------------
     def journal(self) -> list[tuple[str, str]]:
-        got = self.catalog.get(where={"$and": [{"kind": "journal"}, {"collection": self.collection},
-                                               {"instance": self.instance}]}, include=["documents"])
-        return [tuple(json.loads(doc)) for doc in got["documents"]]
+        return [tuple(entry) for entry in self._records("journal", instance=self.instance)]
 
     def journal_add(self, doc_id: str, op: str):
         self._put(f"journal:{self.collection}:{self.instance}:{doc_id}:{op}", "journal", [doc_id, op],

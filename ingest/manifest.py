@@ -163,10 +163,11 @@ class Manifest:
     def delete_file(self, path: str):
         self.db.execute("DELETE FROM files WHERE collection=? AND path=?", (self.collection, path))
 
-    def touch_file(self, path: str, size: int, mtime_ns: int):
+    def touch_file(self, rec: FileRecord, size: int, mtime_ns: int):
+        """The file was touched, not changed: only its size and mtime are new."""
         self.db.execute(
             "UPDATE files SET size=?, mtime_ns=? WHERE collection=? AND path=?",
-            (size, mtime_ns, self.collection, path),
+            (size, mtime_ns, self.collection, rec.path),
         )
 
     # --- keyword index (call inside the transaction that writes the document's files row) ---------

@@ -257,7 +257,7 @@ class Ingestor:
                 jobs.append(_Job(path, st, sha, old=rec))
                 continue
             if rec and rec.sha256 == sha:  # touched, not changed
-                self.manifest.touch_file(path, st.st_size, st.st_mtime_ns)
+                self.manifest.touch_file(rec, st.st_size, st.st_mtime_ns)
                 report.unchanged += 1
                 continue
             same = [r for r in by_hash.get(sha, ()) if r.path not in moved_away]

@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -41,35 +41,32 @@ CollectionOpt = typer.Option(None, "--collection", "-c", help="Collection (works
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout")
 
 
+def _fail(exc: Exception, code: int) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(code)
+
+
 @contextmanager
 def _library(collection: str | None):
     settings = load_settings()
     try:
         with store_errors(settings):
-            lib = Library(settings, collection)
-    except ValueError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2)
+            try:
+                lib = Library(settings, collection)
+            except ValueError as exc:
+                _fail(exc, 2)
+            try:
+                yield lib
+            finally:
+                lib.close()
     except StoreUnreachable as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(5)
-    try:
-        with store_errors(settings):
-            yield lib
-    except StoreUnreachable as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(5)
+        _fail(exc, 5)
     except ModelMismatch as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2)
+        _fail(exc, 2)
     except StoreBusy as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(3)
+        _fail(exc, 3)
     except StoreWriteError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(4)
-    finally:
-        lib.close()
+        _fail(exc, 4)
 
 
 def _when(ts: float | None) -> str:
@@ -171,8 +168,7 @@ def watch(
         try:
             watcher = Watcher(lib, folders, on_change=log)
         except ValueError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(2)
+            _fail(exc, 2)
 
         def interrupt(*_):
             if watcher.stopping:
@@ -250,8 +246,7 @@ def search(
             try:
                 hits = run_search(lib, q, k, mode=mode)
             except ValueError as exc:
-                err.print(f"[red]error:[/] {escape(str(exc))}")
-                raise typer.Exit(2)
+                _fail(exc, 2)
             if as_json:
                 print(json.dumps({"query": q, "hits": [h.to_json() for h in hits]}), flush=True)
             else:
@@ -366,8 +361,7 @@ def evaluate(
     try:
         qa = ev.load_qa(qa_file)
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2)
+        _fail(exc, 2)
     with _library(collection) as lib:
         table = ev.evaluate(lib, qa, k)
         resolved = None
@@ -406,8 +400,7 @@ def llm_start(
         started = time.perf_counter()
         info = llm_server.start(settings, on_wait=lambda m: err.print(f"[dim]{escape(m)}[/]"))
     except llm_server.ServerError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1)
+        _fail(exc, 1)
     out.print(f"{info.engine} serving {escape(info.model)} at {info.url} (pid {info.pid}; "
               f"ready in {time.perf_counter() - started:.1f} s)")
 

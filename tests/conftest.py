@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,16 @@ def run_hearth(home, *args, timeout: float = 300, stdin: str | None = None, pree
     argv, environ = hearth_command(home, *args, **env)
     return subprocess.run(argv, env=environ, input=stdin, preexec_fn=preexec_fn, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def wait_until(condition, timeout: float = 15.0) -> float:
+    """Seconds until condition() held; fails after `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"not true after {timeout} s")
 
 
 def chunk_count(lib: Library) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, hearth_command, run_hearth, store_snapshot
+from conftest import ROOT, hearth_command, run_hearth, store_snapshot, wait_until
 from ingest.pipeline import Ingestor
 from ingest.store import StoreUnreachable
 from ingest.watch import Watcher
@@ -188,29 +188,17 @@ def test_watch_retries_through_a_server_restart(chroma, tmp_path, open_library):
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     try:
-        _wait(lambda: len(lib.documents()) == 2)
+        wait_until(lambda: len(lib.documents()) == 2, 60)
         chroma.stop()
         (folder / "note-5.md").write_text("# Loom\n\nWarp the loom before the weft.\n")
-        _wait(lambda: any("is not answering" in line for line in lines))
+        wait_until(lambda: any("is not answering" in line for line in lines), 60)
         assert any("retrying in" in line for line in lines)
         chroma.start()
-        _wait(lambda: any(Path(r.path).name == "note-5.md" and r.status == "added" for r in watcher.results), 90)
+        wait_until(lambda: any(Path(r.path).name == "note-5.md" and r.status == "added" for r in watcher.results), 90)
     finally:
         watcher.stop()
         thread.join(timeout=60)
     assert sorted(Path(r.path).name for r in lib.documents()) == ["note-0.md", "note-1.md", "note-5.md"]
-
-
-def _wait(condition, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except StoreUnreachable:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def test_killed_ingests_into_the_server_repair_to_a_clean_ingest(chroma, tmp_path, manuals, open_library, monkeypatch):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import hearth_command, store_snapshot
+from conftest import hearth_command, store_snapshot, wait_until
 from ingest.pipeline import Ingestor
 from ingest.watch import Watcher
 from make_files import corrupt_pdf, text_pdf
@@ -48,16 +48,6 @@ def watch(open_library, folder, embedder):
         watcher.stop()
         thread.join(60)
         assert not thread.is_alive()
-
-
-def wait_until(condition, timeout: float = 15.0) -> float:
-    """Seconds until condition() held; fails after `timeout`."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"not true after {timeout} s")
 
 
 def found(lib, query: str, source) -> bool:

@@ -33,9 +33,9 @@ state = st.session_state
 
 
 @st.cache_resource(show_spinner=False)
-def shared_embedder(name: str, batch_size: int) -> Embedder:
+def shared_embedder(name: str, batch_size: int, precision: str) -> Embedder:
     """One model for every browser session, loaded at the end of the first page run (see main)."""
-    return Embedder(name, batch_size)
+    return Embedder(name, batch_size, precision)
 
 
 @st.cache_resource
@@ -52,7 +52,7 @@ def current_settings() -> Settings:
 
 def open_library(settings: Settings) -> Library:
     lib = Library(settings, state.get("collection") or settings.collection)
-    lib.embedder = shared_embedder(settings.embed_model, settings.embed_batch_size)
+    lib.embedder = shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
     return lib
 
 

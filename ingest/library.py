@@ -28,7 +28,8 @@ class Library:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings.embed_model, self.settings.embed_batch_size)
+        s = self.settings
+        return Embedder(s.embed_model, s.embed_batch_size, s.embed_precision)
 
     @cached_property
     def store(self) -> Store:

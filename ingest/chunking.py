@@ -8,6 +8,28 @@ from typing import Callable
 from .loaders import Section
 
 
+def check_sizes(chunk_size: int, chunk_overlap: int) -> None:
+    if not 0 <= chunk_overlap < chunk_size:
+        raise ValueError("chunk_overlap must be at least 0 and smaller than chunk_size")
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """How to chunk, in a form the file reader process can be sent (see reader.py)."""
+
+    size: int
+    overlap: int
+    tokenizer_file: str  # the embedding model's tokenizer.json
+
+    def __post_init__(self):
+        check_sizes(self.size, self.overlap)  # here, not once per file in the reader
+
+    def chunker(self) -> "Chunker":
+        from .embedding import file_tokenizer
+
+        return Chunker(self.size, self.overlap, file_tokenizer(self.tokenizer_file))
+
+
 @dataclass
 class Chunk:
     text: str
@@ -22,8 +44,7 @@ class Chunker:
     def __init__(self, chunk_size: int, chunk_overlap: int, tokenize: Callable[[str], list]):
         from llama_index.core.node_parser import SentenceSplitter
 
-        if not 0 <= chunk_overlap < chunk_size:
-            raise ValueError("chunk_overlap must be at least 0 and smaller than chunk_size")
+        check_sizes(chunk_size, chunk_overlap)
         self.splitter = SentenceSplitter(
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,

@@ -2,8 +2,8 @@
 
     plan     stat every file; unchanged size+mtime is skipped without reading it, otherwise the
              content hash decides: same content (touch), changed, new, moved/renamed, or a copy
-    parse    load (in a child process with time and memory limits: reader.py) + chunk, in a worker
-             thread that runs ahead of the embedder
+    parse    load + chunk, in a child process with time and memory limits (reader.py), driven by a
+             worker thread that runs ahead of the embedder
     embed    in groups of files, so small files share batches
     write    Chroma, under the manifest's journal (see manifest.py for the protocol)
 """
@@ -17,10 +17,11 @@ import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Iterable
 
 from . import loaders, reader
-from .chunking import Chunk, Chunker
+from .chunking import Chunk, Chunker, ChunkSpec, check_sizes
 from .library import Library
 from .manifest import FileRecord
 from .store import MAX_BATCH, store_errors
@@ -126,7 +127,6 @@ class Ingestor:
         self.lib = library
         self.manifest = library.manifest
         self.progress = progress or (lambda *a: None)
-        self._chunker: Chunker | None = None
         self.embedded = 0  # chunks embedded by this Ingestor
 
     # --- public API -----------------------------------------------------------------------------
@@ -248,6 +248,7 @@ class Ingestor:
                 self._fail(report, path, st, f"too large: {_megabytes(st.st_size)}, over the "
                            f"{self.lib.settings.max_file_mb:g} MB limit (HEARTH_MAX_FILE_MB)")
                 continue
+            self._reader.spawn()  # likely new or changed: the reader imports its parsers while we hash
             try:
                 sha = file_sha256(path)
             except OSError as exc:
@@ -311,7 +312,8 @@ class Ingestor:
     def _ingest(self, jobs: list[_Job], report: Report):
         if not jobs:
             return
-        self.lib.collection  # open (and check) the store before any work
+        self.lib.collection  # open (and check) the store and the chunk sizes before any work
+        self.chunk_spec
         total, done, group, group_chunks = len(jobs), 0, [], 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-parse") as pool:
             pending = deque()
@@ -344,30 +346,40 @@ class Ingestor:
             return parsed
         t = time.perf_counter()
         settings = self.lib.settings
+        spec = self.chunk_spec
         try:
-            loaded = reader.shared(settings.parse_timeout, settings.parse_memory_mb).load(job.path)
+            loaded = self._reader.load(job.path, spec)
         except loaders.LoadError as exc:
             parsed.error = str(exc)
             return parsed
         finally:
             timings["parse"] += time.perf_counter() - t
-        t = time.perf_counter()
-        parsed.chunks = self.chunker.chunk(loaded.sections)
-        timings["chunk"] += time.perf_counter() - t
+        if spec is None:  # a model without a tokenizer.json: chunked here, with the loaded model
+            t = time.perf_counter()
+            loaded.chunks = Chunker(settings.chunk_size, settings.chunk_overlap, self.lib.embedder.tokenize).chunk(
+                loaded.sections)
+            timings["chunk"] += time.perf_counter() - t
+        parsed.chunks = loaded.chunks
         parsed.pages, parsed.notes = loaded.pages, "; ".join(loaded.notes)
         if not parsed.chunks:
             parsed.error = "no text found in the file"
         return parsed
 
     @property
-    def chunker(self) -> Chunker:
-        if self._chunker is None:
-            s = self.lib.settings
-            limit = self.lib.embedder.max_tokens - 2  # room for [CLS] and [SEP]
-            if s.chunk_size > limit:
-                raise ValueError(f"chunk_size {s.chunk_size} is more than {self.lib.embedder.name} reads ({limit})")
-            self._chunker = Chunker(s.chunk_size, s.chunk_overlap, self.lib.embedder.tokenize)
-        return self._chunker
+    def _reader(self) -> reader.Reader:
+        return reader.shared(self.lib.settings.parse_timeout, self.lib.settings.parse_memory_mb)
+
+    @cached_property
+    def chunk_spec(self) -> ChunkSpec | None:
+        """How the reader process chunks each file; None when the model's tokenizer needs the model."""
+        s, embedder = self.lib.settings, self.lib.embedder
+        limit = embedder.max_tokens - 2  # room for [CLS] and [SEP]
+        if s.chunk_size > limit:
+            raise ValueError(f"chunk_size {s.chunk_size} is more than {embedder.name} reads ({limit})")
+        if embedder.tokenizer_file is None:
+            check_sizes(s.chunk_size, s.chunk_overlap)
+            return None
+        return ChunkSpec(s.chunk_size, s.chunk_overlap, embedder.tokenizer_file)
 
     def _commit(self, group: list[_Parsed], report: Report, done: int, total: int) -> int:
         """Embed and write a group of parsed files, following the journal protocol."""

@@ -5,8 +5,13 @@ recurses forever) can hang or exhaust a parser library; in a child process that 
 the ingest, the watcher or the app. One child serves a whole process (started on first use, kept
 for the next file, replaced after a kill); it exits by itself when its parent goes away.
 
-Protocol on the child's stdin/stdout: length-prefixed JSON, one request (a path) and one reply
-({"ok": Loaded} or {"error": reason}) per file. JSON, not pickle: the child handles untrusted input.
+The child also cuts the text into chunks when asked (a ChunkSpec): chunking is pure Python, and in
+the parent it would hold the GIL that the embedding thread needs between torch's operations
+(embedding beside one busy Python thread ran at 31 passages/s, beside a busy process at 79).
+
+Protocol on the child's stdin/stdout: length-prefixed JSON, one request ({"path", "chunk": ChunkSpec
+or null}) and one reply ({"ok": Loaded} or {"error": reason}) per file. JSON, not pickle: the child
+handles untrusted input.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from dataclasses import asdict
 
 from . import loaders
+from .chunking import Chunk, ChunkSpec
 from .loaders import LoadError, Loaded, Section
 
 _HEADER = struct.Struct("!Q")
@@ -55,10 +61,19 @@ def _receive(fd: int, deadline: float | None = None):
     return json.loads(_read_exact(fd, size, deadline))
 
 
-def read_one(path: str) -> dict:
-    """Load one file; every failure becomes a plain reason (runs in the child)."""
+_chunkers: dict[ChunkSpec, object] = {}
+
+
+def read_one(path: str, spec: ChunkSpec | None = None) -> dict:
+    """Load (and chunk) one file; every failure becomes a plain reason (runs in the child)."""
     try:
-        return {"ok": asdict(loaders.load(path))}
+        loaded = loaders.load(path)
+        if spec is not None:
+            if spec not in _chunkers:
+                _chunkers[spec] = spec.chunker()
+            loaded.chunks = _chunkers[spec].chunk(loaded.sections)
+            loaded.sections = []  # the parent needs only the chunks: half the bytes through the pipe
+        return {"ok": asdict(loaded)}
     except LoadError as exc:
         return {"error": str(exc)}
     except MemoryError:
@@ -75,10 +90,17 @@ class Reader:
     def __init__(self, timeout_s: float, memory_mb: float):
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         self._proc: subprocess.Popen | None = None
+        self._ready = False  # the child has said "ready"
         self._lock = threading.Lock()
 
-    def _start(self) -> subprocess.Popen:
+    def spawn(self) -> None:
+        """Start the child now, without waiting: it imports its parsers while the caller goes on."""
+        with self._lock:
+            self._spawn()
+
+    def _spawn(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
+            self._ready = False
             root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
                    # one thread each: BLAS and OpenMP reserve address space per thread
@@ -87,18 +109,24 @@ class Reader:
                 [sys.executable, "-m", "ingest.reader", str(int(self.memory_mb * 2**20)), str(self.timeout_s)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                 start_new_session=True)  # a Ctrl-C in the terminal is the parent's to handle
+
+    def _start(self) -> subprocess.Popen:
+        self._spawn()
+        if not self._ready:
             try:  # the time limit starts once the child has imported its parsers
                 _receive(self._proc.stdout.fileno(), time.monotonic() + STARTUP_S)
             except (TimeoutError, EOFError):
                 self.close()
                 raise LoadError("the file reader process did not start") from None
+            self._ready = True
         return self._proc
 
-    def load(self, path: str) -> Loaded:
+    def load(self, path: str, chunk: ChunkSpec | None = None) -> Loaded:
+        """The file's sections; or, given a ChunkSpec, its chunks (Loaded.chunks) and no sections."""
         with self._lock:
             proc = self._start()
             try:
-                _send(proc.stdin.fileno(), path)
+                _send(proc.stdin.fileno(), {"path": path, "chunk": asdict(chunk) if chunk else None})
                 reply = _receive(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
             except TimeoutError:
                 self.close()
@@ -116,7 +144,8 @@ class Reader:
         if "error" in reply:
             raise LoadError(reply["error"])
         got = reply["ok"]
-        return Loaded([Section(**s) for s in got["sections"]], got["pages"], got["notes"])
+        return Loaded([Section(**s) for s in got["sections"]], got["pages"], got["notes"],
+                      [Chunk(**c) for c in got["chunks"]])
 
     def close(self):
         proc, self._proc = self._proc, None
@@ -149,13 +178,13 @@ def _child(memory_bytes: int, timeout_s: float) -> None:
     _send(replies, "ready")
     while True:
         try:
-            path = _receive(requests)
+            request = _receive(requests)
         except EOFError:  # the parent is gone
             return
         # The parent stops a file at timeout_s; should the parent itself die meanwhile, the alarm
         # (default action: terminate) ends this process a little later instead of letting it run on.
         signal.alarm(math.ceil(timeout_s) + 5)
-        reply = read_one(path)
+        reply = read_one(request["path"], ChunkSpec(**request["chunk"]) if request["chunk"] else None)
         signal.alarm(0)
         _send(replies, reply)
 

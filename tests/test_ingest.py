@@ -163,3 +163,17 @@ def test_size_limit_and_hidden_files(folder, ingest, library, open_library):
     assert [os.path.basename(r.path) for r in report.failures] == ["tax.pdf"]
     assert "over the 0.0001 MB limit" in report.failures[0].reason
     assert report.count("added") == 2 and report.exit_code() == 0
+
+
+def test_the_reader_process_chunks_as_the_parent_would(embedder):
+    """Chunking moved into the file reader process (off the embedder's GIL) cuts the same chunks."""
+    from conftest import MANUALS
+    from ingest import loaders, reader
+    from ingest.chunking import Chunker, ChunkSpec
+
+    pdf = MANUALS / "R-data.pdf"
+    spec = ChunkSpec(192, 24, embedder.tokenizer_file)
+    got = reader.Reader(timeout_s=60, memory_mb=1536).load(str(pdf), spec)
+    here = Chunker(192, 24, embedder.tokenize).chunk(loaders.load(pdf).sections)
+    assert got.sections == [] and got.pages == 41 and len(here) > 100
+    assert got.chunks == here

@@ -27,6 +27,7 @@ class Loaded:
     sections: list[Section]
     pages: int | None = None
     notes: list[str] = field(default_factory=list)  # things worth telling, e.g. pages re-extracted
+    chunks: list = field(default_factory=list)  # when reader.py was asked to chunk (then sections is empty)
 
 
 def _loaders():

@@ -54,7 +54,8 @@ class Chunker:
             include_prev_next_rel=False,
         )
 
-    def chunk(self, sections: list[Section]) -> list[Chunk]:
+    def chunk(self, sections: list[Section], first_index: int = 0) -> list[Chunk]:
+        """Chunks numbered from first_index (a document chunked part by part keeps one numbering)."""
         chunks: list[Chunk] = []
         for section in sections:
             cursor = 0
@@ -68,6 +69,6 @@ class Chunker:
                     cursor = at + 1
                 start = section.start + max(at, 0)
                 chunks.append(
-                    Chunk(piece, len(chunks), section.page, section.heading, start, start + len(piece))
+                    Chunk(piece, first_index + len(chunks), section.page, section.heading, start, start + len(piece))
                 )
         return chunks

@@ -8,6 +8,7 @@ only when something must be embedded: a no-op re-sync never pays for them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import threading
@@ -53,6 +54,22 @@ def file_tokenizer(tokenizer_file: str):
     tokenizer.no_padding()  # the shipped tokenizer.json pads to 128, which breaks counting
     tokenizer.no_truncation()
     return lambda text: tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def _trim_heap() -> None:
+    """Give the activations' freed memory back to the system (glibc keeps it otherwise): after each
+    group of 256 passages the process sits at ~730 MB instead of creeping from ~890 MB upwards."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def resolve_model(name: str) -> str:
@@ -141,7 +158,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype="float32")
         model = self.model  # loads torch, which the autocast below needs
-        with self._autocast():
+        with self._autocast(len(texts)):
             vectors = model.encode(
                 texts,
                 batch_size=self.batch_size,
@@ -149,10 +166,14 @@ class Embedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+        if len(texts) > self.batch_size:
+            _trim_heap()
         return np.asarray(vectors, dtype="float32")
 
-    def _autocast(self):
-        if self.precision != "bf16":
+    def _autocast(self, n_texts: int):
+        # A query or two stays fp32: on one short text the casts cost more than they save (a query
+        # embeds in 13 ms in fp32, 18 ms in bf16 here).
+        if self.precision != "bf16" or n_texts < 8:
             return contextlib.nullcontext()
         import torch
 

@@ -3,8 +3,8 @@
     plan     stat every file; unchanged size+mtime is skipped without reading it, otherwise the
              content hash decides: same content (touch), changed, new, moved/renamed, or a copy
     parse    load + chunk, in a child process with time and memory limits (reader.py), driven by a
-             worker thread that runs ahead of the embedder
-    embed    in groups of files, so small files share batches
+             worker thread that runs ahead of the embedder; a PDF's chunks come page by page
+    embed    in groups of GROUP_CHUNKS chunks, so small files share batches and big ones start early
     write    Chroma, under the manifest's journal (see manifest.py for the protocol)
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import time
 import uuid
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Iterable
@@ -26,8 +26,8 @@ from .library import Library
 from .manifest import FileRecord
 from .store import MAX_BATCH, store_errors
 
-GROUP_CHUNKS = 256  # embed and commit files in groups of about this many chunks
-LOOKAHEAD = 4  # files parsed ahead of the embedder
+GROUP_CHUNKS = 256  # chunks embedded and written at a time; small files share a group
+LOOKAHEAD = 4  # files read ahead of the embedder
 IGNORED_PREFIXES = (".", "~$", ".~lock")
 IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
 
@@ -92,6 +92,7 @@ class _Parsed:
     notes: str = ""
     error: str = ""
     doc_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    journaled: bool = False  # its "add" journal entry is written: chunks may be in the store
 
 
 def _megabytes(size: int) -> str:
@@ -310,60 +311,94 @@ class Ingestor:
 
     # --- new and changed files ------------------------------------------------------------------
     def _ingest(self, jobs: list[_Job], report: Report):
+        """Files are read (and chunked) by a worker thread driving the reader process; their chunks
+        reach this thread part by part, so a long PDF is embedded while it is still being read and
+        small files share batches. Each batch of GROUP_CHUNKS is embedded and written under the
+        journal; a file's record is written once all its chunks are (see _flush)."""
         if not jobs:
             return
         self.lib.collection  # open (and check) the store and the chunk sizes before any work
         self.chunk_spec
-        total, done, group, group_chunks = len(jobs), 0, [], 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-parse") as pool:
-            pending = deque()
-            queue = iter(jobs)
-            for job in queue:
-                pending.append(pool.submit(self._parse, job, report.timings))
-                if len(pending) >= LOOKAHEAD:
-                    break
-            while pending:
-                parsed: _Parsed = pending.popleft().result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.append(pool.submit(self._parse, nxt, report.timings))
-                if parsed.error:
-                    self._fail(report, parsed.job.path, parsed.job.stat, parsed.error)
-                    done += 1
-                    self.progress(parsed.job.path, done, total, self.embedded)
-                    continue
-                group.append(parsed)
-                group_chunks += len(parsed.chunks)
-                if group_chunks >= GROUP_CHUNKS:
-                    done += self._commit(group, report, done, total)
-                    group, group_chunks = [], 0
-            done += self._commit(group, report, done, total)
-
-    def _parse(self, job: _Job, timings: dict) -> _Parsed:
-        parsed = _Parsed(job)
-        if job.source is not None:
-            parsed.chunks = []  # vectors are copied from the identical document
-            return parsed
-        t = time.perf_counter()
-        settings = self.lib.settings
-        spec = self.chunk_spec
+        events: queue.Queue = queue.Queue()
+        queued = threading.Semaphore(LOOKAHEAD)  # files read ahead of the embedder
+        stop = threading.Event()
+        worker = threading.Thread(target=self._read_files, args=(jobs, events, queued, stop, report.timings),
+                                  name="hearth-read", daemon=True)
+        worker.start()
+        waiting: list[tuple[_Parsed, Chunk]] = []  # chunks to embed, in order
+        finished: list[_Parsed] = []  # files read whole, waiting for their record
+        state = {"done": 0, "total": len(jobs)}
         try:
-            loaded = self._reader.load(job.path, spec)
+            for _ in range(len(jobs)):
+                while True:
+                    kind, parsed, chunks = events.get()
+                    if kind == "crash":
+                        raise chunks
+                    if kind != "chunks":
+                        break
+                    parsed.chunks += chunks
+                    waiting += [(parsed, c) for c in chunks]
+                    if len(waiting) >= GROUP_CHUNKS:
+                        self._flush(waiting, finished, report, state)
+                queued.release()
+                if kind == "error":
+                    self._fail(report, parsed.job.path, parsed.job.stat, parsed.error)
+                    self._forget(parsed, waiting)
+                    state["done"] += 1
+                    self.progress(parsed.job.path, state["done"], state["total"], self.embedded)
+                    continue
+                finished.append(parsed)
+                if len(waiting) >= GROUP_CHUNKS or len(finished) >= GROUP_CHUNKS:
+                    self._flush(waiting, finished, report, state)
+            self._flush(waiting, finished, report, state)
+        finally:
+            stop.set()
+            queued.release()  # a worker waiting for room sees `stop`
+            worker.join()
+
+    def _read_files(self, jobs, events: queue.Queue, queued: threading.Semaphore, stop: threading.Event, timings):
+        try:
+            for job in jobs:
+                queued.acquire()
+                if stop.is_set():
+                    return
+                parsed = _Parsed(job)
+                if job.source is None:  # else its vectors are copied from the identical document
+                    parsed.error = self._read(parsed, events, timings)
+                events.put(("error" if parsed.error else "read", parsed, None))
+        except BaseException as exc:  # a bug, not a bad file: raised again in the ingesting thread
+            events.put(("crash", None, exc))
+
+    def _read(self, parsed: _Parsed, events: queue.Queue, timings) -> str:
+        """Read one file, passing its chunks on as they come; the reason it failed, or ''."""
+        t = time.perf_counter()
+        settings, spec, got = self.lib.settings, self.chunk_spec, [0]
+
+        def on_chunks(chunks):
+            got[0] += len(chunks)
+            events.put(("chunks", parsed, chunks))
+
+        try:
+            loaded = self._reader.load(parsed.job.path, spec, on_chunks)
         except loaders.LoadError as exc:
-            parsed.error = str(exc)
-            return parsed
+            return str(exc)
         finally:
             timings["parse"] += time.perf_counter() - t
         if spec is None:  # a model without a tokenizer.json: chunked here, with the loaded model
             t = time.perf_counter()
-            loaded.chunks = Chunker(settings.chunk_size, settings.chunk_overlap, self.lib.embedder.tokenize).chunk(
-                loaded.sections)
+            on_chunks(Chunker(settings.chunk_size, settings.chunk_overlap, self.lib.embedder.tokenize).chunk(
+                loaded.sections))
             timings["chunk"] += time.perf_counter() - t
-        parsed.chunks = loaded.chunks
         parsed.pages, parsed.notes = loaded.pages, "; ".join(loaded.notes)
-        if not parsed.chunks:
-            parsed.error = "no text found in the file"
-        return parsed
+        return "" if got[0] else "no text found in the file"
+
+    def _forget(self, parsed: _Parsed, waiting: list):
+        """A file that failed part-way: its chunks not yet embedded are dropped; any already written
+        are deleted (its journal entry, if it has one, would also have them deleted after a crash)."""
+        waiting[:] = [(p, c) for p, c in waiting if p is not parsed]
+        if parsed.journaled:
+            self.lib.collection.delete(where={"doc_id": parsed.doc_id})
+            self.manifest.journal_done(parsed.doc_id, "add")
 
     @property
     def _reader(self) -> reader.Reader:
@@ -381,41 +416,37 @@ class Ingestor:
             return None
         return ChunkSpec(s.chunk_size, s.chunk_overlap, embedder.tokenizer_file)
 
-    def _commit(self, group: list[_Parsed], report: Report, done: int, total: int) -> int:
-        """Embed and write a group of parsed files, following the journal protocol."""
-        if not group:
-            return 0
+    def _flush(self, waiting: list, finished: list, report: Report, state: dict):
+        """Embed and write the waiting chunks, then the records of the files read whole, following
+        the journal protocol: a doc's journal entry is written before its first chunk."""
+        new = {id(p): p for p, _ in waiting} | {id(p): p for p in finished}
+        new = [p for p in new.values() if not p.journaled]
+        if new:
+            with self.manifest.transaction():
+                for p in new:
+                    self.manifest.journal_add(p.doc_id, "add")
+                    p.journaled = True
         col = self.lib.collection
-        with self.manifest.transaction():
-            for p in group:
-                self.manifest.journal_add(p.doc_id, "add")
+        for i in range(0, len(waiting), GROUP_CHUNKS):
+            batch = waiting[i : i + GROUP_CHUNKS]
+            t = time.perf_counter()
+            vectors = self.lib.embedder.embed([c.text for _, c in batch])
+            report.timings["embed"] += time.perf_counter() - t
+            self.embedded += len(batch)
+            self.progress(batch[-1][0].job.path, state["done"], state["total"], self.embedded)
+            t = time.perf_counter()
+            col.add(ids=[f"{p.doc_id}:{c.index}" for p, c in batch], embeddings=vectors,
+                    documents=[c.text for _, c in batch], metadatas=[_chunk_metadata(p, c) for p, c in batch])
+            report.timings["write"] += time.perf_counter() - t
+        waiting.clear()
+        if not finished:
+            return
         t = time.perf_counter()
-        fresh = [p for p in group if p.job.source is None]
-        texts = [c.text for p in fresh for c in p.chunks]
-        parts = []
-        # In group-sized slices: a big file still shows progress, and each slice is long enough for
-        # sentence-transformers' length sorting to keep padding low.
-        for i in range(0, len(texts), GROUP_CHUNKS):
-            parts.append(self.lib.embedder.embed(texts[i : i + GROUP_CHUNKS]))
-            self.embedded += len(parts[-1])
-            self.progress(group[-1].job.path, done, total, self.embedded)
-        vectors = [v for part in parts for v in part]
-        report.timings["embed"] += time.perf_counter() - t
-        t = time.perf_counter()
-        ids, docs, metas = [], [], []
-        for p in fresh:
-            for c in p.chunks:
-                ids.append(f"{p.doc_id}:{c.index}")
-                docs.append(c.text)
-                metas.append(_chunk_metadata(p, c))
-        for i in range(0, len(ids), MAX_BATCH):
-            col.add(ids=ids[i : i + MAX_BATCH], embeddings=vectors[i : i + MAX_BATCH],
-                    documents=docs[i : i + MAX_BATCH], metadatas=metas[i : i + MAX_BATCH])
-        for p in group:
+        for p in finished:
             if p.job.source is not None:
                 self._copy_vectors(p)
         with self.manifest.transaction():
-            for p in group:
+            for p in finished:
                 job = p.job
                 n = len(p.chunks) if job.source is None else job.source.chunks
                 pages = p.pages if job.source is None else job.source.pages
@@ -430,16 +461,17 @@ class Ingestor:
                 if job.old is not None:
                     self.manifest.journal_add(job.old.doc_id, "delete")
                     self.manifest.delete_keywords(job.old.doc_id)
-        for p in group:
+        for p in finished:
             if p.job.old is not None:
                 self._delete_chunks(p.job.old.doc_id, p.job.old.chunks)
         report.timings["write"] += time.perf_counter() - t
-        for offset, p in enumerate(group, 1):
+        for p in finished:
             status = "copied" if p.job.source else ("updated" if p.job.old else "added")
             n = len(p.chunks) if p.job.source is None else p.job.source.chunks
             report.results.append(FileResult(p.job.path, status, n, reason=p.notes))
-            self.progress(p.job.path, done + offset, total, self.embedded)
-        return len(group)
+            state["done"] += 1
+            self.progress(p.job.path, state["done"], state["total"], self.embedded)
+        finished.clear()
 
     def _copy_vectors(self, p: _Parsed):
         src = p.job.source

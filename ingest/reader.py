@@ -10,7 +10,8 @@ the parent it would hold the GIL that the embedding thread needs between torch's
 (embedding beside one busy Python thread ran at 31 passages/s, beside a busy process at 79).
 
 Protocol on the child's stdin/stdout: length-prefixed JSON, one request ({"path", "chunk": ChunkSpec
-or null}) and one reply ({"ok": Loaded} or {"error": reason}) per file. JSON, not pickle: the child
+or null}) per file, answered by zero or more {"part": [chunk, ...]} (a PDF's pages, a few dozen at a
+time, chunked as they are read) and one {"ok": Loaded} or {"error": reason}. JSON, not pickle: the child
 handles untrusted input.
 """
 
@@ -64,15 +65,26 @@ def _receive(fd: int, deadline: float | None = None):
 _chunkers: dict[ChunkSpec, object] = {}
 
 
-def read_one(path: str, spec: ChunkSpec | None = None) -> dict:
-    """Load (and chunk) one file; every failure becomes a plain reason (runs in the child)."""
+def read_one(path: str, spec: ChunkSpec | None = None, send=None) -> dict:
+    """Load one file; every failure becomes a plain reason (runs in the child). Given a ChunkSpec,
+    its chunks go to send({"part": [...]}) as pages are read, and the reply holds no text."""
     try:
-        loaded = loaders.load(path)
-        if spec is not None:
-            if spec not in _chunkers:
-                _chunkers[spec] = spec.chunker()
-            loaded.chunks = _chunkers[spec].chunk(loaded.sections)
-            loaded.sections = []  # the parent needs only the chunks: half the bytes through the pipe
+        if spec is None:
+            return {"ok": asdict(loaders.load(path))}
+        if spec not in _chunkers:
+            _chunkers[spec] = spec.chunker()
+        numbered = 0
+
+        def part(sections):
+            nonlocal numbered
+            chunks = _chunkers[spec].chunk(sections, numbered)
+            numbered += len(chunks)
+            send({"part": [asdict(c) for c in chunks]})
+
+        loaded = loaders.load(path, part)
+        if loaded.sections:
+            part(loaded.sections)
+        loaded.sections = []
         return {"ok": asdict(loaded)}
     except LoadError as exc:
         return {"error": str(exc)}
@@ -121,13 +133,19 @@ class Reader:
             self._ready = True
         return self._proc
 
-    def load(self, path: str, chunk: ChunkSpec | None = None) -> Loaded:
-        """The file's sections; or, given a ChunkSpec, its chunks (Loaded.chunks) and no sections."""
+    def load(self, path: str, chunk: ChunkSpec | None = None, on_chunks=None) -> Loaded:
+        """The file's sections; or, given a ChunkSpec, its chunks and no sections: passed to
+        on_chunks(list) part by part as the child reads the file, else collected in Loaded.chunks.
+        Should the file then fail, LoadError comes after the parts already passed on."""
+        chunks: list[Chunk] = []
         with self._lock:
             proc = self._start()
+            deadline = time.monotonic() + self.timeout_s
             try:
                 _send(proc.stdin.fileno(), {"path": path, "chunk": asdict(chunk) if chunk else None})
-                reply = _receive(proc.stdout.fileno(), time.monotonic() + self.timeout_s)
+                while "part" in (reply := _receive(proc.stdout.fileno(), deadline)):
+                    part = [Chunk(**c) for c in reply["part"]]
+                    on_chunks(part) if on_chunks else chunks.extend(part)
             except TimeoutError:
                 self.close()
                 raise LoadError(f"took longer than {self.timeout_s:g} s to read; stopped "
@@ -144,8 +162,7 @@ class Reader:
         if "error" in reply:
             raise LoadError(reply["error"])
         got = reply["ok"]
-        return Loaded([Section(**s) for s in got["sections"]], got["pages"], got["notes"],
-                      [Chunk(**c) for c in got["chunks"]])
+        return Loaded([Section(**s) for s in got["sections"]], got["pages"], got["notes"], chunks, got["streamed"])
 
     def close(self):
         proc, self._proc = self._proc, None
@@ -184,7 +201,8 @@ def _child(memory_bytes: int, timeout_s: float) -> None:
         # The parent stops a file at timeout_s; should the parent itself die meanwhile, the alarm
         # (default action: terminate) ends this process a little later instead of letting it run on.
         signal.alarm(math.ceil(timeout_s) + 5)
-        reply = read_one(request["path"], ChunkSpec(**request["chunk"]) if request["chunk"] else None)
+        spec = ChunkSpec(**request["chunk"]) if request["chunk"] else None
+        reply = read_one(request["path"], spec, lambda part: _send(replies, part))
         signal.alarm(0)
         _send(replies, reply)
 

@@ -76,6 +76,9 @@ class Settings:
     """Passages less similar than this are not shown to the model. Measured on the R manuals: off-topic
     questions top out near 0.22, real ones start near 0.45."""
     answer_max_tokens: int = 400
+    context_tokens: int = 0
+    """Most passage tokens sent to the model; 0 = auto: CPU_CONTEXT_TOKENS for llama.cpp on the CPU
+    (prompt processing is the first-token wait there: bench/first_token.py), else what fits."""
     app_port: int = 8501
     """Port of the app (`make run`, `hearth serve`); the next free one is taken if it is busy."""
     models_dir: Path = PROJECT / ".cache" / "models"

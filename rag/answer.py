@@ -22,7 +22,7 @@ from ingest.library import Library
 from ingest.settings import Settings
 
 from . import llm_server
-from .context import assemble
+from .context import assemble, budget_for
 from .search import Hit, search
 
 # Worded for small local models: measured on Qwen2.5-Coder-1.5B, a longer prompt that stressed
@@ -203,7 +203,8 @@ class AnswerStream:
                 error = f"could not rewrite the follow-up question ({_plain(exc)})"
         t = time.perf_counter()
         hits = search(answerer.library, query, k) if question else []
-        self.passages = assemble(answerer.library, [h for h in hits if h.score >= answerer.settings.min_score])
+        self.passages = assemble(answerer.library, [h for h in hits if h.score >= answerer.settings.min_score],
+                                 budget_for(answerer.library, self.server))
         self.result = Answer(question, "", [], self.passages, self.server.model if self.server else "", query,
                              {"retrieve_ms": round(1000 * (time.perf_counter() - t))}, error=error)
 

@@ -21,9 +21,21 @@ WIDEN_BELOW = 48  # tokens
 PROMPT_OVERHEAD = 400  # tokens for the system prompt, the question and the chat template
 
 
-def budget_for(library: Library) -> int:
+# llama.cpp on a laptop-class CPU reads ~100 prompt tokens/s, so the passages are most of the wait
+# for the first token. bench/first_token.py measures the wait and how often the gold answer is still
+# in what is sent, per budget, on the R FAQ dev set.
+CPU_CONTEXT_TOKENS = 450
+
+
+def budget_for(library: Library, server=None) -> int:
+    """Passage tokens for the model behind `server` (an llm_server.ServerInfo, or None)."""
     s = library.settings
-    return max(256, s.llm_context - s.answer_max_tokens - PROMPT_OVERHEAD)
+    room = max(256, s.llm_context - s.answer_max_tokens - PROMPT_OVERHEAD)
+    if s.context_tokens > 0:
+        return min(room, s.context_tokens)
+    if server is not None and server.engine == "llamacpp":
+        return min(room, CPU_CONTEXT_TOKENS)
+    return room
 
 
 def _split(chunk_id: str) -> tuple[str, int]:

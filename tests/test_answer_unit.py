@@ -61,3 +61,19 @@ def test_display_path_and_escape():
     assert display_path("/lib/a/b.pdf", Path("/lib")) == "a/b.pdf"
     assert display_path(str(Path.home() / "x.pdf"), Path("/lib")) == "~/x.pdf"
     assert escape_text("a\n\n b*c_") == "a b\\*c\\_"
+
+
+def test_passage_budget_is_small_for_llama_cpp_on_the_cpu_only():
+    from types import SimpleNamespace
+
+    from ingest.settings import load_settings
+    from rag.context import CPU_CONTEXT_TOKENS, budget_for
+    from rag.llm_server import ServerInfo
+
+    lib = SimpleNamespace(settings=load_settings(llm_context=4096, answer_max_tokens=400))
+    fits = budget_for(lib)
+    assert fits > 3000
+    assert budget_for(lib, ServerInfo("llamacpp", "qwen", "http://x/v1")) == CPU_CONTEXT_TOKENS < fits
+    assert budget_for(lib, ServerInfo("vllm", "any", "http://x/v1")) == fits
+    lib.settings = load_settings(llm_context=4096, context_tokens=800)
+    assert budget_for(lib, ServerInfo("llamacpp", "qwen", "http://x/v1")) == budget_for(lib) == 800

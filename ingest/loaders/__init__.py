@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 
 class LoadError(Exception):
@@ -28,6 +29,7 @@ class Loaded:
     pages: int | None = None
     notes: list[str] = field(default_factory=list)  # things worth telling, e.g. pages re-extracted
     chunks: list = field(default_factory=list)  # when reader.py was asked to chunk (then sections is empty)
+    streamed: int = 0  # sections already handed to load()'s sink, not in `sections`
 
 
 def _loaders():
@@ -53,16 +55,19 @@ def is_supported(path: str | Path) -> bool:
     return Path(path).suffix.lower() in SUPPORTED
 
 
-def load(path: str | Path) -> Loaded:
+def load(path: str | Path, sink: Callable[[list[Section]], None] | None = None) -> Loaded:
+    """The file's text sections. Given a sink, a PDF hands its pages to it as they are read, a few
+    dozen at a time (the reader process chunks and sends them on: a long PDF is embedded while it is
+    still being read), and only the sections not yet handed over are returned."""
     path = Path(path)
     loader = _loaders().get(path.suffix.lower())
     if loader is None:
         raise LoadError(f"unsupported file type {path.suffix or '(none)'}")
     if path.stat().st_size == 0:
         raise LoadError("empty file")
-    loaded = loader(path)
+    loaded = loader(path, sink) if sink is not None and path.suffix.lower() == ".pdf" else loader(path)
     loaded.sections = [s for s in loaded.sections if s.text.strip()]
-    if not loaded.sections:
+    if not loaded.sections and not loaded.streamed:
         raise LoadError("no text found in the file")
     return loaded
 

@@ -66,7 +66,10 @@ def _outline_headings(reader) -> tuple[list[int], list[str]]:
     return [m[0] for m in marks], [m[1] for m in marks]
 
 
-def load(path: Path) -> Loaded:
+PAGES_PER_PART = 32  # pages handed to a sink at a time (see loaders.load)
+
+
+def load(path: Path, sink=None) -> Loaded:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
 
@@ -90,7 +93,7 @@ def load(path: Path) -> Loaded:
         return _load_damaged(path, f"{type(exc).__name__}: {str(exc)[:120]}")
 
     starts, titles = _outline_headings(reader)
-    sections, pdfium, notes = [], {}, []
+    sections, pdfium, notes, streamed = [], {}, [], 0
     reextracted, failed = [], []
     for index in range(n_pages):
         try:
@@ -109,17 +112,20 @@ def load(path: Path) -> Loaded:
             continue
         where = bisect.bisect_right(starts, index) - 1
         sections.append(Section(text, page=index + 1, heading=titles[where] if where >= 0 else None))
+        if sink is not None and len(sections) >= PAGES_PER_PART:
+            sink(sections)
+            streamed, sections = streamed + len(sections), []
     if "doc" in pdfium:
         pdfium["doc"].close()
     if reextracted:
         notes.append(f"{len(reextracted)} page(s) had glued words; re-read with pdfium: {_pages(reextracted)}")
     if failed:
         notes.append(f"pypdf failed on {len(failed)} page(s), read with pdfium: {_pages(failed)}")
-    if not sections:
+    if not sections and not streamed:
         if n_pages == 0:
             raise LoadError("PDF has no pages")
         raise LoadError("no text layer; needs OCR (scanned or image-only PDF)")
-    return Loaded(sections, pages=n_pages, notes=notes)
+    return Loaded(sections, pages=n_pages, notes=notes, streamed=streamed)
 
 
 def _load_damaged(path: Path, why: str) -> Loaded:

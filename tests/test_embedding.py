@@ -10,7 +10,17 @@ TEXTS = [
     "Use install.packages() to add a package from CRAN; library() attaches it.",
     "The answer is six years.",
     "Data frames hold columns of equal length, possibly of different types. " * 8,
-]
+    "Tomatoes need six hours of sun and deep watering twice a week.",
+    "To fix a flat tyre, remove the wheel, find the puncture and patch the tube.",
+    "The tax return is due on the thirty-first of July.",
+    "Keep receipts for six years.",
+]  # eight or more: fewer texts (a query) are embedded in fp32 whatever the precision
+
+
+def test_a_query_is_embedded_in_fp32(embedder):
+    fp32, bf16 = Embedder(precision="fp32"), Embedder(precision="bf16")
+    fp32._model = bf16._model = embedder.model
+    assert (fp32.embed(TEXTS[:2]) == bf16.embed(TEXTS[:2])).all()
 
 
 def test_auto_precision_follows_the_cpu():

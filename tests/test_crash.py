@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _corpus(root, manuals):
     root.mkdir()
-    for name in ("R-data.pdf", "R-lang.pdf"):
+    for name in ("R-data.pdf", "R-lang.pdf", "R-intro.pdf"):  # enough work that most kills land in a run
         shutil.copy(manuals / name, root / name)
     rng = random.Random(7)
     words = "river stone lantern orchard copper violin harbour meadow signal pepper winter ladder".split()
@@ -53,7 +53,7 @@ def test_killed_ingests_repair_to_a_clean_ingest(tmp_path, manuals, open_library
     for round_ in range(7):
         proc = _ingest_process(home, corpus)
         # Half the kills land at a random time, half while a write is in flight (journal not empty).
-        if kill_sometime(proc, home, rng, rng.uniform(2.0, 14.0), in_write=round_ % 2 == 1):
+        if kill_sometime(proc, home, rng, rng.uniform(2.0, 10.0), in_write=round_ % 2 == 1):
             interrupted += 1
             mid_write += journal_size(home) > 0
         if round_ in mutations:

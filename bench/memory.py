@@ -10,6 +10,7 @@ chunks embedded in groups of 256, so the peak should not grow with the document.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,8 +73,6 @@ def main(pdf: Path) -> None:
         out = proc.communicate()[0]
         sampler.join()
         seconds = time.perf_counter() - started
-    import json
-
     report = json.loads(out)
     chunks = report["chunks_added"]
     print(f"{pdf.name}: {pdf.stat().st_size / 2**20:.1f} MB, {chunks} chunks, exit {proc.returncode}, "

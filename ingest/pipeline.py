@@ -372,7 +372,7 @@ class Ingestor:
     def _read(self, parsed: _Parsed, events: queue.Queue, timings) -> str:
         """Read one file, passing its chunks on as they come; the reason it failed, or ''."""
         t = time.perf_counter()
-        settings, spec, got = self.lib.settings, self.chunk_spec, [0]
+        spec, got = self.chunk_spec, [0]
 
         def on_chunks(chunks):
             got[0] += len(chunks)
@@ -386,8 +386,7 @@ class Ingestor:
             timings["parse"] += time.perf_counter() - t
         if spec is None:  # a model without a tokenizer.json: chunked here, with the loaded model
             t = time.perf_counter()
-            on_chunks(Chunker(settings.chunk_size, settings.chunk_overlap, self.lib.embedder.tokenize).chunk(
-                loaded.sections))
+            on_chunks(self._local_chunker.chunk(loaded.sections))
             timings["chunk"] += time.perf_counter() - t
         parsed.pages, parsed.notes = loaded.pages, "; ".join(loaded.notes)
         return "" if got[0] else "no text found in the file"
@@ -403,6 +402,12 @@ class Ingestor:
     @property
     def _reader(self) -> reader.Reader:
         return reader.shared(self.lib.settings.parse_timeout, self.lib.settings.parse_memory_mb)
+
+    @cached_property
+    def _local_chunker(self) -> Chunker:
+        """For a model whose tokenizer needs the model itself: made once, as before chunking moved out."""
+        s = self.lib.settings
+        return Chunker(s.chunk_size, s.chunk_overlap, self.lib.embedder.tokenize)
 
     @cached_property
     def chunk_spec(self) -> ChunkSpec | None:

@@ -211,6 +211,16 @@ class Manifest:
             "SELECT doc_id FROM files f WHERE collection=? AND NOT EXISTS "
             "(SELECT 1 FROM keyword_chunks k WHERE k.doc_id = f.doc_id)", (self.collection,))]
 
+    def keyword_total(self) -> int:
+        """Keyword rows of all collections (they share one FTS5 index, so its word counts are global)."""
+        return self.db.execute("SELECT count(*) FROM keyword_chunks").fetchone()[0]
+
+    def keyword_counts(self, words: list[str], cap: int) -> dict[str, int]:
+        """{word: keyword rows holding it, counted up to cap}: FTS5 tokenizes and stems each word as it
+        does the index, and a count stops at cap (~0.5 ms per 10k rows)."""
+        return {w: self.db.execute("SELECT count(*) FROM (SELECT 1 FROM keywords WHERE keywords MATCH ? LIMIT ?)",
+                                   (f'"{w}"', cap)).fetchone()[0] for w in words}
+
     def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) for an FTS5 MATCH expression."""
         rows = self.db.execute(

@@ -12,6 +12,7 @@ stored vectors), so the answerer's relevance threshold means the same in every m
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,20 @@ CANDIDATES = 30  # how deep each retriever's list goes before fusion
 # weights lost hit@5 on questions in users' own words (0.946 against dense 0.973); 0.3 beats or ties
 # both retrievers on hit@1 and hit@5 for verbatim and hand-written questions.
 WEIGHTS = (1.0, 0.3)  # dense, keyword
+# In hybrid mode a query word found in more than COMMON_WORD_SHARE of all chunks is left out of the
+# keyword query. FTS5 scores every chunk holding any query word, and at 100k chunks of R manuals 'r',
+# 'use' or 'function' each match 40-50k of them: the keyword query was two thirds of a hybrid search
+# (bench/search.py). BM25 gives such words little weight (idf 1.4 against ~9 for a rare word) and the
+# dense side still reads them. On the R FAQ among all R manuals (20k chunks) leaving them out moved
+# hybrid hit@1/hit@5/MRR from 0.667/0.875/0.749 to 0.694/0.861/0.762 (headings) and MRR from 0.378
+# to 0.381 (own words); a share of 0.1 was faster but lost more (hit@5 0.847). Keyword-only
+# searches keep every word.
+# Below MIN_COMMON_ROWS nothing is left out: such counts are quick to score, and in a small library a
+# word in that many chunks is in half of them or more, where BM25's idf is already zero.
+COMMON_WORD_SHARE = 0.2
+MIN_COMMON_ROWS = 1000
 _WORD = re.compile(r"\w+")
+_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hearth-keyword")
 STOPWORDS = frozenset(
     "a an and are as at be but by can do does for from how i if in into is it its me my of on or so such "
     "that the their then there these they this to was what when where which who why will with would you "
@@ -55,10 +69,17 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None) ->
     query = " ".join(query.split())
     if not query or not library.manifest.has_files():
         return []
+    depth = max(CANDIDATES, k) if mode == "hybrid" else k
+    library.collection  # opened here, not in two threads at once
+    keyword = None
+    if mode != "dense":
+        library.ensure_keywords()
+        # The keyword query runs beside the query's embedding and the dense search: SQLite and torch
+        # both let go of the GIL, so on two cores a hybrid search takes about as long as the slower.
+        keyword = _threads.submit(_keyword, library, query, depth, mode == "hybrid")
     vector = library.embedder.embed([query])[0]
-    depth = max(CANDIDATES, k)
-    dense = _dense(library, vector, depth if mode == "hybrid" else k) if mode != "keyword" else []
-    keyword = _keyword(library, query, depth if mode == "hybrid" else k) if mode != "dense" else []
+    dense = _dense(library, vector, depth) if mode != "keyword" else []
+    keyword = keyword.result() if keyword else []
     if mode == "dense":
         ranked = [cid for cid, _ in dense]
     elif mode == "keyword":
@@ -88,16 +109,28 @@ def _dense(library: Library, vector, n: int) -> list[tuple[str, float]]:
     return [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
 
 
-def keyword_query(query: str) -> str:
-    """An FTS5 MATCH expression: any of the query's words (quoted, so no word is read as syntax)."""
-    words = dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in STOPWORDS)
+def query_words(query: str) -> list[str]:
+    """The query's distinct words, lower-case, stopwords left out, in order."""
+    return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in STOPWORDS))
+
+
+def keyword_query(words: list[str]) -> str:
+    """An FTS5 MATCH expression: any of the words (quoted, so no word is read as syntax)."""
     return " OR ".join(f'"{w}"' for w in words)
 
 
-def _keyword(library: Library, query: str, n: int) -> list[tuple[str, float]]:
-    library.ensure_keywords()
-    match = keyword_query(query)
-    return library.manifest.keyword_search(match, n) if match else []
+def rare_words(manifest, words: list[str]) -> list[str]:
+    """The words found in at most COMMON_WORD_SHARE of all chunks; all of them if none is that rare."""
+    cap = max(int(COMMON_WORD_SHARE * manifest.keyword_total()), MIN_COMMON_ROWS) + 1
+    counts = manifest.keyword_counts(words, cap)
+    return [w for w in words if counts[w] < cap] or words
+
+
+def _keyword(library: Library, query: str, n: int, rare_only: bool) -> list[tuple[str, float]]:
+    words = query_words(query)
+    if words and rare_only:
+        words = rare_words(library.manifest, words)
+    return library.manifest.keyword_search(keyword_query(words), n) if words else []
 
 
 def _hits(library: Library, ids: list[str], vector) -> list[Hit]:

@@ -8,7 +8,8 @@ import shutil
 
 from ingest.pipeline import Ingestor
 from rag import context, evaluate
-from rag.search import Hit, fuse, keyword_query, search
+from rag import search as search_module
+from rag.search import Hit, fuse, keyword_query, query_words, rare_words, search
 
 TEXT = " ".join(f"Sentence {n} of the long guide explains step {n} of brewing tea with care." for n in range(120))
 
@@ -61,7 +62,23 @@ def test_hybrid_finds_what_either_retriever_finds(library, tmp_path):
 def test_fusion_and_query_syntax():
     assert fuse(["a", "b", "c"], ["c", "d"])[:2] == ["c", "a"]  # in both lists beats first in one
     assert fuse(["a", "b"], ["b", "a"], weights=(1.0, 0.3))[0] == "a"
-    assert keyword_query('What is "NOT" AND (x)*?') == '"x"'  # words only, quoted: no FTS5 syntax gets through
+    assert keyword_query(query_words('What is "NOT" AND (x)*?')) == '"x"'  # words only, quoted: no FTS5 syntax gets through
+
+
+def test_hybrid_keyword_query_leaves_out_common_words(library, tmp_path, monkeypatch):
+    for n in range(10):  # "kettle" in every chunk, "zebra" in one
+        (tmp_path / f"note{n}.txt").write_text(f"The kettle note {n}." + (" A zebra crossed." if n == 3 else ""))
+    Ingestor(library).sync([tmp_path])
+    monkeypatch.setattr(search_module, "MIN_COMMON_ROWS", 0)  # as in a library of 100k chunks
+    assert rare_words(library.manifest, ["kettle", "zebras"]) == ["zebras"]  # counted as FTS5 stems it
+    assert rare_words(library.manifest, ["kettle"]) == ["kettle"]  # nothing rarer: every word kept
+    asked = []
+    monkeypatch.setattr(library.manifest, "keyword_search", lambda match, n: asked.append(match) or [])
+    search(library, "kettle zebra", 3, mode="hybrid")
+    search(library, "kettle zebra", 3, mode="keyword")
+    assert asked == ['"zebra"', '"kettle" OR "zebra"']  # keyword-only searches keep every word
+    monkeypatch.setattr(search_module, "MIN_COMMON_ROWS", 1000)
+    assert rare_words(library.manifest, ["kettle", "zebra"]) == ["kettle", "zebra"]  # a small library keeps all
 
 
 def test_context_merges_neighbours_and_fits_the_budget(library, tmp_path):

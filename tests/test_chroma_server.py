@@ -205,7 +205,8 @@ def test_killed_ingests_into_the_server_repair_to_a_clean_ingest(chroma, tmp_pat
     """The catalog's two-call transactions (catalog.py) under kill -9: the next run repairs."""
     rng = random.Random(int(os.environ.get("HEARTH_KILL_SEED", time.time())))
     corpus = _notes(tmp_path / "corpus", n=30)
-    (corpus / "R-data.pdf").write_bytes((manuals / "R-data.pdf").read_bytes())
+    for name in ("R-data.pdf", "R-intro.pdf"):  # enough work that kills land in a run, ingestion being fast
+        (corpus / name).write_bytes((manuals / name).read_bytes())
     home = tmp_path / "killed"
     kills = 0
     for round_ in range(5):
@@ -221,7 +222,7 @@ def test_killed_ingests_into_the_server_repair_to_a_clean_ingest(chroma, tmp_pat
             (corpus / "note-4.md").rename(corpus / "moved.md")
     final = run_hearth(home, "ingest", corpus)
     assert final.returncode == 0, final.stderr
-    assert kills >= 2
+    assert kills >= 2, f"only {kills} of 5 kills landed inside a run"
 
     monkeypatch.setenv("HEARTH_HOME", str(home))  # the killed runs' instance: its journal must be empty
     repaired = open_library()

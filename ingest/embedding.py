@@ -8,13 +8,13 @@ only when something must be embedded: a no-op re-sync never pays for them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import threading
 from functools import cached_property
 from pathlib import Path
 
+from . import heap
 from .settings import DEFAULT_EMBED_MODEL
 
 # Hub access stays off: a missing model must fail loudly, not download.
@@ -33,6 +33,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # for every Embedder, since torch and scipy fail with circular-import errors when two threads import
 # them at once.
 _LOADING = threading.Lock()
+PAD_TO = 32
 _DEFAULT_ALIASES = {DEFAULT_EMBED_MODEL, f"sentence-transformers/{DEFAULT_EMBED_MODEL}"}
 
 
@@ -54,22 +55,6 @@ def file_tokenizer(tokenizer_file: str):
     tokenizer.no_padding()  # the shipped tokenizer.json pads to 128, which breaks counting
     tokenizer.no_truncation()
     return lambda text: tokenizer.encode(text, add_special_tokens=False).ids
-
-
-def _trim_heap() -> None:
-    """Give the activations' freed memory back to the system (glibc keeps it otherwise): after each
-    group of 256 passages the process sits at ~730 MB instead of creeping from ~890 MB upwards."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
 
 
 def resolve_model(name: str) -> str:
@@ -158,6 +143,11 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype="float32")
         model = self.model  # loads torch, which the autocast below needs
+        # A batch is padded to a multiple of PAD_TO tokens, not just to its longest text: oneDNN keeps
+        # compiled kernels and buffers for every input shape it meets, and with any length allowed
+        # the embedder grew by ~35 MB per 256 passages (peak 830 MB -> 1.3 GB over 13 groups);
+        # with 8 lengths it stays flat at the same speed, vectors at cosine >= 0.99998 to unpadded.
+        padding = {"text": {"pad_to_multiple_of": PAD_TO}} if len(texts) >= 8 else {}
         with self._autocast(len(texts)):
             vectors = model.encode(
                 texts,
@@ -165,9 +155,12 @@ class Embedder:
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
+                processing_kwargs=padding,
             )
         if len(texts) > self.batch_size:
-            _trim_heap()
+            # glibc kept the activations' freed memory: after each group of 256 passages the process
+            # sits at ~730 MB instead of creeping from ~890 MB upwards.
+            heap.trim()
         return np.asarray(vectors, dtype="float32")
 
     def _autocast(self, n_texts: int):

@@ -41,3 +41,11 @@ def test_bf16_vectors_match_fp32(embedder):
     assert cosine.min() > 0.999, cosine
     # Nearest neighbours stay the same: each text's closest other text agrees between precisions.
     assert ((a @ a.T - 2 * np.eye(len(TEXTS))).argmax(1) == (b @ b.T - 2 * np.eye(len(TEXTS))).argmax(1)).all()
+
+
+def test_padding_batches_to_fixed_lengths_leaves_vectors_as_they_were(embedder):
+    fp32 = Embedder(precision="fp32")
+    fp32._model = embedder.model
+    batch = fp32.embed(TEXTS)  # padded to a multiple of PAD_TO tokens (bounded shapes: bounded memory)
+    alone = np.vstack([fp32.embed([text]) for text in TEXTS])  # each at its own length
+    assert (batch * alone).sum(1).min() > 0.99999

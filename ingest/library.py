@@ -68,13 +68,30 @@ class Library:
             generation = self.manifest.generation()
             missing = self.manifest.docs_without_keywords()
             for i in range(0, len(missing), 100):
-                got = self.collection.get(where={"doc_id": {"$in": missing[i : i + 100]}}, include=["documents", "metadatas"])
+                got = self.collection.get(where={"doc_id": {"$in": missing[i : i + 100]}}, include=["metadatas"])
+                texts = self.texts(got["ids"])
                 chunks: dict[str, list] = {}
-                for doc, meta in zip(got["documents"], got["metadatas"]):
+                for doc, meta in zip((texts.get(cid, "") for cid in got["ids"]), got["metadatas"]):
                     chunks.setdefault(meta["doc_id"], []).append((meta["chunk"], doc))
                 for doc_id, rows in chunks.items():
                     self.manifest.add_keywords(doc_id, sorted(rows))
             self.manifest.mark_keywords_built(generation)
+
+    @property
+    def keeps_texts(self) -> bool:
+        """Chunk texts live in the manifest (a local store), not in Chroma (a Chroma server's store,
+        whose other instances read them there)."""
+        return not self.settings.chroma_url
+
+    def texts(self, ids: list[str]) -> dict[str, str]:
+        """{chunk id: text}: from the manifest, else from Chroma (a server's store, or a local store
+        written before texts moved to the manifest)."""
+        found = self.manifest.texts(ids) if self.keeps_texts else {}
+        missing = [cid for cid in ids if cid not in found]
+        if missing:
+            got = self.collection.get(ids=missing, include=["documents"])
+            found.update((cid, doc) for cid, doc in zip(got["ids"], got["documents"]) if doc is not None)
+        return found
 
     def documents(self) -> list[FileRecord]:
         return list(self.manifest.files().values())
@@ -82,10 +99,11 @@ class Library:
     def snapshot(self) -> dict:
         """What the collection holds, independent of random doc ids, plus its integrity: for comparing
         a store with a clean ingest of the same files (tests/test_crash.py, bench/crash.py)."""
-        got = self.collection.get(include=["documents", "metadatas"])
+        got = self.collection.get(include=["metadatas"])
+        texts = self.texts(got["ids"])
         records = {r.doc_id: r for r in self.documents()}
-        chunks = sorted((m["source"], m["chunk"], m.get("page"), m["sha256"], doc)
-                        for m, doc in zip(got["metadatas"], got["documents"]))
+        chunks = sorted((m["source"], m["chunk"], m.get("page"), m["sha256"], texts.get(cid))
+                        for cid, m in zip(got["ids"], got["metadatas"]))
         keywords = sorted((records[d].path if d in records else f"orphan {d}", c, t) for d, c, t in self.manifest.keyword_rows())
         return {
             "documents": sorted((r.path, r.sha256, r.chunks) for r in records.values()),

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS keyword_chunks (
 CREATE INDEX IF NOT EXISTS keyword_chunks_by_doc ON keyword_chunks (doc_id);
 CREATE INDEX IF NOT EXISTS keyword_chunks_by_collection ON keyword_chunks (collection);
 CREATE VIRTUAL TABLE IF NOT EXISTS keywords USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
+-- Chunk texts of a local store (Chroma keeps their vectors and metadata only: deleting a document
+-- from Chroma took 3.5x as long with its texts there, for its trigram full-text index), written in the
+-- same transaction as the document's files row. A Chroma server keeps its texts itself.
+CREATE TABLE IF NOT EXISTS chunk_texts (
+    doc_id TEXT NOT NULL, chunk INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (doc_id, chunk)) WITHOUT ROWID;
 -- A counter bumped by every change to the files table, whoever makes it: a long-lived process (the
 -- app) compares it with what its Chroma view has seen (see store.drop_stale_view).
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -128,6 +133,8 @@ class Manifest:
             self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE collection=?)",
                             (self.collection,))
             self.db.execute("DELETE FROM keyword_chunks WHERE collection=?", (self.collection,))
+            self.db.execute("DELETE FROM chunk_texts WHERE doc_id IN (SELECT doc_id FROM files WHERE collection=?)",
+                            (self.collection,))
             for table in ("files", "journal", "problems"):
                 self.db.execute(f"DELETE FROM {table} WHERE collection=?", (self.collection,))
             self.db.execute("DELETE FROM collections WHERE name=?", (self.collection,))
@@ -169,6 +176,31 @@ class Manifest:
             "UPDATE files SET size=?, mtime_ns=? WHERE collection=? AND path=?",
             (size, mtime_ns, self.collection, rec.path),
         )
+
+    # --- chunk texts (call inside the transaction that writes the document's files row) -----------
+    def add_texts(self, doc_id: str, chunks):
+        """chunks: (index, text) pairs of one document."""
+        self.db.executemany("INSERT OR REPLACE INTO chunk_texts VALUES (?, ?, ?)",
+                            [(doc_id, index, text) for index, text in chunks])
+
+    def copy_texts(self, from_doc: str, to_doc: str):
+        self.db.execute("INSERT OR REPLACE INTO chunk_texts SELECT ?, chunk, text FROM chunk_texts WHERE doc_id=?",
+                        (to_doc, from_doc))
+
+    def delete_texts(self, doc_id: str):
+        self.db.execute("DELETE FROM chunk_texts WHERE doc_id=?", (doc_id,))
+
+    def texts(self, ids: list[str]) -> dict[str, str]:
+        """{chunk id "doc:i": text} for those of `ids` whose text is here."""
+        found = {}
+        pairs = [(cid, *cid.rsplit(":", 1)) for cid in ids]
+        for i in range(0, len(pairs), 400):
+            batch = pairs[i : i + 400]
+            marks = ",".join("(?, ?)" for _ in batch)
+            rows = self.db.execute(f"SELECT doc_id, chunk, text FROM chunk_texts WHERE (doc_id, chunk) IN (VALUES {marks})",
+                                   [v for _, doc, chunk in batch for v in (doc, int(chunk))])
+            found.update((f"{doc}:{chunk}", text) for doc, chunk, text in rows)
+        return found
 
     # --- keyword index (call inside the transaction that writes the document's files row) ---------
     def add_keywords(self, doc_id: str, chunks):

@@ -299,6 +299,8 @@ class Ingestor:
         with self.manifest.transaction():
             self.manifest.delete_file(rec.path)
             self.manifest.delete_keywords(rec.doc_id)
+            if not self.manifest.live_doc_ids([rec.doc_id]):  # see _delete_chunks
+                self.manifest.delete_texts(rec.doc_id)
             self.manifest.journal_add(rec.doc_id, "delete")
         self._delete_chunks(rec.doc_id, rec.chunks)
 
@@ -440,8 +442,9 @@ class Ingestor:
             self.embedded += len(batch)
             self.progress(batch[-1][0].job.path, state["done"], state["total"], self.embedded)
             t = time.perf_counter()
-            col.add(ids=[f"{p.doc_id}:{c.index}" for p, c in batch], embeddings=vectors,
-                    documents=[c.text for _, c in batch], metadatas=[_chunk_metadata(p, c) for p, c in batch])
+            texts = None if self.lib.keeps_texts else [c.text for _, c in batch]  # else in the manifest
+            col.add(ids=[f"{p.doc_id}:{c.index}" for p, c in batch], embeddings=vectors, documents=texts,
+                    metadatas=[_chunk_metadata(p, c) for p, c in batch])
             report.timings["write"] += time.perf_counter() - t
         waiting.clear()
         if not finished:
@@ -461,11 +464,15 @@ class Ingestor:
                 self.manifest.clear_problem(job.path)
                 if job.source is None:
                     self.manifest.add_keywords(p.doc_id, [(c.index, c.text) for c in p.chunks])
+                    if self.lib.keeps_texts:
+                        self.manifest.add_texts(p.doc_id, [(c.index, c.text) for c in p.chunks])
                 else:
                     self.manifest.copy_keywords(job.source.doc_id, p.doc_id)
+                    self.manifest.copy_texts(job.source.doc_id, p.doc_id)
                 if job.old is not None:
                     self.manifest.journal_add(job.old.doc_id, "delete")
                     self.manifest.delete_keywords(job.old.doc_id)
+                    self.manifest.delete_texts(job.old.doc_id)
         for p in finished:
             if p.job.old is not None:
                 self._delete_chunks(p.job.old.doc_id, p.job.old.chunks)
@@ -488,7 +495,10 @@ class Ingestor:
                 for m in got["metadatas"]
             ]
             new_ids = [f"{p.doc_id}:{cid.split(':', 1)[1]}" for cid in got["ids"]]
-            self.lib.collection.add(ids=new_ids, embeddings=got["embeddings"], documents=got["documents"], metadatas=metas)
+            # Texts of a local store's chunks are copied with the record (copy_texts); Chroma holds
+            # texts only for a server's store, or a local one written before they moved.
+            texts = got["documents"] if any(doc is not None for doc in got["documents"]) else None
+            self.lib.collection.add(ids=new_ids, embeddings=got["embeddings"], documents=texts, metadatas=metas)
 
 
 def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:

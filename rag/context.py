@@ -53,8 +53,9 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
     for h in hits:
         doc, i = _split(h.chunk_id)
         wanted.update({f"{doc}:{i}"} | ({f"{doc}:{i - 1}", f"{doc}:{i + 1}"} if h.chunk_id in short else set()))
-    got = library.collection.get(ids=sorted(wanted), include=["documents", "metadatas"])
-    chunks = {cid: (text, meta) for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+    got = library.collection.get(ids=sorted(wanted), include=["metadatas"])
+    texts = library.texts(got["ids"])
+    chunks = {cid: (texts.get(cid, ""), meta) for cid, meta in zip(got["ids"], got["metadatas"])}
 
     blocks: list[dict] = []  # doc, page, indices, best hit, score, in rank order
     seen_texts: set[str] = set()

@@ -136,9 +136,10 @@ def _keyword(library: Library, query: str, n: int, rare_only: bool) -> list[tupl
 def _hits(library: Library, ids: list[str], vector) -> list[Hit]:
     if not ids:
         return []
-    got = library.collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
-    by_id = {cid: (doc, meta, emb) for cid, doc, meta, emb in
-             zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])}
+    got = library.collection.get(ids=ids, include=["metadatas", "embeddings"])
+    texts = library.texts(ids)
+    by_id = {cid: (texts.get(cid, ""), meta, emb) for cid, meta, emb in
+             zip(got["ids"], got["metadatas"], got["embeddings"])}
     hits = []
     for cid in ids:
         if cid not in by_id:

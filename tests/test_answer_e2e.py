@@ -58,8 +58,9 @@ def llama(home):
 
 
 def _assert_citations_resolve(answer, lib):
-    stored = lib.collection.get(ids=[h.chunk_id for h in answer.passages], include=["documents", "metadatas"])
-    by_id = dict(zip(stored["ids"], zip(stored["documents"], stored["metadatas"])))
+    stored = lib.collection.get(ids=[h.chunk_id for h in answer.passages], include=["metadatas"])
+    texts = lib.texts(stored["ids"])
+    by_id = {cid: (texts[cid], meta) for cid, meta in zip(stored["ids"], stored["metadatas"])}
     for c in answer.citations:
         text, meta = by_id[c.chunk_id]  # the cited passage is an ingested chunk ...
         assert meta["source"] == c.source and meta.get("page") == c.page  # ... from that file and page

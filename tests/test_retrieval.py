@@ -86,8 +86,9 @@ def test_context_merges_neighbours_and_fits_the_budget(library, tmp_path):
     Ingestor(library).sync([tmp_path])
     hits = search(library, "step 40 of brewing tea", 10, mode="dense")
     doc = hits[0].chunk_id.rsplit(":", 1)[0]
-    got = library.collection.get(ids=[f"{doc}:2", f"{doc}:3"], include=["documents", "metadatas"])
-    two = [Hit(t, str(tmp_path / "guide.txt"), None, 0.5, cid) for cid, t in zip(got["ids"], got["documents"])]
+    got = library.collection.get(ids=[f"{doc}:2", f"{doc}:3"], include=["metadatas"])
+    texts = library.texts(got["ids"])
+    two = [Hit(texts[cid], str(tmp_path / "guide.txt"), None, 0.5, cid) for cid in got["ids"]]
     merged = context.assemble(library, two)
     metas = got["metadatas"]
     assert len(merged) == 1 and merged[0].chunk_id == f"{doc}:2"
@@ -159,3 +160,23 @@ def test_a_store_from_before_the_keyword_index_is_backfilled_once(library, tmp_p
     Ingestor(library).sync([tmp_path / "b.md"])
     assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(tmp_path / "a.md")
     assert _keyword_rows(library) == 2
+
+
+def test_a_local_store_keeps_chunk_texts_in_the_manifest(library, tmp_path):
+    (tmp_path / "a.txt").write_text("Lighthouse keepers trimmed the wicks every evening.")
+    Ingestor(library).sync([tmp_path])
+    got = library.collection.get(include=["documents", "embeddings"])
+    assert got["documents"] == [None] * len(got["ids"])  # Chroma keeps vectors and metadata only
+    text = search(library, "lighthouse wicks", 1)[0].text
+    assert "wicks" in text
+    # A store written before texts moved to the manifest: they are read from Chroma.
+    library.collection.update(ids=got["ids"], embeddings=got["embeddings"], documents=[text])
+    library.manifest.db.execute("DELETE FROM chunk_texts")
+    assert search(library, "lighthouse wicks", 1)[0].text == text
+    (tmp_path / "b.txt").write_text("Ferries to the island stop in winter storms.")
+    Ingestor(library).sync([tmp_path])
+    doc = library.manifest.files()[str(tmp_path / "b.txt")].doc_id
+    rows = "SELECT count(*) FROM chunk_texts WHERE doc_id=?"
+    assert library.manifest.db.execute(rows, (doc,)).fetchone()[0] == 1
+    Ingestor(library).remove([tmp_path / "b.txt"])
+    assert library.manifest.db.execute(rows, (doc,)).fetchone()[0] == 0  # deleted with the document

@@ -81,7 +81,7 @@ def test_an_edit_replaces_the_old_text(watch, open_library, folder):
     lib = open_library()
     note.write_text("# Note\n\nThe code word for the safe is pelican.\n")
     wait_until(lambda: any(r.status == "updated" for r in watcher.results))
-    texts = lib.collection.get(where={"source": str(note)}, include=["documents"])["documents"]
+    texts = list(lib.texts(lib.collection.get(where={"source": str(note)}, include=[])["ids"]).values())
     assert len(texts) == 1 and "pelican" in texts[0] and "albatross" not in texts[0]
 
 
@@ -152,7 +152,7 @@ def test_ignored_names_growing_files_and_bad_files(watch, open_library, folder):
             time.sleep(0.3)
     wait_until(lambda: str(growing) in paths(lib) and str(folder / "broken.pdf") in lib.manifest.problems())
     wait_until(watcher.idle)
-    text = lib.collection.get(where={"source": str(growing)}, include=["documents"])["documents"]
+    text = list(lib.texts(lib.collection.get(where={"source": str(growing)}, include=[])["ids"]).values())
     assert "Part 7" in " ".join(text)  # ingested once complete ...
     assert [r.status for r in watcher.results if r.path == str(growing)] == ["added"]  # ... and only then
     assert paths(lib) == [str(growing)]  # nothing ignored was ingested

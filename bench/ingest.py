@@ -44,7 +44,7 @@ def run_hearth(corpus: str, home: str) -> dict:
     report = Ingestor(lib).sync([corpus])
     seconds = time.perf_counter() - started
     pages = sum(d.pages or 0 for d in lib.documents())
-    texts = lib.collection.get(include=["documents"])["documents"]
+    texts = list(lib.texts(lib.collection.get(include=[])["ids"]).values())
     peak = _peak_rss_mb()
     started = time.perf_counter()  # the same chunks through the same embedder, nothing else running
     lib.embedder.embed(texts)

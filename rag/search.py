@@ -34,8 +34,8 @@ WEIGHTS = (1.0, 0.3)  # dense, keyword
 # hybrid hit@1/hit@5/MRR from 0.667/0.875/0.749 to 0.694/0.861/0.762 (headings) and MRR from 0.378
 # to 0.381 (own words); a share of 0.1 was faster but lost more (hit@5 0.847). Keyword-only
 # searches keep every word.
-# Below MIN_COMMON_ROWS nothing is left out: such counts are quick to score, and in a small library a
-# word in that many chunks is in half of them or more, where BM25's idf is already zero.
+# A word in fewer than MIN_COMMON_ROWS chunks is always kept: such counts are quick to score, and in
+# a library under 2,000 chunks a word in that many is in half of them or more (BM25's idf: zero).
 COMMON_WORD_SHARE = 0.2
 MIN_COMMON_ROWS = 1000
 _WORD = re.compile(r"\w+")

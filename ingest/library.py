@@ -71,8 +71,8 @@ class Library:
                 got = self.collection.get(where={"doc_id": {"$in": missing[i : i + 100]}}, include=["metadatas"])
                 texts = self.texts(got["ids"])
                 chunks: dict[str, list] = {}
-                for doc, meta in zip((texts.get(cid, "") for cid in got["ids"]), got["metadatas"]):
-                    chunks.setdefault(meta["doc_id"], []).append((meta["chunk"], doc))
+                for cid, meta in zip(got["ids"], got["metadatas"]):
+                    chunks.setdefault(meta["doc_id"], []).append((meta["chunk"], texts.get(cid, "")))
                 for doc_id, rows in chunks.items():
                     self.manifest.add_keywords(doc_id, sorted(rows))
             self.manifest.mark_keywords_built(generation)

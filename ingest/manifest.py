@@ -193,12 +193,12 @@ class Manifest:
     def texts(self, ids: list[str]) -> dict[str, str]:
         """{chunk id "doc:i": text} for those of `ids` whose text is here."""
         found = {}
-        pairs = [(cid, *cid.rsplit(":", 1)) for cid in ids]
+        pairs = [cid.rsplit(":", 1) for cid in ids]
         for i in range(0, len(pairs), 400):
             batch = pairs[i : i + 400]
             marks = ",".join("(?, ?)" for _ in batch)
             rows = self.db.execute(f"SELECT doc_id, chunk, text FROM chunk_texts WHERE (doc_id, chunk) IN (VALUES {marks})",
-                                   [v for _, doc, chunk in batch for v in (doc, int(chunk))])
+                                   [v for doc, chunk in batch for v in (doc, int(chunk))])
             found.update((f"{doc}:{chunk}", text) for doc, chunk, text in rows)
         return found
 

@@ -463,9 +463,10 @@ class Ingestor:
                 self.manifest.journal_done(p.doc_id, "add")
                 self.manifest.clear_problem(job.path)
                 if job.source is None:
-                    self.manifest.add_keywords(p.doc_id, [(c.index, c.text) for c in p.chunks])
+                    texts = [(c.index, c.text) for c in p.chunks]
+                    self.manifest.add_keywords(p.doc_id, texts)
                     if self.lib.keeps_texts:
-                        self.manifest.add_texts(p.doc_id, [(c.index, c.text) for c in p.chunks])
+                        self.manifest.add_texts(p.doc_id, texts)
                 else:
                     self.manifest.copy_keywords(job.source.doc_id, p.doc_id)
                     self.manifest.copy_texts(job.source.doc_id, p.doc_id)

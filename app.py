@@ -32,6 +32,30 @@ st.set_page_config(page_title="Hearth", page_icon="🔥", layout="wide")
 state = st.session_state
 
 
+def refuse_unless_private():
+    """.streamlit/config.toml beside this file binds 127.0.0.1 with telemetry off, however the app is
+    started (Streamlit reads a config file next to the script over the user's and the working
+    folder's). A command-line flag or STREAMLIT_* variable can still override it: then the app says
+    so and shows nothing, unless HEARTH_APP_ADDRESS names that address on purpose."""
+    from streamlit import config
+
+    address = config.get_option("server.address") or "0.0.0.0"  # unset: every interface
+    allowed = load_settings().app_address
+    if config.get_option("browser.gatherUsageStats"):
+        config.set_option("browser.gatherUsageStats", False)
+        st.error("Streamlit was started with usage statistics on (browser.gatherUsageStats): Hearth turned "
+                 "them off; reload the page.")
+        st.stop()
+    if not llm_server.is_local(address) and address != allowed:
+        st.error(render.text(f"This app was started listening on {address}, so other machines could reach "
+                             "your documents. Start it with `make run` (127.0.0.1), or set HEARTH_APP_ADDRESS="
+                             f"{address} to allow it."))
+        st.stop()
+
+
+refuse_unless_private()
+
+
 @st.cache_resource(show_spinner=False)
 def shared_embedder(name: str, batch_size: int, precision: str) -> Embedder:
     """One model for every browser session, loaded at the end of the first page run (see main)."""
@@ -149,10 +173,18 @@ def model_settings(settings: Settings):
               help="Passages less similar than this are not given to the model")
     wanted = {k: state[k].strip() if isinstance(state[k], str) else state[k]
               for k in ("llm_url", "llm_model", "retrieval", "top_k", "min_score")}
+    if wanted["llm_url"] != base.llm_url:
+        try:
+            llm_server.check_url(wanted["llm_url"], base)
+        except llm_server.ServerError as exc:
+            st.error(render.text(str(exc)))
+            wanted["llm_url"] = base.llm_url
+        else:
+            wanted["llm_api_key"] = ""  # the configured key is for the configured server only
     st.caption(render.text(f"Reranking: {base.rerank_model}" if base.rerank_model else
                            "Reranking: off. No cross-encoder model ships offline; set HEARTH_RERANK_MODEL "
                            "to a local sentence-transformers CrossEncoder folder to re-order hybrid results."))
-    changed = {k: v for k, v in wanted.items() if v != getattr(base, k)}
+    changed = {k: v for k, v in wanted.items() if v != getattr(base, k) or k == "llm_api_key"}
     if changed != state.overrides:
         state.overrides = changed
         st.rerun()

@@ -8,6 +8,8 @@ what the manifest holds lives in the server, in one collection, `hearth-catalog`
     problem     a file that could not be ingested        id problem:<name>:<sha1 of path>
     journal     a write in flight (see manifest.py)      id journal:<name>:<instance>:<doc>:<op>
     generation  changes with every change of files       id generation:<name>
+    alias       the rebuild a collection switched to     id alias:<name>
+<name> is the collection's physical name (manifest.py): its own, or its current rebuild's.
 Each record's fields are JSON in its document (Chroma merges metadata on upsert, so stale keys would
 linger there); the metadata holds only what is filtered on. Vectors are a dummy [0.0].
 
@@ -31,7 +33,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .manifest import FileRecord, Manifest
+from .manifest import REBUILD_MARK, FileRecord, Manifest, is_rebuild_of
 
 CATALOG = "hearth-catalog"
 _DUMMY = [0.0]
@@ -49,12 +51,36 @@ def instance_id(home: Path) -> str:
 class ServerManifest(Manifest):
     """Manifest's interface over the server's catalog; the SQLite base keeps only the keyword cache."""
 
-    def __init__(self, client, cache_path: Path, collection: str, instance: str):
-        super().__init__(cache_path, collection)
+    def __init__(self, client, cache_path: Path, collection: str, instance: str, physical: str | None = None):
         self.catalog = client.get_or_create_collection(CATALOG, embedding_function=None)
         self.instance = instance
         self._ups: dict[str, tuple[dict, str]] | None = None  # the open transaction's upserts and deletes
         self._dels: list[str] | None = None
+        super().__init__(cache_path, collection, physical)
+
+    # --- which physical collection this is (see manifest.py) ---------------------------------------
+    def physical(self) -> str:
+        rec = self._record(f"alias:{self.name}")
+        return rec["physical"] if rec else self.name
+
+    def swap_to(self, physical: str):
+        """One upsert switches every instance to the rebuild; the old records go after it (what a
+        crash leaves of them, the next write's clean_rebuilds removes)."""
+        old = self.collection
+        self.catalog.upsert(ids=[f"alias:{self.name}"], embeddings=[_DUMMY], documents=[json.dumps({"physical": physical})],
+                            metadatas=[{"kind": "alias", "collection": f"alias:{self.name}"}])
+        self.collection = physical
+        self.drop_rows(old)
+
+    def rebuilds(self) -> list[str]:
+        got = self.catalog.get(where={"kind": {"$ne": "alias"}}, include=["metadatas"])
+        current = self.physical()
+        names = {m["collection"] for m in got["metadatas"]}
+        return sorted(n for n in names if n != current and (n == self.name or is_rebuild_of(n, self.name)))
+
+    def drop_rows(self, physical: str):
+        self.catalog.delete(where={"collection": physical})
+        super().drop_rows(physical)
 
     # --- records ----------------------------------------------------------------------------------
     def _put(self, rid: str, kind: str, record: dict, **filters):
@@ -109,19 +135,18 @@ class ServerManifest(Manifest):
                   {"embed_model": embed_model, "dimension": dimension, "created_at": time.time()})
 
     def collections(self):
-        got = self.catalog.get(where={"kind": {"$in": ["collection", "file"]}}, include=["metadatas", "documents"])
+        got = self.catalog.get(where={"kind": {"$in": ["collection", "file", "alias"]}}, include=["metadatas", "documents"])
         files: dict[str, int] = {}
-        models = {}
+        models, aliases = {}, {}
         for meta, doc in zip(got["metadatas"], got["documents"]):
             if meta["kind"] == "file":
                 files[meta["collection"]] = files.get(meta["collection"], 0) + 1
+            elif meta["kind"] == "alias":
+                aliases[json.loads(doc)["physical"]] = meta["collection"].split(":", 1)[1]
             else:
                 models[meta["collection"]] = json.loads(doc)
-        return [(name, m["embed_model"], m["dimension"], files.get(name, 0)) for name, m in sorted(models.items())]
-
-    def drop_collection(self):
-        self.catalog.delete(where={"collection": self.collection})
-        super().drop_collection()
+        return sorted((aliases.get(p, p), m["embed_model"], m["dimension"], files.get(p, 0)) for p, m in models.items()
+                      if p in aliases or (REBUILD_MARK not in p and p not in aliases.values()))
 
     # --- files --------------------------------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:

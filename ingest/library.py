@@ -12,19 +12,26 @@ from functools import cached_property
 from .embedding import Embedder
 from .lock import writer_lock
 from .catalog import ServerManifest, instance_id
-from .manifest import FileRecord, Manifest
+from .manifest import FileRecord, Manifest, is_rebuild_of
 from .settings import Settings
 from .store import ModelMismatch, Store, check_collection_name, drop_stale_view, mismatch_message, saw_generation
 
 
 class Library:
-    def __init__(self, settings: Settings, collection: str | None = None):
+    def __init__(self, settings: Settings, collection: str | None = None, physical: str | None = None):
+        """`physical` opens a rebuild of the collection being written beside it (pipeline.rebuild)."""
         self.settings = settings
         self.name = check_collection_name(collection or settings.collection)
         if settings.chroma_url:  # the manifest lives in the server, shared by every instance
-            self.manifest = ServerManifest(self.store.client, settings.manifest_path, self.name, instance_id(settings.home))
+            self.manifest = ServerManifest(self.store.client, settings.manifest_path, self.name,
+                                           instance_id(settings.home), physical)
         else:
-            self.manifest = Manifest(settings.manifest_path, self.name)
+            self.manifest = Manifest(settings.manifest_path, self.name, physical)
+
+    @property
+    def physical(self) -> str:
+        """The name its rows and Chroma collection are stored under (see manifest.py)."""
+        return self.manifest.collection
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -40,7 +47,7 @@ class Library:
         """The Chroma collection (created on first use, with this library's model recorded)."""
         self._refresh()
         self.check_model()
-        col = self.store.collection(self.name, self.settings.embed_model, self.embedder.dimension)
+        col = self.store.collection(self.physical, self.settings.embed_model, self.embedder.dimension)
         if self.manifest.model() is None:
             self.manifest.set_model(self.settings.embed_model, self.embedder.dimension)
         return col
@@ -118,8 +125,9 @@ class Library:
     def writing(self, wait: float | None = None, on_wait=None):
         """Hold the store's writer lock (one writer at a time, across processes)."""
         with writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait):
-            if self._refresh():  # another process wrote since this one opened the store
+            if self._refresh() | self.manifest.refresh():  # another process wrote, or rebuilt it
                 self.__dict__.pop("collection", None)
+            self.clean_rebuilds()
             try:
                 yield
             finally:
@@ -136,9 +144,20 @@ class Library:
 
     def drop(self):
         """Delete the whole collection: its vectors and its manifest entries (not the files)."""
-        self.store.drop(self.name)
+        self.store.drop(self.physical)
         self.manifest.drop_collection()
         self.__dict__.pop("collection", None)
+
+    def clean_rebuilds(self):
+        """Remove what a rebuild cut short left beside the collection (its rows, its vectors), or the
+        collection a finished rebuild replaced, when a crash came before it was deleted."""
+        if self.manifest.pinned:
+            return
+        for physical in self.manifest.rebuilds():
+            self.manifest.drop_rows(physical)
+        for name in self.store.names():
+            if name != self.physical and (name == self.name or is_rebuild_of(name, self.name)):
+                self.store.drop(name)
 
     def close(self):
         self.manifest.close()

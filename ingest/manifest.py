@@ -11,6 +11,11 @@ transaction, so every Chroma write is announced in `journal` first:
   4. the old doc's chunks deleted from Chroma, then its journal entry
 A `kill -9` anywhere leaves journal entries; `repair()` (run before every write) deletes the chunks
 of every journalled doc that no file row points at. Readers only trust docs that a file row names.
+
+A collection's rows and its Chroma collection are stored under a physical name: its own name, or,
+once `hearth ingest --reembed` has rebuilt it, the name of that rebuild ("work.reembed-1a2b3c4d"),
+which `aliases` maps it to. A rebuild is written beside the collection under its own physical name
+and switched to in one transaction (swap_to), so a crash at any point leaves one whole collection.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS aliases (name TEXT PRIMARY KEY, physical TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS collections (
     name TEXT PRIMARY KEY, embed_model TEXT NOT NULL, dimension INTEGER NOT NULL, created_at REAL);
 CREATE TABLE IF NOT EXISTS files (
@@ -64,6 +70,12 @@ CREATE TRIGGER IF NOT EXISTS files_removed AFTER DELETE ON files
 
 
 _LEADER = re.compile(r"(?:\.\s?){5,}")
+REBUILD_MARK = ".reembed-"
+
+
+def is_rebuild_of(physical: str, name: str) -> bool:
+    """`physical` is (or was) a rebuild of collection `name`."""
+    return re.fullmatch(re.escape(name + REBUILD_MARK) + "[0-9a-f]{8}", physical) is not None
 
 
 def is_navigation(text: str) -> bool:
@@ -90,13 +102,48 @@ _FILE_COLUMNS = "path, doc_id, size, mtime_ns, sha256, chunks, pages, notes, ind
 
 
 class Manifest:
-    def __init__(self, path: Path, collection: str):
+    def __init__(self, path: Path, collection: str, physical: str | None = None):
+        """The manifest of collection `collection`; `physical` opens a rebuild of it instead."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.collection = collection
+        self.name = collection
         self.db = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self.pinned = physical is not None
+        self.collection = physical or self.physical()
+
+    def physical(self) -> str:
+        """The name this collection's rows and Chroma collection are stored under now."""
+        row = self.db.execute("SELECT physical FROM aliases WHERE name=?", (self.name,)).fetchone()
+        return row[0] if row else self.name
+
+    def refresh(self) -> bool:
+        """Follow a rebuild that another process switched to; True if the physical name changed."""
+        if self.pinned or self.physical() == self.collection:
+            return False
+        self.collection = self.physical()
+        return True
+
+    def swap_to(self, physical: str):
+        """Make the rebuild `physical` this collection, and forget what it replaces, in one transaction."""
+        old = self.collection
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?)", (self.name, physical))
+            self._drop_rows(old)
+        self.collection = physical
+
+    def rebuilds(self) -> list[str]:
+        """Physical names of this collection's rebuilds that are not the current one (left by a crash)."""
+        names = {row[0] for table in ("collections", "files", "journal", "problems")
+                 for row in self.db.execute(f"SELECT DISTINCT {'name' if table == 'collections' else 'collection'} "
+                                            f"FROM {table}")}
+        current = self.physical()
+        return sorted(n for n in names if n != current and (is_rebuild_of(n, self.name) or n == self.name))
+
+    def drop_rows(self, physical: str):
+        with self.transaction():
+            self._drop_rows(physical)
 
     def close(self):
         self.db.close()
@@ -122,23 +169,30 @@ class Manifest:
         )
 
     def collections(self) -> list[tuple[str, str, int, int]]:
-        """(name, model, dimension, files) for every collection."""
-        return self.db.execute(
+        """(name, model, dimension, files) for every collection (under its own name, not a rebuild's)."""
+        aliases = dict(self.db.execute("SELECT physical, name FROM aliases").fetchall())
+        rows = self.db.execute(
             "SELECT c.name, c.embed_model, c.dimension, "
             "(SELECT count(*) FROM files f WHERE f.collection=c.name) FROM collections c ORDER BY c.name"
         ).fetchall()
+        named = [(aliases.get(p, p), m, d, f) for p, m, d, f in rows
+                 if p in aliases or (REBUILD_MARK not in p and p not in aliases.values())]
+        return sorted(named)
 
     def drop_collection(self):
-        with self.transaction():
-            self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE collection=?)",
-                            (self.collection,))
-            self.db.execute("DELETE FROM keyword_chunks WHERE collection=?", (self.collection,))
-            self.db.execute("DELETE FROM chunk_texts WHERE doc_id IN (SELECT doc_id FROM files WHERE collection=?)",
-                            (self.collection,))
-            for table in ("files", "journal", "problems"):
-                self.db.execute(f"DELETE FROM {table} WHERE collection=?", (self.collection,))
-            self.db.execute("DELETE FROM collections WHERE name=?", (self.collection,))
-            self.db.execute("DELETE FROM meta WHERE key=?", (self._built_key,))
+        self.drop_rows(self.collection)
+
+    def _drop_rows(self, physical: str):
+        """Every row of one physical collection (call inside a transaction)."""
+        self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE collection=?)",
+                        (physical,))
+        self.db.execute("DELETE FROM keyword_chunks WHERE collection=?", (physical,))
+        self.db.execute("DELETE FROM chunk_texts WHERE doc_id IN (SELECT doc_id FROM files WHERE collection=?)",
+                        (physical,))
+        for table in ("files", "journal", "problems"):
+            self.db.execute(f"DELETE FROM {table} WHERE collection=?", (physical,))
+        self.db.execute("DELETE FROM collections WHERE name=?", (physical,))
+        self.db.execute("DELETE FROM meta WHERE key=?", (f"keywords built:{physical}",))
 
     # --- files ----------------------------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import secrets
 import threading
 import time
 import uuid
@@ -23,7 +24,7 @@ from typing import Callable, Iterable
 from . import loaders, reader
 from .chunking import Chunk, Chunker, ChunkSpec, check_sizes
 from .library import Library
-from .manifest import FileRecord
+from .manifest import REBUILD_MARK, FileRecord
 from .store import MAX_BATCH, store_errors
 
 GROUP_CHUNKS = 256  # chunks embedded and written at a time; small files share a group
@@ -517,3 +518,25 @@ def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:
     if c.heading:
         meta["section"] = c.heading[:500]
     return meta
+
+
+def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None) -> Report:
+    """`hearth ingest --reembed`: every document of the collection (and `paths`) embedded again with
+    the configured model, into a new Chroma collection and manifest rows beside the old ones, then
+    switched to in one manifest transaction. Until then searches use the old collection; a crash at
+    any point leaves one whole collection, and the next write removes what the other left
+    (Library.clean_rebuilds). Call it holding lib.writing()."""
+    target = f"{lib.name}{REBUILD_MARK}{secrets.token_hex(4)}"
+    build = Library(lib.settings, lib.name, physical=target)
+    build.embedder = lib.embedder
+    try:
+        wanted = [rec.path for rec in lib.documents()] + [os.path.abspath(p) for p in paths]
+        report = Ingestor(build, progress).sync(list(dict.fromkeys(wanted)))
+        with store_errors(lib.settings):
+            old = lib.physical
+            lib.manifest.swap_to(target)
+            lib.__dict__.pop("collection", None)
+            lib.store.drop(old)
+    finally:
+        build.close()
+    return report

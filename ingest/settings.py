@@ -56,6 +56,10 @@ class Settings:
     llm_url: str = ""
     """An OpenAI-compatible server to use instead of the one Hearth manages (e.g. http://gpu-box:8000/v1)."""
     llm_api_key: str = ""
+    """Sent only to HEARTH_LLM_URL (and Hearth's own server), never to a URL typed in the app."""
+    llm_allowed_hosts: str = ""
+    """Hosts besides this machine that a model server URL typed in the app may name (comma-separated):
+    the question and its passages are sent there."""
     llm_engine: str = "auto"
     """Server Hearth starts: auto (vllm with an NVIDIA GPU, else llamacpp), llamacpp or vllm."""
     llm_model: str = ""
@@ -79,6 +83,9 @@ class Settings:
     context_tokens: int = 0
     """Most passage tokens sent to the model; 0 = auto: CPU_CONTEXT_TOKENS for llama.cpp on the CPU
     (prompt processing is the first-token wait there: bench/first_token.py), else what fits."""
+    app_address: str = "127.0.0.1"
+    """Where the app listens (`hearth serve`). Anything but this machine (127.0.0.1) lets other machines
+    reach your documents: set it only on purpose, e.g. behind a VPN."""
     app_port: int = 8501
     """Port of the app (`make run`, `hearth serve`); the next free one is taken if it is busy."""
     models_dir: Path = PROJECT / ".cache" / "models"

@@ -138,8 +138,8 @@ def server_address(url: str) -> tuple[str, int, bool]:
 
 
 def check_collection_name(name: str) -> str:
-    if name == "hearth-catalog":
-        raise ValueError("the collection name 'hearth-catalog' is Hearth's own (a Chroma server's manifest)")
+    if name == "hearth-catalog" or re.search(r"\.reembed-[0-9a-f]{8}$", name):
+        raise ValueError(f"the collection name {name!r} is Hearth's own (a Chroma server's manifest, or a rebuild)")
     if not _NAME.match(name) or ".." in name:
         raise ValueError(
             f"invalid collection name {name!r}: use 3-64 letters, digits, '.', '_' or '-', "
@@ -177,9 +177,10 @@ class Store:
         self.client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
     def collection(self, name: str, embed_model: str, dimension: int):
-        """The Chroma collection `name`, created if needed; refuses one built with another model."""
+        """The Chroma collection `name` (a physical name: see manifest.py), created if needed; refuses
+        one built with another model."""
         col = self.client.get_or_create_collection(
-            check_collection_name(name),
+            name,
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"hearth_embed_model": embed_model, "hearth_dimension": dimension},
             embedding_function=None,  # we always pass vectors; Chroma's default would download a model
@@ -190,8 +191,14 @@ class Store:
             raise ModelMismatch(mismatch_message(name, stored, (embed_model, dimension)))
         return col
 
+    def names(self) -> list[str]:
+        return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+
     def drop(self, name: str):
+        """Delete a Chroma collection; one that is not there is no error, anything else is."""
+        from chromadb.errors import NotFoundError
+
         try:
             self.client.delete_collection(name)
-        except Exception:  # chromadb raises NotFoundError (or ValueError in older releases)
+        except NotFoundError:
             pass

@@ -86,11 +86,7 @@ def ingest(
     """Add, update and remove documents so the collection matches PATHS (incremental)."""
     with _library(collection) as lib:
         with lib.writing(wait=0 if no_wait else None, on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
-            if reembed:
-                previous = [rec.path for rec in lib.documents()]
-                lib.drop()
-                paths = list(paths) + [Path(p) for p in previous]
-            report = _sync(lib, paths, force, quiet=as_json)
+            report = _sync(lib, paths, force, quiet=as_json, reembed=reembed)
     if as_json:
         print(json.dumps({
             "collection": lib.name, "seconds": round(report.seconds, 3), "unchanged": report.unchanged,
@@ -104,9 +100,10 @@ def ingest(
     raise typer.Exit(report.exit_code(strict))
 
 
-def _sync(lib, paths, force: bool = False, quiet: bool = False):
-    """Ingestor.sync with a progress bar on stderr (files, chunks, rate, ETA)."""
-    from ingest.pipeline import Ingestor
+def _sync(lib, paths, force: bool = False, quiet: bool = False, reembed: bool = False):
+    """Ingestor.sync (or, reembedding, pipeline.rebuild) with a progress bar on stderr (files,
+    chunks, rate, ETA)."""
+    from ingest.pipeline import Ingestor, rebuild
 
     progress = Progress(
         TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
@@ -123,7 +120,7 @@ def _sync(lib, paths, force: bool = False, quiet: bool = False):
                         file=shown(os.path.basename(path))[:40])
 
     with progress:
-        return Ingestor(lib, on_file).sync(paths, force=force)
+        return rebuild(lib, paths, on_file) if reembed else Ingestor(lib, on_file).sync(paths, force=force)
 
 
 def _print_report(report, collection: str):
@@ -338,10 +335,10 @@ def serve(
                 with lib.writing(on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
                     _print_report(_sync(lib, [PROJECT / "data"]), lib.name)
     port = llm_server.free_port(port or settings.app_port)
-    argv = [sys.executable, "-m", "streamlit", "run", str(PROJECT / "app.py"), "--server.address", "127.0.0.1",
+    argv = [sys.executable, "-m", "streamlit", "run", str(PROJECT / "app.py"), "--server.address", settings.app_address,
             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.maxUploadSize", str(max(1, int(settings.max_file_mb)))]
-    out.print(f"[bold]Hearth is at http://127.0.0.1:{port}[/] (Ctrl-C stops the app)")
+    out.print(f"[bold]Hearth is at http://{settings.app_address}:{port}[/] (Ctrl-C stops the app)")
     sys.stdout.flush()
     os.chdir(PROJECT)  # Streamlit reads .streamlit/config.toml from the working folder
     os.execv(sys.executable, argv)

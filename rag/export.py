@@ -1,24 +1,20 @@
 """Answers and whole chats as Markdown: citations become footnotes with file, page and the passage.
 
-Document text is escaped so that nothing in a passage (markup, HTML, a stray "[^1]:") can change
-the file's structure; model output keeps its Markdown but not raw HTML.
+Everything a document or the model wrote goes through rag.render, as in the app: document text
+with every punctuation mark escaped, so nothing in a passage (markup, HTML, a stray "[^1]:") can
+change the file's structure; the model's answer with its emphasis, lists and code but no link,
+image, HTML or math. Opened in any CommonMark viewer, the file reaches nothing; its only links
+are its own footnotes.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import re
 from pathlib import Path
 
+from . import render
 from .answer import Answer
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
-def escape_text(text: str) -> str:
-    """Document text as inert Markdown: one line, HTML entities and Markdown syntax escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
 
 
 def display_path(source: str, library_root: Path | None) -> str:
@@ -34,17 +30,17 @@ def display_path(source: str, library_root: Path | None) -> str:
 
 
 def _answer_body(answer: Answer, label: str) -> str:
-    text = html.escape(answer.answer, quote=False)  # no raw HTML from the model
-    return re.sub(r"\[(\d+)\]", lambda m: f"[^{label}{m.group(1)}]", text)
+    # render.answer writes a citation [2] as \[2\]: those become the footnote references
+    return re.sub(r"\\\[(\d+)\\\]", lambda m: f"[^{label}{m.group(1)}]", render.answer(answer.answer))
 
 
 def _footnotes(answer: Answer, label: str, library_root: Path | None) -> list[str]:
     notes = []
     for c in answer.citations:
-        where = escape_text(display_path(c.source, library_root)) + (f", page {c.page}" if c.page else "")
+        where = render.text(display_path(c.source, library_root)) + (f", page {c.page}" if c.page else "")
         if c.section:
-            where += f" (§ {escape_text(c.section)})"
-        notes.append(f"[^{label}{c.n}]: {where}\n    > {escape_text(c.quote)}")
+            where += f" (§ {render.text(c.section)})"
+        notes.append(f"[^{label}{c.n}]: {where}\n    > {render.text(c.quote)}")
     return notes
 
 
@@ -53,12 +49,12 @@ def _status(answer: Answer) -> list[str]:
     if answer.incomplete:
         lines.append("*This answer is incomplete: the model stopped before it finished.*")
     if answer.error:
-        lines.append(f"*Note: {escape_text(answer.error)}*")
+        lines.append(f"*Note: {render.text(answer.error)}*")
     return lines
 
 
 def answer_markdown(answer: Answer, library_root: Path | None = None, collection: str = "") -> str:
-    parts = ["# Hearth answer", "", f"**Question:** {escape_text(answer.question)}", "",
+    parts = ["# Hearth answer", "", f"**Question:** {render.text(answer.question)}", "",
              _answer_body(answer, "") or "*(no answer)*", ""]
     parts += _status(answer)
     parts += ["", "---", "", _meta(answer, collection), ""]
@@ -71,7 +67,7 @@ def chat_markdown(answers: list[Answer], library_root: Path | None = None, colle
     notes: list[str] = []
     for i, answer in enumerate(answers, 1):
         label = f"q{i}-"
-        parts += [f"## {i}. {escape_text(answer.question)}", "", _answer_body(answer, label) or "*(no answer)*", ""]
+        parts += [f"## {i}. {render.text(answer.question)}", "", _answer_body(answer, label) or "*(no answer)*", ""]
         parts += _status(answer)
         parts += [_meta(answer, collection), ""]
         notes += _footnotes(answer, label, library_root)
@@ -80,9 +76,9 @@ def chat_markdown(answers: list[Answer], library_root: Path | None = None, colle
 
 
 def _meta(answer: Answer, collection: str) -> str:
-    bits = [f"Model: {escape_text(answer.model or 'none')}", f"Date: {answer.created_at}"]
+    bits = [f"Model: {render.text(answer.model or 'none')}", f"Date: {answer.created_at}"]
     if collection:
-        bits.append(f"Collection: {escape_text(collection)}")
+        bits.append(f"Collection: {render.text(collection)}")
     return "*" + " · ".join(bits) + "*"
 
 

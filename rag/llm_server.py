@@ -1,12 +1,17 @@
 """The local model server Hearth starts and looks after: llama.cpp (CPU) or vLLM (GPU).
 
 Both speak the OpenAI API, which is the only way Hearth talks to a model; with HEARTH_LLM_URL set,
-Hearth uses that server and manages nothing. State lives in <home>/llm.json (pid, port, engine,
-model) and the server's output in <home>/logs/llm-<engine>.log.
+Hearth uses that server and manages nothing. State lives in <home>/llm.json (pid, the process's start
+time, port, engine, model), replaced whole (write, fsync, rename) and only under <home>/llm.lock, which
+start() holds from its check to its write: two app sessions pressing Start get one server. A pid is
+trusted only while /proc says the process it names started when ours did, so stop() never signals a
+stranger that inherited the number. The server's output goes to <home>/logs/llm-<engine>.log.
 """
 
 from __future__ import annotations
 
+import fcntl
+import ipaddress
 import json
 import os
 import shlex
@@ -17,8 +22,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ingest.settings import PROJECT, Settings
 
@@ -42,6 +49,7 @@ class ServerInfo:
     started_at: float | None = None
     managed: bool = True
     ready_at: float | None = None  # when it first answered: after that, a slow reply means busy, not starting
+    proc_start: int | None = None  # the process's start time (clock ticks since boot, /proc/PID/stat)
 
 
 def has_nvidia_gpu() -> bool:
@@ -66,18 +74,77 @@ def _state_file(settings: Settings) -> Path:
     return settings.home / "llm.json"
 
 
-def _alive(pid: int) -> bool:
+@contextmanager
+def _state_lock(settings: Settings):
+    """Held while llm.json is checked and changed (flock: released if the holder dies)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.home / "llm.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_state(settings: Settings, info: ServerInfo):
+    path = _state_file(settings)
+    tmp = path.with_name(f".llm.json.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(asdict(info), fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_state(settings: Settings) -> ServerInfo | None:
+    """The saved server, or None when there is none. A file that is not a server's state is left
+    where it is (deleting it could orphan a running server): ServerError says what to do."""
+    path = _state_file(settings)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        return ServerInfo(**json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise ServerError(f"{path} is not readable ({type(exc).__name__}): if no Hearth model server is "
+                          "running, delete it and start again") from None
+
+
+def process_start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot); None if there is no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])  # a zombie has exited: not alive
+
+
+def _ours(info: ServerInfo) -> bool:
+    """The saved pid is still the process Hearth started (not a later one given the same number)."""
+    if info.pid is None:
         return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    started = process_start_time(info.pid)
+    if started is None:
+        return False
+    if info.proc_start is not None:
+        return started == info.proc_start
+    try:  # saved before start times were: the command line must be the engine's
+        cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes()
     except OSError:
-        return True
+        return False
+    return (b"llama_cpp.server" if info.engine == "llamacpp" else b"vllm") in cmdline
+
+
+def _forget(settings: Settings, info: ServerInfo):
+    """Remove llm.json if it still describes `info` (another process may have started a new one)."""
+    with _state_lock(settings):
+        try:
+            saved = _read_state(settings)
+        except ServerError:
+            return
+        if saved is not None and (saved.pid, saved.proc_start) == (info.pid, info.proc_start):
+            _state_file(settings).unlink(missing_ok=True)
 
 
 def probe(url: str, api_key: str = "", timeout: float = 2.0) -> tuple[str, list[str] | None]:
@@ -113,20 +180,42 @@ def status(settings: Settings, info: ServerInfo, timeout: float = 2.0) -> tuple[
         return state, models
     if state == "slow" and (not info.managed or info.ready_at is not None):
         return "busy", None
-    if info.managed and info.pid is not None and _alive(info.pid):
+    if info.managed and _ours(info):
         return "starting", None  # vLLM holds its port while it loads, so a slow reply can mean starting too
     return "down", None
 
 
 def _mark_ready(settings: Settings, info: ServerInfo):
     info.ready_at = time.time()
-    state = _state_file(settings)
+    with _state_lock(settings):
+        try:
+            saved = _read_state(settings)
+        except ServerError:
+            return
+        if saved is not None and saved.pid == info.pid:
+            saved.ready_at = info.ready_at
+            _write_state(settings, saved)
+
+
+def is_local(url: str) -> bool:
+    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
     try:
-        saved = json.loads(state.read_text())
-        if saved.get("pid") == info.pid:
-            state.write_text(json.dumps({**saved, "ready_at": info.ready_at}))
-    except (OSError, ValueError):
-        pass
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_url(url: str, settings: Settings) -> str:
+    """A model server URL typed in the app: loopback, HEARTH_LLM_URL itself, or a host the
+    configuration allows (HEARTH_LLM_ALLOWED_HOSTS). Anything else is refused: the question and
+    every passage would go there."""
+    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    allowed = {h.strip().lower() for h in settings.llm_allowed_hosts.split(",") if h.strip()}
+    configured = urlsplit(settings.llm_url if "://" in settings.llm_url else f"http://{settings.llm_url}").hostname
+    if not url or is_local(url) or host.lower() in allowed or (settings.llm_url and host == configured):
+        return url
+    raise ServerError(f"{host or url} is not on this machine: questions and passages would be sent there. "
+                      "Add it to HEARTH_LLM_ALLOWED_HOSTS to allow it.")
 
 
 def current(settings: Settings) -> ServerInfo | None:
@@ -136,16 +225,12 @@ def current(settings: Settings) -> ServerInfo | None:
         url = url if url.endswith("/v1") else url + "/v1"
         models = healthy(url, settings.llm_api_key) or []
         return ServerInfo("remote", settings.llm_model or (models[0] if models else ""), url, managed=False)
-    state = _state_file(settings)
-    if not state.is_file():
-        return None
     try:
-        info = ServerInfo(**json.loads(state.read_text()))
-    except (ValueError, TypeError):
-        state.unlink(missing_ok=True)
-        return None
-    if info.pid is None or not _alive(info.pid):
-        state.unlink(missing_ok=True)  # stale: the server died or the machine restarted
+        info = _read_state(settings)
+    except ServerError:
+        return None  # start() says why; nothing is deleted
+    if info is not None and not _ours(info):
+        _forget(settings, info)  # stale: the server died, or the machine restarted
         return None
     return info
 
@@ -199,10 +284,20 @@ def _command(engine: str, settings: Settings, port: int) -> tuple[list[str], dic
 
 def start(settings: Settings, engine: str | None = None, wait: bool = True, on_wait=None) -> ServerInfo:
     """Start the local server (or return the running one) and wait until it answers."""
-    running = current(settings)
-    if running is not None:
-        return running
-    engine = engine or pick_engine(settings)
+    with _state_lock(settings):
+        running = _read_state(settings)  # unreadable: ServerError, nothing started beside it
+        if running is not None and _ours(running):
+            if wait:
+                wait_until_ready(settings, running, None, on_wait)
+            return running
+        info, proc = _spawn(settings, engine or pick_engine(settings))
+        _write_state(settings, info)
+    if wait:
+        wait_until_ready(settings, info, proc, on_wait)
+    return info
+
+
+def _spawn(settings: Settings, engine: str) -> tuple[ServerInfo, subprocess.Popen]:
     port = free_port(settings.llm_port)
     argv, extra_env, name = _command(engine, settings, port)
     if not Path(argv[0]).exists():
@@ -215,11 +310,9 @@ def start(settings: Settings, engine: str | None = None, wait: bool = True, on_w
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **extra_env}, start_new_session=True)
-    info = ServerInfo(engine, name, f"http://127.0.0.1:{port}/v1", proc.pid, port, str(log_path), time.time())
-    _state_file(settings).write_text(json.dumps(asdict(info)))
-    if wait:
-        wait_until_ready(settings, info, proc, on_wait)
-    return info
+    info = ServerInfo(engine, name, f"http://127.0.0.1:{port}/v1", proc.pid, port, str(log_path), time.time(),
+                      proc_start=process_start_time(proc.pid))
+    return info, proc
 
 
 def wait_until_ready(settings: Settings, info: ServerInfo, proc=None, on_wait=None):
@@ -229,9 +322,9 @@ def wait_until_ready(settings: Settings, info: ServerInfo, proc=None, on_wait=No
         if healthy(info.url, settings.llm_api_key):  # vLLM started with --api-key checks /v1/models too
             _mark_ready(settings, info)
             return
-        exited = proc.poll() is not None if proc is not None else not _alive(info.pid)
+        exited = proc.poll() is not None if proc is not None else not _ours(info)
         if exited:
-            _state_file(settings).unlink(missing_ok=True)
+            _forget(settings, info)
             raise ServerError(f"the {info.engine} server exited while starting; its log ends:\n{tail(info.log, 15)}")
         if on_wait and not told:
             on_wait(f"starting {info.engine} ({info.model}) on port {info.port}…")
@@ -242,24 +335,26 @@ def wait_until_ready(settings: Settings, info: ServerInfo, proc=None, on_wait=No
 
 
 def stop(settings: Settings) -> bool:
-    info = current(settings)
+    info = current(settings)  # None unless the saved pid is still the process Hearth started
     if info is None or not info.managed:
         return False
-    try:
-        os.killpg(info.pid, signal.SIGTERM)  # the whole group: vLLM runs worker processes
-    except ProcessLookupError:
-        pass
+    _signal_group(info, signal.SIGTERM)  # the whole group: vLLM runs worker processes
     for _ in range(100):
-        if not _alive(info.pid):
+        if not _ours(info):
             break
         time.sleep(0.1)
     else:
+        _signal_group(info, signal.SIGKILL)
+    _forget(settings, info)
+    return True
+
+
+def _signal_group(info: ServerInfo, sig: int):
+    if _ours(info):  # checked again just before: the pid could have been reused while we waited
         try:
-            os.killpg(info.pid, signal.SIGKILL)
+            os.killpg(info.pid, sig)
         except ProcessLookupError:
             pass
-    _state_file(settings).unlink(missing_ok=True)
-    return True
 
 
 def tail(log: str | None, lines: int = 40) -> str:

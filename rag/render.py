@@ -1,10 +1,15 @@
 """Text for the app's Markdown, rendered as text: document passages, model answers, file names.
 
-Streamlit renders Markdown with extras (LaTeX between `$`, `:color[...]` directives, emoji
-shortcodes), so a passage of R code ("df$x ... y$z") or a document holding HTML would otherwise
-be re-interpreted. Document text has every ASCII punctuation mark backslash-escaped, which
-CommonMark defines as "show this character literally"; model answers keep their Markdown
-(lists, bold, code) but not HTML, math or directives. Nothing here uses unsafe_allow_html.
+Nothing a document or a model writes may make the browser (or a Markdown viewer opening an export)
+fetch anything: no image, link, autolink, raw HTML, CSS, math (`\\href`), Streamlit directive
+(`:red[...]`, `:material/...:`) or emoji shortcode. So every ASCII punctuation mark in their text is
+backslash-escaped, which CommonMark defines as "show this character literally".
+
+A model's answer keeps only formatting that cannot reach anything: emphasis (`*`, `_`), list and
+heading markers at the start of a line, inline code and fenced code blocks. Those are found here,
+line by line, and re-emitted with delimiters chosen so that nothing inside can close them early (an
+unclosed fence ends with the answer; a backtick run with no partner is plain text). Nothing here
+uses unsafe_allow_html.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import re
 import unicodedata
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
-_CODE = re.compile(r"(```[\s\S]*?(?:```|$)|`[^`\n]*`)")  # fenced blocks and inline code spans
-_ANSWER_SPECIAL = re.compile(r"([$<>:\\])")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_BACKTICKS = re.compile(r"`+")
+_BLOCK_MARK = re.compile(r"^([ \t]*)(?:(#{1,6})[ \t]+|((?:(?:[-*+]|\d{1,9}[.)])[ \t]+)+))")
+_KEEP = re.compile(r"\\([*_])")  # emphasis markers, escaped by _plain, put back
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _SENTENCE = re.compile(r"[^.!?;\n]+(?:[.!?;]+|$)")
 _STOPWORDS = frozenset(
@@ -36,9 +43,70 @@ def text(s: str) -> str:
 
 
 def answer(s: str) -> str:
-    """A model's answer as Markdown: its own formatting kept; HTML, `$` math and directives shown as typed."""
-    parts = _CODE.split(s)
-    return "".join(p if i % 2 else _ANSWER_SPECIAL.sub(r"\\\1", p) for i, p in enumerate(parts))
+    """A model's answer as Markdown: emphasis, lists, headings and code kept, nothing else."""
+    out: list[str] = []
+    fence, code = "", []
+    for line in s.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        opening = _FENCE.match(line)
+        if fence:
+            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(fence) \
+                    and not opening.group(2).strip():
+                out.append(_code_block(code))
+                fence, code = "", []
+            else:
+                code.append(line)
+        elif opening and not (opening.group(1)[0] == "`" and "`" in opening.group(2)):
+            fence = opening.group(1)
+        else:
+            out.append(_answer_line(line))
+    if fence:  # unclosed: CommonMark runs it to the end, and so does this
+        out.append(_code_block(code))
+    return "\n".join(out)
+
+
+def _answer_line(line: str) -> str:
+    mark = _BLOCK_MARK.match(line)
+    lead = ""
+    if mark:  # "## " or "  - 1. ": rebuilt from known-safe characters, nesting kept
+        indent, heading, items = mark.groups()
+        lead = heading + " " if heading else (
+            "   " * min(len(indent.expandtabs(4)) // 2, 3) + "".join(m + " " for m in re.findall(r"[-*+]|\d+[.)]", items)))
+        line = line[mark.end():]
+    return lead + _inline(line.strip())
+
+
+def _inline(line: str) -> str:
+    """Code spans (a backtick run closed by a run of the same length on this line) kept as code;
+    everything else escaped, emphasis markers put back."""
+    out, pos = [], 0
+    while True:
+        run = _BACKTICKS.search(line, pos)
+        if run is None:
+            break
+        close = next((m for m in _BACKTICKS.finditer(line, run.end()) if len(m.group()) == len(run.group())), None)
+        if close is None:
+            break  # no partner: the rest is text, backticks included
+        out.append(_plain(line[pos:run.start()]) + _code_span(line[run.end():close.start()]))
+        pos = close.end()
+    out.append(_plain(line[pos:]))
+    return "".join(out)
+
+
+def _plain(piece: str) -> str:
+    return _KEEP.sub(r"\1", _PUNCT.sub(r"\\\1", piece))
+
+
+def _code_span(content: str) -> str:
+    if not content.strip():
+        return _plain(content)
+    ticks = "`" * (max((len(m) for m in re.findall(r"`+", content)), default=0) + 1)
+    pad = " " if content[0] in "` " or content[-1] in "` " else ""
+    return f"{ticks}{pad}{content}{pad}{ticks}"
+
+
+def _code_block(lines: list[str]) -> str:
+    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", "\n".join(lines))), default=0) + 1)
+    return "\n".join([fence, *lines, fence])
 
 
 def _content_words(s: str) -> set[str]:

@@ -2,8 +2,9 @@
 
 A browser sends whatever name it likes: "../../.bashrc", "C:\\x\\report.pdf", a NUL byte, a name
 of 5,000 characters, "CON.pdf". Only the last path component is kept, cleaned, and the file is
-written next to its siblings atomically (a hidden temp file, then a rename), so a watcher or a
-crash never sees half a file.
+written next to its siblings atomically: a hidden temp file, flushed to disk, then linked under its
+name with link(2), which fails rather than replace a file that is there (two uploads of the same
+name at once each get a name of their own), so a watcher or a crash never sees half a file.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ def safe_name(name: str) -> str:
         stem += "_"
     if not stem or is_ignored(stem + ext):  # "~$x.docx" and friends would never be ingested
         stem = "upload-" + stem.lstrip("~$.")
+    if len(ext.encode()) > 16:  # not an extension any loader knows: part of the name
+        stem, ext = stem + ext, ""
     while len((stem + ext).encode()) > MAX_NAME_BYTES:
         stem = stem[:-1]
-    return stem + ext
+    return (stem + ext) if stem else "upload" + ext
 
 
 def save(folder: Path, name: str, data: bytes, max_mb: float) -> Path:
@@ -48,21 +51,43 @@ def save(folder: Path, name: str, data: bytes, max_mb: float) -> Path:
     if len(data) > max_mb * 2**20:
         raise UploadError(f"{name}: too large ({len(data) / 2**20:.3g} MB, over the {max_mb:g} MB limit)")
     folder.mkdir(parents=True, exist_ok=True)
-    stem, ext = os.path.splitext(clean)
-    target, n = folder / clean, 1
-    while target.exists():
-        if target.is_file() and target.read_bytes() == data:
-            return target  # the same file uploaded again: nothing to write
-        n += 1
-        target = folder / f"{stem} ({n}){ext}"
-    if target.resolve().parent != folder.resolve():  # belt and braces: safe_name already forbids it
+    if "/" in clean or clean in (".", ".."):  # belt and braces: safe_name forbids it
         raise UploadError(f"{name}: refused, the name points outside the library folder")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
+            fh.flush()
+            os.fsync(fh.fileno())
+        return _link_under_free_name(tmp, folder, clean, data)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+
+
+def _link_under_free_name(tmp: str, folder: Path, clean: str, data: bytes) -> Path:
+    """Give the written file the first free name of "x.pdf", "x (2).pdf", ...; an identical file
+    already under one of them is kept instead (the same upload twice)."""
+    stem, ext = os.path.splitext(clean)
+    for n in range(1, 10_000):
+        target = folder / (clean if n == 1 else f"{stem} ({n}){ext}")
+        try:
+            os.link(tmp, target)  # create-exclusive: never replaces what is there, follows no symlink
+        except FileExistsError:
+            if target.is_file() and not target.is_symlink() and _same(target, data):
+                return target
+            continue
+        _fsync_folder(folder)
+        return target
+    raise UploadError(f"{clean}: 10,000 files of that name are already in the library folder")
+
+
+def _same(path: Path, data: bytes) -> bool:
+    return path.stat().st_size == len(data) and path.read_bytes() == data
+
+
+def _fsync_folder(folder: Path):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

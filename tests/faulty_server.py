@@ -40,9 +40,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):  # /v1/models: the health check sees a server that is up
+        self.server.authorizations.append(self.headers.get("Authorization"))
         self._send(200, "application/json", b'{"object": "list", "data": [{"id": "faulty"}]}')
 
     def do_POST(self):
+        self.server.authorizations.append(self.headers.get("Authorization"))
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         mode = self.path.strip("/").split("/")[0]
         if mode == "html":
@@ -57,9 +59,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        if mode == "hostile":
-            for word in HOSTILE_ANSWER.split(" "):
-                self.wfile.write(_chunk(word + " "))
+        if mode == "hostile":  # the server's answer (HOSTILE_ANSWER unless set), a piece at a time
+            text = self.server.answer
+            for i in range(0, len(text), 24):
+                self.wfile.write(_chunk(text[i : i + 24]))
+                self.wfile.flush()
+                time.sleep(self.server.delay_s)
             final = json.loads(_chunk("")[6:])
             final["choices"][0]["finish_reason"] = "stop"
             self.wfile.write(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n")
@@ -81,9 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FaultyServer:
-    def __init__(self, hold_s: float = 30.0):
+    def __init__(self, hold_s: float = 30.0, answer: str = HOSTILE_ANSWER, delay_s: float = 0.0):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.hold_s = hold_s
+        self.httpd.answer, self.httpd.delay_s = answer, delay_s
+        self.httpd.authorizations = []  # the Authorization header of every request (None: none sent)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT
 from ingest.pipeline import Ingestor
 from make_files import text_pdf
+from rag import llm_server
 
 FACTS = [
     "Household paperwork. The tax return for 2025 is due on the 31st of July 2026.",
@@ -84,7 +85,8 @@ def test_model_server_starting_is_shown_and_sources_still_come(filled, home):
     try:
         (home / "llm.json").write_text(json.dumps({
             "engine": "llamacpp", "model": "qwen", "url": "http://127.0.0.1:9/v1", "pid": sleeper.pid,
-            "port": 9, "log": None, "started_at": time.time() - 3, "managed": True}))
+            "port": 9, "log": None, "started_at": time.time() - 3, "managed": True,
+            "proc_start": llm_server.process_start_time(sleeper.pid)}))
         at = run_app()
         assert any("is starting" in i.value for i in at.sidebar.info)
         at.chat_input[0].set_value("When is the boiler serviced?").run()
@@ -185,3 +187,37 @@ def test_a_remote_server_that_does_not_answer_is_said_so(filled, monkeypatch):
     assert any("does not answer" in _plain(e.value) for e in at.sidebar.error)
     at.chat_input[0].set_value("When is the boiler serviced?").run()
     assert any("could not be reached" in _plain(w.value) for w in at.warning) and at.main.expander
+
+
+def test_the_api_key_goes_only_to_the_configured_server(filled, monkeypatch):
+    """HEARTH_LLM_API_KEY is for HEARTH_LLM_URL: a server typed in the sidebar never gets it, and a
+    typed URL off this machine is refused unless the configuration allows its host."""
+    from faulty_server import FaultyServer
+
+    with FaultyServer(answer="Kept for six years [1].") as configured, FaultyServer(answer="Six years [1].") as typed:
+        monkeypatch.setenv("HEARTH_LLM_URL", configured.url("hostile"))
+        monkeypatch.setenv("HEARTH_LLM_API_KEY", "s3cret")
+        at = run_app()
+        at.chat_input[0].set_value("How long are receipts kept?").run()
+        assert "Bearer s3cret" in configured.httpd.authorizations
+        at.sidebar.text_input(key="llm_url").set_value(typed.url("hostile")).run()
+        at.chat_input[0].set_value("How long are receipts kept?").run()
+        assert typed.httpd.authorizations and not any("s3cret" in (a or "") for a in typed.httpd.authorizations)
+        assert "Six years" in _plain(at.session_state.chats["default"][-1].answer)
+
+        at.sidebar.text_input(key="llm_url").set_value("http://gpu-box.invalid:8000/v1").run()
+        assert any("gpu-box.invalid is not on this machine" in _plain(e.value) for e in at.sidebar.error)
+        assert "llm_url" not in at.session_state.overrides  # back to the configured server
+
+
+def test_only_configured_hosts_may_be_typed_as_a_model_server():
+    from ingest.settings import load_settings
+    from rag.llm_server import ServerError, check_url
+
+    settings = load_settings(llm_url="http://team-gpu:8000/v1", llm_allowed_hosts="gpu-box, lab.example")
+    for ok in ("http://127.0.0.1:8000/v1", "http://localhost:1/v1", "http://[::1]:8/v1", "http://gpu-box:8000/v1",
+               "https://lab.example/v1", "http://team-gpu:9000/v1"):
+        assert check_url(ok, settings) == ok
+    for refused in ("http://10.0.0.5:8000/v1", "http://gpu-box.evil:8000/v1", "http://example.com/v1"):
+        with pytest.raises(ServerError, match="HEARTH_LLM_ALLOWED_HOSTS"):
+            check_url(refused, settings)

@@ -232,3 +232,138 @@ def test_html_and_script_in_a_model_answer_never_run(browser, tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+class _Listener:
+    """An HTTP server on 127.0.0.1 that every payload points at: it counts what reaches it."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hits = self.hits = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_HEAD = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        import threading
+
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_nothing_a_document_or_an_answer_writes_reaches_the_network(browser, tmp_path):
+    """Images, links, raw HTML, CSS, data: URIs, directives, LaTeX and broken fences, written by a
+    document (source cards, file names in the library table) and by the model (while it streams and
+    once it has finished), and the exported answer opened as a web page: not one request leaves."""
+    from markdown_it import MarkdownIt
+
+    from faulty_server import FaultyServer
+    from payloads import payloads
+
+    listener = _Listener()
+    attacks = payloads(listener.base)
+    assert len(attacks) >= 20
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "payloads.md").write_text("# Receipts\n\nReceipts are kept for six years.\n\n" + "\n\n".join(attacks))
+    (docs / "one-line.txt").write_text("Receipts are kept for six years. " + " ".join(a.replace("\n", " ") for a in attacks))
+    (docs / ":red[x] ![a](b.png) <img src=x> [l](y).txt").write_text("Receipts are kept for six years.")
+    home = tmp_path / "home"
+    lib = Library(load_settings(home=home))
+    Ingestor(lib).sync([docs])
+    lib.close()
+    answer = "Receipts are kept for six years [1].\n\n" + "\n\n".join(attacks) + " [2]"
+    with FaultyServer(answer=answer, delay_s=0.15) as server:
+        proc, url = _serve(home, HEARTH_LLM_URL=server.url("hostile"))
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page = context.new_page()
+            outside = []  # any request that is not to the app itself
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+            page.goto(url)
+            box = page.get_by_placeholder(ASK)
+            box.wait_for(timeout=120_000)
+            box.fill("How long are receipts kept? " + attacks[0])
+            box.press("Enter")
+            page.get_by_text("▌").first.wait_for(timeout=120_000)  # streaming: part of the payloads shown
+            page.wait_for_timeout(1500)
+            streaming = len(listener.hits)
+            page.screenshot(path=ARTIFACTS / "08-payloads-streaming.png")
+            page.get_by_role("button", name="Export answer").wait_for(timeout=120_000)
+            for summary in page.locator("[data-testid='stExpander'] summary").all():  # every source card open
+                summary.click()
+            page.wait_for_timeout(1500)
+            main = page.locator("[data-testid='stMainBlockContainer']")
+            assert main.count() == 1 and "/img.png?d=secret" in main.inner_text()  # shown, as text
+            assert main.locator("img, iframe, video, audio, svg image, link").count() == 0
+            page.screenshot(path=ARTIFACTS / "09-payloads-answered.png", full_page=True)
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Export answer").click()
+            exported = open(download.value.path(), encoding="utf-8").read()
+
+            page.get_by_text("Library", exact=True).click()
+            page.get_by_text("3 documents", exact=True).wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=ARTIFACTS / "10-payloads-library.png")
+
+            viewer = context.new_page()  # the export as a Markdown viewer shows it (CommonMark + GFM links)
+            viewer.on("request", lambda r: outside.append(r.url) if not r.url.startswith("about:") else None)
+            viewer.set_content(MarkdownIt("gfm-like").render(exported))
+            viewer.wait_for_timeout(1500)
+            assert "/img.png?d=secret" in viewer.inner_text("body")
+            context.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            listener.close()
+    print(f"\n{len(attacks)} payloads; requests to the listener: {len(listener.hits)} (while streaming: {streaming})")
+    assert listener.hits == [] and outside == [], (listener.hits, outside)
+
+
+def test_the_app_is_private_however_it_is_started(browser, tmp_path):
+    """`streamlit run /path/to/app.py` from another folder, with a user config that asks for every
+    interface and usage statistics: the app still listens on 127.0.0.1 only and the page asks for
+    nothing outside. Forced onto all interfaces by a flag, it shows nothing but a refusal."""
+    user = tmp_path / "user-home"
+    (user / ".streamlit").mkdir(parents=True)
+    (user / ".streamlit" / "config.toml").write_text(
+        '[server]\naddress = "0.0.0.0"\n[browser]\ngatherUsageStats = true\n')
+    env = {**os.environ, "HOME": str(user), "HEARTH_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    env.pop("HEARTH_LLM_URL", None)
+    for extra, private in (([], True), (["--server.address", "0.0.0.0"], False)):
+        port = _free_port()
+        proc = subprocess.Popen([str(ROOT / ".venv/bin/streamlit"), "run", str(ROOT / "app.py"), "--server.port",
+                                 str(port), "--server.headless", "true", *extra], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            _wait_for_port(port, proc)
+            page = browser.new_page()
+            outside = []
+            page.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)
+            page.goto(f"http://127.0.0.1:{port}")
+            if private:
+                _assert_not_reachable_from_outside(port)
+                page.get_by_placeholder(ASK).wait_for(timeout=120_000)
+            else:
+                page.get_by_text("so other machines could reach your documents").wait_for(timeout=120_000)
+                assert page.get_by_placeholder(ASK).count() == 0
+            page.wait_for_timeout(1000)
+            assert outside == []
+            page.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

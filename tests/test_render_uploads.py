@@ -6,7 +6,10 @@ import os
 
 import pytest
 
-from rag import render, uploads
+from payloads import payloads
+from rag import export, render, uploads
+from rag.answer import Answer, Citation
+from rag.search import Hit
 from rag.uploads import UploadError, safe_name
 
 ATTACK = "<script>window.x=1</script> <img src=x onerror=\"alert(1)\"> :red[big] $x$ **bold** [a](javascript:1)"
@@ -21,8 +24,54 @@ def test_document_text_has_every_markdown_character_escaped():
 
 def test_answers_keep_markdown_but_not_html_math_or_directives():
     md = render.answer("Use **read.csv** and `df$x`:\n\n- <b>one</b> costs $5 and $6 :red[x]")
-    assert "**read.csv**" in md and "`df$x`" in md and "- " in md  # formatting and code untouched
+    assert "**read\\.csv**" in md and "`df$x`" in md and "- " in md  # formatting and code kept
     assert "\\<b\\>" in md and "\\$5" in md and "\\:red" in md
+    assert render.answer("  1. one\n    - two\n## Head") == "   1. one\n      - two\n## Head"
+
+
+def _tags(markdown: str) -> list[tuple[str, list]]:
+    """Every HTML element a CommonMark + GFM viewer (markdown-it, with linkify) makes of `markdown`."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    tags = []
+    parser = HTMLParser()
+    parser.handle_starttag = lambda tag, attrs: tags.append((tag, attrs))
+    parser.feed(MarkdownIt("gfm-like").render(markdown))
+    return tags
+
+
+INERT = {"p", "strong", "em", "code", "pre", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
+
+
+@pytest.mark.parametrize("payload", payloads("http://127.0.0.1:9"))
+def test_nothing_a_model_or_document_writes_becomes_a_link_image_or_html(payload):
+    for markdown in (render.answer(payload), render.text(payload), render.passage(payload, [payload])):
+        tags = _tags(markdown.replace(":orange-background[", "").replace("]", ""))
+        assert all(tag in INERT and not attrs for tag, attrs in tags), (payload, markdown, tags)
+    assert "127.0.0.1:9" in render.answer(payload).replace("\\", "")  # shown as text, not dropped
+
+
+@pytest.mark.parametrize("payload", payloads("http://127.0.0.1:9"))
+def test_an_export_links_only_to_its_own_footnotes(payload):
+    hit = Hit(payload, f"/lib/{payload[:40]}.md", 2, 0.9, "d:0", payload)
+    answer = Answer(payload, payload + " [1]", [Citation(1, hit.source, 2, payload, payload, "d:0")], [hit],
+                    payload, error=payload)
+    for markdown in (export.answer_markdown(answer, collection=payload), export.chat_markdown([answer, answer])):
+        for tag, attrs in _tags(markdown):
+            assert tag in INERT | {"a", "section", "sup", "br", "hr"}, (tag, attrs)
+            hrefs = [v for k, v in attrs if k in ("href", "src", "style", "poster", "srcset")]
+            assert all(v.startswith("#") for v in hrefs if v is not None), (payload, attrs)
+
+
+def test_unclosed_and_mid_line_fences_leave_the_rest_escaped():
+    assert render.answer("see ```x ![a](http://h/i.png)").endswith(r"\!\[a\]\(http\:\/\/h\/i\.png\)")
+    md = render.answer("```python\nx = '![a](b)' ``` \n")
+    assert md.startswith("````\n") and md.endswith("\n````")  # run to the end, then closed, by a longer fence
+    assert [tag for tag, _ in _tags(render.answer("``` `` ``` and `x`"))] == ["p", "code", "code"]
+    fenced = render.answer("```\nclose ```` early?\n```")
+    assert fenced.splitlines()[0] == "`````" and fenced.splitlines()[-1] == "`````"  # longer than any run inside
 
 
 def test_the_sentence_an_answer_cites_is_highlighted():
@@ -100,3 +149,22 @@ def test_an_upload_never_writes_through_a_symlink(tmp_path):
     saved = uploads.save(folder, "notes.txt", b"uploaded", max_mb=1)
     assert outside.read_text() == "keep me" and saved.parent == folder and not saved.is_symlink()
     assert saved.read_bytes() == b"uploaded"
+
+
+def test_a_name_that_is_all_extension_ends_and_fits():
+    for name in ("x." + "a" * 300, "." + "b" * 400, "report." + "é" * 200):
+        clean = safe_name(name)
+        assert clean and len(clean.encode()) <= uploads.MAX_NAME_BYTES
+    assert safe_name("." + "b" * 400).startswith("b")  # the "extension" was the name
+
+
+def test_two_uploads_of_one_name_at_once_each_keep_their_bytes(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "library"
+    blobs = [f"version {i} ".encode() * 2000 for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        saved = list(pool.map(lambda data: uploads.save(folder, "notes.txt", data, max_mb=1), blobs))
+    assert len(set(saved)) == 8  # none overwrote another
+    assert sorted(p.read_bytes() for p in saved) == sorted(blobs)
+    assert sorted(os.listdir(folder)) == sorted(p.name for p in saved)  # no temp file left

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
+import os
+import secrets
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -44,8 +45,23 @@ def _key(text: str) -> str:
 
 
 def instance_id(home: Path) -> str:
-    """This machine and home: whose journal entries are whose."""
-    return _key(f"{socket.gethostname()}:{Path(home).resolve()}")[:12]
+    """This instance's random id, made once and kept in <home>/instance-id: whose journal entries,
+    documents and lease are whose. (A host name and a path can be the same on two machines.)"""
+    path = Path(home) / "instance-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".instance-id.{os.getpid()}")
+    tmp.write_text(secrets.token_hex(8) + "\n")
+    try:
+        os.link(tmp, path)  # whole or not at all, and never over another's: two processes agree on one id
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
 
 
 class ServerManifest(Manifest):
@@ -53,7 +69,7 @@ class ServerManifest(Manifest):
 
     def __init__(self, client, cache_path: Path, collection: str, instance: str, physical: str | None = None):
         self.catalog = client.get_or_create_collection(CATALOG, embedding_function=None)
-        self.instance = instance
+        self.instance = self.owner = instance
         self._ups: dict[str, tuple[dict, str]] | None = None  # the open transaction's upserts and deletes
         self._dels: list[str] | None = None
         super().__init__(cache_path, collection, physical)
@@ -199,6 +215,10 @@ class ServerManifest(Manifest):
 
     def journal_done(self, doc_id: str, op: str):
         self._delete(f"journal:{self.collection}:{self.instance}:{doc_id}:{op}")
+
+    def clear_journals(self):
+        """Every instance's entries (after a sweep, under the lease: none is in flight)."""
+        self.catalog.delete(where=self._where("journal"))
 
     # --- problems ---------------------------------------------------------------------------------
     def problems(self) -> dict[str, tuple[str, int, int]]:

@@ -10,11 +10,12 @@ from contextlib import contextmanager
 from functools import cached_property
 
 from .embedding import Embedder
+from .lease import Lease
 from .lock import writer_lock
 from .catalog import ServerManifest, instance_id
 from .manifest import FileRecord, Manifest, is_rebuild_of
 from .settings import Settings
-from .store import ModelMismatch, Store, check_collection_name, drop_stale_view, mismatch_message, saw_generation
+from .store import MAX_BATCH, ModelMismatch, Store, check_collection_name, drop_stale_view, mismatch_message, saw_generation
 
 
 class Library:
@@ -27,7 +28,7 @@ class Library:
                                            instance_id(settings.home), physical)
         else:
             self.manifest = Manifest(settings.manifest_path, self.name, physical)
-
+        self.lease: Lease | None = None  # held while writing to a shared Chroma server
     @property
     def physical(self) -> str:
         """The name its rows and Chroma collection are stored under (see manifest.py)."""
@@ -123,16 +124,47 @@ class Library:
 
     @contextmanager
     def writing(self, wait: float | None = None, on_wait=None):
-        """Hold the store's writer lock (one writer at a time, across processes)."""
+        """Hold the store's writer lock (one writer at a time, across processes) and, against a
+        Chroma server, its lease (one writer at a time across instances: lease.py)."""
         with writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait):
-            if self._refresh() | self.manifest.refresh():  # another process wrote, or rebuilt it
-                self.__dict__.pop("collection", None)
-            self.clean_rebuilds()
+            if self.settings.chroma_url:
+                self.lease = Lease(self.manifest.catalog, self.manifest.instance, self.settings.chroma_lease_s)
+                self.lease.acquire(wait, on_wait)
             try:
+                if self._refresh() | self.manifest.refresh():  # another process wrote, or rebuilt it
+                    self.__dict__.pop("collection", None)
+                self.clean_rebuilds()
                 yield
             finally:
                 if not self.settings.chroma_url:
                     saw_generation(self.settings.chroma_path, self.manifest.generation())
+                if self.lease is not None:
+                    self.lease.release()
+                    self.lease = None
+
+    def check_writer(self):
+        """Before each write to Chroma: this instance must still hold the shared server's lease."""
+        if self.lease is not None:
+            self.lease.check()
+
+    def sweep(self) -> int:
+        """Delete chunks that no file record names, and every instance's journal entries: run by a
+        writer that took the lease over from one that died mid-write (nothing else writes meanwhile).
+        Returns the number of chunks deleted."""
+        live = {r.doc_id for r in self.documents()}
+        orphans: list[str] = []
+        offset = 0
+        while True:
+            got = self.collection.get(include=["metadatas"], limit=MAX_BATCH, offset=offset)
+            orphans += [cid for cid, m in zip(got["ids"], got["metadatas"]) if m["doc_id"] not in live]
+            if len(got["ids"]) < MAX_BATCH:
+                break
+            offset += MAX_BATCH
+        for i in range(0, len(orphans), MAX_BATCH):
+            self.check_writer()
+            self.collection.delete(ids=orphans[i : i + MAX_BATCH])
+        self.manifest.clear_journals()
+        return len(orphans)
 
     def _refresh(self) -> bool:
         if self.settings.chroma_url:  # a server's answers are always current

@@ -96,12 +96,15 @@ class FileRecord:
     pages: int | None = None
     notes: str | None = None
     indexed_at: float = 0.0
+    owner: str | None = None  # the instance that wrote it, against a shared Chroma server (catalog.py)
 
 
 _FILE_COLUMNS = "path, doc_id, size, mtime_ns, sha256, chunks, pages, notes, indexed_at"
 
 
 class Manifest:
+    owner: str | None = None  # whose records this instance writes: only a shared server's catalog has owners
+
     def __init__(self, path: Path, collection: str, physical: str | None = None):
         """The manifest of collection `collection`; `physical` opens a rebuild of it instead."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -327,6 +330,9 @@ class Manifest:
         self.db.execute(
             "DELETE FROM journal WHERE collection=? AND doc_id=? AND op=?", (self.collection, doc_id, op)
         )
+
+    def clear_journals(self):
+        self.db.execute("DELETE FROM journal WHERE collection=?", (self.collection,))
 
     # --- problems: files that could not be ingested, kept so they are reported, not retried blindly
     def problems(self) -> dict[str, tuple[str, int, int]]:

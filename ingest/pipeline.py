@@ -29,6 +29,7 @@ from .store import MAX_BATCH, store_errors
 
 GROUP_CHUNKS = 256  # chunks embedded and written at a time; small files share a group
 LOOKAHEAD = 4  # files read ahead of the embedder
+QUEUED_PARTS = 16  # parts (a PDF's 32 pages, or a small file) waiting for the embedder, at most
 IGNORED_PREFIXES = (".", "~$", ".~lock")
 IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
 
@@ -149,7 +150,10 @@ class Ingestor:
         if self.manifest.model() is not None:
             self.lib.check_model()
 
-        gone = {p: r for p, r in records.items() if p not in found and any(_under(p, root) for root in roots)}
+        # Only this instance's own documents can be gone: against a shared server, another machine's
+        # files under the same path are not on this one to be seen (catalog.py).
+        gone = {p: r for p, r in records.items() if p not in found and any(_under(p, root) for root in roots)
+                and self._own(r)}
         for arg in missing_args:
             if not any(_under(p, arg) for p in records):
                 report.results.append(FileResult(arg, "failed", reason="no such file or folder"))
@@ -182,8 +186,17 @@ class Ingestor:
                 self.manifest.clear_problem(path)
         return removed
 
+    def _own(self, rec: FileRecord) -> bool:
+        return rec.owner is None or rec.owner == self.manifest.owner
+
     def repair(self) -> int:
-        """Undo whatever an interrupted run left half-done. Returns the number of entries repaired."""
+        """Undo whatever an interrupted run left half-done. Returns the number of entries repaired.
+        Having taken a shared server's lease from a writer that died, sweep what it left too."""
+        if self.lib.lease is not None and self.lib.lease.took_over:
+            self.lib.lease.took_over = False
+            swept = self.lib.sweep()
+            if swept:
+                return swept
         entries = self.manifest.journal()
         if not entries:
             return 0
@@ -192,6 +205,7 @@ class Ingestor:
         # between them must not cost a live document its chunks.
         live = self.manifest.live_doc_ids([doc for doc, _ in entries])
         for doc_id, op in entries:
+            self.lib.check_writer()
             if doc_id not in live:
                 self.lib.collection.delete(where={"doc_id": doc_id})
             self.manifest.journal_done(doc_id, op)
@@ -265,7 +279,8 @@ class Ingestor:
                 continue
             same = [r for r in by_hash.get(sha, ()) if r.path not in moved_away]
             # Moved or renamed: identical content whose old path is gone (this sync's folders or any other).
-            origin = next((r for r in same if r.path in gone or (r.path not in found and not os.path.exists(r.path))), None)
+            origin = next((r for r in same if r.path in gone or (self._own(r) and r.path not in found
+                                                                  and not os.path.exists(r.path))), None)
             if not rec and origin is not None:
                 moved_away.add(origin.path)
                 moves.append((origin.path, path, st))
@@ -285,13 +300,14 @@ class Ingestor:
         t = time.perf_counter()
         ids = [f"{rec.doc_id}:{i}" for i in range(rec.chunks)]
         meta = {"source": new_path, "filename": os.path.basename(new_path)}
+        self.lib.check_writer()
         for i in range(0, len(ids), MAX_BATCH):  # Chroma first: a crash here is redone next run
             batch = ids[i : i + MAX_BATCH]
             self.lib.collection.update(ids=batch, metadatas=[meta] * len(batch))
         with self.manifest.transaction():
             self.manifest.delete_file(rec.path)
             self.manifest.put_file(FileRecord(new_path, rec.doc_id, st.st_size, st.st_mtime_ns, rec.sha256,
-                                              rec.chunks, rec.pages, rec.notes, time.time()))
+                                              rec.chunks, rec.pages, rec.notes, time.time(), self.manifest.owner))
             self.manifest.clear_problem(new_path)
         report.timings["write"] += time.perf_counter() - t
         report.results.append(FileResult(new_path, "moved", rec.chunks, previous=rec.path))
@@ -307,6 +323,7 @@ class Ingestor:
 
     def _delete_chunks(self, doc_id: str, n: int):
         if not self.manifest.live_doc_ids([doc_id]):  # named by another path: a move a crash cut short
+            self.lib.check_writer()
             ids = [f"{doc_id}:{i}" for i in range(n)]
             for i in range(0, len(ids), MAX_BATCH):
                 self.lib.collection.delete(ids=ids[i : i + MAX_BATCH])
@@ -322,7 +339,7 @@ class Ingestor:
             return
         self.lib.collection  # open (and check) the store and the chunk sizes before any work
         self.chunk_spec
-        events: queue.Queue = queue.Queue()
+        events: queue.Queue = queue.Queue(QUEUED_PARTS)  # the reader waits while the embedder catches up
         queued = threading.Semaphore(LOOKAHEAD)  # files read ahead of the embedder
         stop = threading.Event()
         worker = threading.Thread(target=self._read_files, args=(jobs, events, queued, stop, report.timings),
@@ -367,22 +384,24 @@ class Ingestor:
                     return
                 parsed = _Parsed(job)
                 if job.source is None:  # else its vectors are copied from the identical document
-                    parsed.error = self._read(parsed, events, timings)
-                events.put(("error" if parsed.error else "read", parsed, None))
+                    parsed.error = self._read(parsed, lambda e: _put(events, e, stop), timings)
+                _put(events, ("error" if parsed.error else "read", parsed, None), stop)
+        except _Stopped:
+            return
         except BaseException as exc:  # a bug, not a bad file: raised again in the ingesting thread
-            events.put(("crash", None, exc))
+            _put(events, ("crash", None, exc), stop)
 
-    def _read(self, parsed: _Parsed, events: queue.Queue, timings) -> str:
+    def _read(self, parsed: _Parsed, put, timings) -> str:
         """Read one file, passing its chunks on as they come; the reason it failed, or ''."""
         t = time.perf_counter()
-        spec, got = self.chunk_spec, [0]
+        spec, got, s = self.chunk_spec, [0], self.lib.settings
 
         def on_chunks(chunks):
             got[0] += len(chunks)
-            events.put(("chunks", parsed, chunks))
+            put(("chunks", parsed, chunks))
 
         try:
-            loaded = self._reader.load(parsed.job.path, spec, on_chunks)
+            loaded = self._reader.load(parsed.job.path, spec, on_chunks, s.max_file_chars, s.max_file_chunks)
         except loaders.LoadError as exc:
             return str(exc)
         finally:
@@ -435,6 +454,7 @@ class Ingestor:
                     self.manifest.journal_add(p.doc_id, "add")
                     p.journaled = True
         col = self.lib.collection
+        self.lib.check_writer()
         for i in range(0, len(waiting), GROUP_CHUNKS):
             batch = waiting[i : i + GROUP_CHUNKS]
             t = time.perf_counter()
@@ -451,6 +471,7 @@ class Ingestor:
         if not finished:
             return
         t = time.perf_counter()
+        self.lib.check_writer()
         for p in finished:
             if p.job.source is not None:
                 self._copy_vectors(p)
@@ -460,7 +481,8 @@ class Ingestor:
                 n = len(p.chunks) if job.source is None else job.source.chunks
                 pages = p.pages if job.source is None else job.source.pages
                 self.manifest.put_file(FileRecord(job.path, p.doc_id, job.stat.st_size, job.stat.st_mtime_ns,
-                                                  job.sha256, n, pages, p.notes or None, time.time()))
+                                                  job.sha256, n, pages, p.notes or None, time.time(),
+                                                  self.manifest.owner))
                 self.manifest.journal_done(p.doc_id, "add")
                 self.manifest.clear_problem(job.path)
                 if job.source is None:
@@ -503,6 +525,19 @@ class Ingestor:
             self.lib.collection.add(ids=new_ids, embeddings=got["embeddings"], documents=texts, metadatas=metas)
 
 
+class _Stopped(Exception):
+    """The ingest ended (an error in the embedding thread) while the reader waited to hand over."""
+
+
+def _put(events: queue.Queue, event, stop: threading.Event):
+    while True:
+        try:
+            return events.put(event, timeout=0.2)
+        except queue.Full:
+            if stop.is_set():
+                raise _Stopped from None
+
+
 def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:
     meta = {
         "doc_id": p.doc_id,
@@ -528,7 +563,7 @@ def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None
     (Library.clean_rebuilds). Call it holding lib.writing()."""
     target = f"{lib.name}{REBUILD_MARK}{secrets.token_hex(4)}"
     build = Library(lib.settings, lib.name, physical=target)
-    build.embedder = lib.embedder
+    build.embedder, build.lease = lib.embedder, lib.lease
     try:
         wanted = [rec.path for rec in lib.documents()] + [os.path.abspath(p) for p in paths]
         report = Ingestor(build, progress).sync(list(dict.fromkeys(wanted)))

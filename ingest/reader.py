@@ -9,8 +9,13 @@ The child also cuts the text into chunks when asked (a ChunkSpec): chunking is p
 the parent it would hold the GIL that the embedding thread needs between torch's operations
 (embedding beside one busy Python thread ran at 31 passages/s, beside a busy process at 79).
 
+Each file is also held to a number of characters and of chunks (a 150 MB text file of one repeated
+word is small on disk and endless in the index): the child stops it at the limit with a reason that
+names the setting, and the parent takes its chunks only as fast as it embeds them (a bounded queue in
+the pipeline; time spent waiting on it is not counted against the file's time limit).
+
 Protocol on the child's stdin/stdout: length-prefixed JSON, one request ({"path", "chunk": ChunkSpec
-or null}) per file, answered by zero or more {"part": [chunk, ...]} (a PDF's pages, a few dozen at a
+or null, "limits": {"chars", "chunks"}}) per file, answered by zero or more {"part": [chunk, ...]} (a PDF's pages, a few dozen at a
 time, chunked as they are read) and one {"ok": Loaded} or {"error": reason}. JSON, not pickle: the child
 handles untrusted input.
 """
@@ -65,20 +70,35 @@ def _receive(fd: int, deadline: float | None = None):
 _chunkers: dict[ChunkSpec, object] = {}
 
 
-def read_one(path: str, spec: ChunkSpec | None = None, send=None) -> dict:
+def _check(limits: dict, chars: int, chunks: int):
+    if limits.get("chars") and chars > limits["chars"]:
+        raise LoadError(f"more than {limits['chars']:,} characters of text, over the limit: raise "
+                        "HEARTH_MAX_FILE_CHARS and re-index it (hearth ingest --force)")
+    if limits.get("chunks") and chunks > limits["chunks"]:
+        raise LoadError(f"more than {limits['chunks']:,} passages, over the limit: raise HEARTH_MAX_FILE_CHUNKS "
+                        "and re-index it (hearth ingest --force)")
+
+
+def read_one(path: str, spec: ChunkSpec | None = None, send=None, limits: dict | None = None) -> dict:
     """Load one file; every failure becomes a plain reason (runs in the child). Given a ChunkSpec,
     its chunks go to send({"part": [...]}) as pages are read, and the reply holds no text."""
+    limits = limits or {}
     try:
         if spec is None:
-            return {"ok": asdict(loaders.load(path))}
+            loaded = loaders.load(path)
+            _check(limits, sum(len(s.text) for s in loaded.sections), 0)
+            return {"ok": asdict(loaded)}
         if spec not in _chunkers:
             _chunkers[spec] = spec.chunker()
-        numbered = 0
+        numbered, chars = 0, 0
 
         def part(sections):
-            nonlocal numbered
+            nonlocal numbered, chars
+            chars += sum(len(s.text) for s in sections)
+            _check(limits, chars, 0)
             chunks = _chunkers[spec].chunk(sections, numbered)
             numbered += len(chunks)
+            _check(limits, chars, numbered)
             send({"part": [asdict(c) for c in chunks]})
 
         loaded = loaders.load(path, part)
@@ -133,19 +153,25 @@ class Reader:
             self._ready = True
         return self._proc
 
-    def load(self, path: str, chunk: ChunkSpec | None = None, on_chunks=None) -> Loaded:
+    def load(self, path: str, chunk: ChunkSpec | None = None, on_chunks=None, max_chars: int = 0,
+             max_chunks: int = 0) -> Loaded:
         """The file's sections; or, given a ChunkSpec, its chunks and no sections: passed to
         on_chunks(list) part by part as the child reads the file, else collected in Loaded.chunks.
-        Should the file then fail, LoadError comes after the parts already passed on."""
+        Should the file then fail, LoadError comes after the parts already passed on. A file over
+        max_chars characters or max_chunks chunks (0: no limit) fails with a reason naming the setting."""
         chunks: list[Chunk] = []
         with self._lock:
             proc = self._start()
             deadline = time.monotonic() + self.timeout_s
+            request = {"path": path, "chunk": asdict(chunk) if chunk else None,
+                       "limits": {"chars": max_chars, "chunks": max_chunks}}
             try:
-                _send(proc.stdin.fileno(), {"path": path, "chunk": asdict(chunk) if chunk else None})
+                _send(proc.stdin.fileno(), request)
                 while "part" in (reply := _receive(proc.stdout.fileno(), deadline)):
                     part = [Chunk(**c) for c in reply["part"]]
+                    waited = time.monotonic()
                     on_chunks(part) if on_chunks else chunks.extend(part)
+                    deadline += time.monotonic() - waited  # the embedder catching up is not this file's time
             except TimeoutError:
                 self.close()
                 raise LoadError(f"took longer than {self.timeout_s:g} s to read; stopped "
@@ -159,6 +185,9 @@ class Reader:
             except (OSError, ValueError) as exc:  # a garbled reply: start afresh with the next file
                 self.close()
                 raise LoadError(f"the file reader failed ({type(exc).__name__}: {str(exc)[:120]})") from None
+            except BaseException:  # the caller gave up mid-file (on_chunks raised): the child is mid-reply
+                self.close()
+                raise
         if "error" in reply:
             raise LoadError(reply["error"])
         got = reply["ok"]
@@ -204,9 +233,15 @@ def _child(memory_bytes: int, timeout_s: float) -> None:
             return
         # The parent stops a file at timeout_s; should the parent itself die meanwhile, the alarm
         # (default action: terminate) ends this process a little later instead of letting it run on.
-        signal.alarm(math.ceil(timeout_s) + 5)
+        alarm = math.ceil(timeout_s) + 5
+        signal.alarm(alarm)
+
+        def send(part):
+            _send(replies, part)  # blocks while the parent catches up: that time is not the file's
+            signal.alarm(alarm)
+
         spec = ChunkSpec(**request["chunk"]) if request["chunk"] else None
-        reply = read_one(request["path"], spec, lambda part: _send(replies, part))
+        reply = read_one(request["path"], spec, send, request.get("limits"))
         signal.alarm(0)
         _send(replies, reply)
         heap.trim()  # a long PDF's objects: 590 -> 360 MB while the embedder catches up on its chunks

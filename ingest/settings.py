@@ -40,6 +40,10 @@ class Settings:
     chunk_overlap: int = 24
     max_file_mb: float = 200.0
     """Files larger than this are reported and skipped."""
+    max_file_chars: int = 40_000_000
+    """Characters of text one file may hold (~20,000 pages); a file with more is reported, not indexed."""
+    max_file_chunks: int = 100_000
+    """Passages one file may make (~100 MB of text to embed and keep); more is reported, not indexed."""
     parse_timeout: float = 300.0
     """Seconds one file may take to read (in a child process, see ingest/reader.py) before it is stopped."""
     parse_memory_mb: float = 1536.0
@@ -47,6 +51,8 @@ class Settings:
     chroma_url: str = ""
     """A Chroma server (http://host:8000) to use instead of the embedded store under HOME; the manifest
     then lives in the server too, so several instances share one library (ingest/catalog.py)."""
+    chroma_lease_s: float = 30.0
+    """Seconds a Chroma server's writer lease lasts unrenewed: how long others wait after a writer dies."""
     chroma_token: str = ""
     """Sent as "Authorization: Bearer <token>" to the Chroma server (or the proxy in front of it)."""
     library: str = ""

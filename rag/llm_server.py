@@ -284,15 +284,13 @@ def _command(engine: str, settings: Settings, port: int) -> tuple[list[str], dic
 
 def start(settings: Settings, engine: str | None = None, wait: bool = True, on_wait=None) -> ServerInfo:
     """Start the local server (or return the running one) and wait until it answers."""
+    proc = None
     with _state_lock(settings):
-        running = _read_state(settings)  # unreadable: ServerError, nothing started beside it
-        if running is not None and _ours(running):
-            if wait:
-                wait_until_ready(settings, running, None, on_wait)
-            return running
-        info, proc = _spawn(settings, engine or pick_engine(settings))
-        _write_state(settings, info)
-    if wait:
+        info = _read_state(settings)  # unreadable: ServerError, nothing started beside it
+        if info is None or not _ours(info):
+            info, proc = _spawn(settings, engine or pick_engine(settings))
+            _write_state(settings, info)
+    if wait:  # outside the lock: waiting marks the server ready, which takes the lock
         wait_until_ready(settings, info, proc, on_wait)
     return info
 

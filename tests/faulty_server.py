@@ -55,6 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, "application/octet-stream", bytes(range(256)) * 8)
         if mode == "silent":  # never answers; the client's timeout must end the wait
             time.sleep(self.server.hold_s)
+            self.server.holds_ended += 1
             return self._send(200, "text/plain", b"")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -79,6 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(0.05)
             if mode == "stall":
                 time.sleep(self.server.hold_s)
+                self.server.holds_ended += 1
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         self.wfile.flush()
@@ -91,6 +93,7 @@ class FaultyServer:
         self.httpd.hold_s = hold_s
         self.httpd.answer, self.httpd.delay_s = answer, delay_s
         self.httpd.authorizations = []  # the Authorization header of every request (None: none sent)
+        self.httpd.holds_ended = 0  # silent and stall requests whose hold_s ran out
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -146,7 +146,7 @@ def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path)
     with page.expect_download() as download:
         page.get_by_role("button", name="Export answer").click()
     md = open(download.value.path(), encoding="utf-8").read()
-    assert md.startswith("# Hearth answer") and "**Question:** How long do I have to keep receipts?" in md
+    assert md.startswith("# Hearth answer") and "**Question:** How long do I have to keep receipts\\?" in md
     assert "household\\.pdf, page 2" in md and "[^" in md and "> Receipts and bank statements" in md
 
     # The hostile document: its HTML shows as text, nothing runs.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 import pytest
 
@@ -52,7 +53,8 @@ def test_the_reader_enforces_its_limits_and_recovers(tmp_path, manuals):
     quick = reader.Reader(timeout_s=1, memory_mb=1536)
     with pytest.raises(LoadError, match="took longer than 1 s"):
         quick.load(str(slow))
-    assert quick.load(str(manuals / "R-data.pdf")).pages > 10  # a new child took over
+    # A new child took over: a one-page PDF reads in milliseconds, far inside the same limit.
+    assert quick.load(str(text_pdf(tmp_path / "one-page.pdf", ["Small PDFs still read."]))).pages == 1
     small = reader.Reader(timeout_s=60, memory_mb=600)  # the child itself needs ~230 MB
     with pytest.raises(LoadError, match="memory limit|crashed the file reader"):
         small.load(str(flate_bomb_pdf(tmp_path / "bomb.pdf", expanded_mb=800)))
@@ -84,3 +86,22 @@ def test_nothing_processable_exits_nonzero(tmp_path, open_library):
     assert report.exit_code() == 1
     report = Ingestor(open_library()).sync([tmp_path / "does-not-exist"])
     assert report.failures[0].reason == "no such file or folder" and report.exit_code() == 1
+
+
+def test_a_file_over_the_character_or_passage_limit_is_reported_and_the_rest_ingested(tmp_path, open_library, manuals):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "endless.txt").write_text("lorem ipsum dolor " * 20_000)  # 360,000 characters
+    shutil.copy(manuals / "R-data.pdf", folder / "R-data.pdf")  # 41 pages: over 50 passages, part by part
+    (folder / "small.md").write_text("# Boiler\n\nThe boiler is serviced every October.\n")
+    lib = open_library(max_file_chars=100_000, max_file_chunks=50)
+    report = Ingestor(lib).sync([folder])
+    reasons = {os.path.basename(r.path): r.reason for r in report.failures}
+    assert reasons["endless.txt"] == ("more than 100,000 characters of text, over the limit: raise "
+                                      "HEARTH_MAX_FILE_CHARS and re-index it (hearth ingest --force)")
+    assert reasons["R-data.pdf"] == ("more than 50 passages, over the limit: raise HEARTH_MAX_FILE_CHUNKS and "
+                                     "re-index it (hearth ingest --force)")
+    assert [os.path.basename(r.path) for r in lib.documents()] == ["small.md"]
+    assert lib.collection.count() == 1 and store_snapshot(lib)["orphans"] == []  # R-data's first parts undone
+    again = Ingestor(open_library(max_file_chunks=100_000)).sync([folder / "R-data.pdf"], force=True)
+    assert again.count("added") == 1  # the shared reader process is fine after stopping a file mid-way

@@ -278,3 +278,78 @@ def test_the_app_on_a_chroma_server_says_when_it_is_down_and_recovers(chroma, tm
     next(b for b in at.button if b.label == "Try again").click().run()
     assert not at.exception and not at.error
     assert len(at.session_state.chats["default"]) == 1  # the chat so far is kept
+
+
+def _catalog(chroma):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=chroma.port, settings=ChromaSettings(anonymized_telemetry=False))
+    return client.get_collection("hearth-catalog")
+
+
+def _check_clean(home, corpus, tmp_path, open_library, monkeypatch):
+    """The server's library, seen from `home`, is exactly a clean local ingest of `corpus`."""
+    monkeypatch.setenv("HEARTH_HOME", str(home))
+    shared = open_library()
+    search(shared, "lantern", mode="keyword")  # brings this instance's keyword cache up to date
+    monkeypatch.setenv("HEARTH_CHROMA_URL", "")
+    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / f"clean-{home.name}"))
+    clean = open_library()
+    Ingestor(clean).sync([corpus])
+    got, want = store_snapshot(shared), store_snapshot(clean)
+    assert got["orphans"] == [] and got["ids_unique"] and got["journal"] == []
+    assert got["documents"] == want["documents"] and got["chunks"] == want["chunks"]
+    assert got["keywords"] == want["keywords"]
+
+
+def test_one_writer_at_a_time_across_instances_and_a_killed_holder_is_taken_over(chroma, tmp_path, manuals,
+                                                                                   open_library, monkeypatch):
+    """Two machines ingest the same folder at once: the server's lease lets one write at a time, so
+    no chunk is orphaned. The holder killed -9 mid-write: the other waits for the lease to expire,
+    takes it over, sweeps what the dead writer left, and finishes."""
+    corpus = _notes(tmp_path / "corpus", n=30)
+    a, b = tmp_path / "machine-a", tmp_path / "machine-b"
+    both = [_spawn(home, "ingest", corpus, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for home in (a, b)]
+    for proc in both:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
+    assert (a / "instance-id").read_text() != (b / "instance-id").read_text()  # random, one per home
+    _check_clean(a, corpus, tmp_path, open_library, monkeypatch)
+    monkeypatch.setenv("HEARTH_CHROMA_URL", chroma.url)
+
+    for name in ("R-data.pdf", "R-intro.pdf"):  # enough work for the kill to land mid-write
+        (corpus / name).write_bytes((manuals / name).read_bytes())
+    holder = _spawn(a, "ingest", corpus, HEARTH_CHROMA_LEASE_S="6", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    catalog = _catalog(chroma)
+    wait_until(lambda: len(catalog.get(where={"kind": "journal"})["ids"]) > 0, 120)  # A is writing
+    waiter = _spawn(b, "ingest", corpus, HEARTH_CHROMA_LEASE_S="6", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    text=True)
+    time.sleep(1.5)
+    assert holder.poll() is None and waiter.poll() is None  # B waits for A's lease
+    holder.kill()
+    holder.wait()
+    assert catalog.get(where={"kind": "journal"})["ids"]  # A died mid-write, leaving its journal
+    _, stderr = waiter.communicate(timeout=600)
+    assert waiter.returncode == 0, stderr[-2000:]
+    assert "waiting for another Hearth instance" in stderr
+    assert catalog.get(where={"kind": "journal"})["ids"] == []  # swept, A's entries too
+    _check_clean(b, corpus, tmp_path, open_library, monkeypatch)
+
+
+def _spawn(home, *args, stdout=None, stderr=None, text=False, **env) -> subprocess.Popen:
+    argv, environ = hearth_command(home, *args, **env)
+    return subprocess.Popen(argv, env=environ, stdout=stdout, stderr=stderr, text=text)
+
+
+def test_a_sync_leaves_other_instances_documents_alone(chroma, tmp_path):
+    """The same path on two machines holds different files: a sync removes only what the syncing
+    instance itself added and no longer finds."""
+    folder = _notes(tmp_path / "shared-path", n=3)
+    a, b = tmp_path / "machine-a", tmp_path / "machine-b"
+    assert _ingest(a, folder) == Counter(added=3)
+    (folder / "note-2.md").unlink()  # not on machine B
+    (folder / "b-only.md").write_text("# Kiln\n\nFire the kiln slowly to 900 degrees.\n")
+    assert _ingest(b, folder) == Counter(added=1, unchanged=2)
+    assert set(_docs(a)) == {"note-0.md", "note-1.md", "note-2.md", "b-only.md"}  # A's note-2 kept
+    assert _ingest(a, folder) == Counter(removed=1, unchanged=3)  # A's own file gone: A removes it
+    assert set(_docs(b)) == {"note-0.md", "note-1.md", "b-only.md"}

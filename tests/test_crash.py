@@ -75,3 +75,63 @@ def test_killed_ingests_repair_to_a_clean_ingest(tmp_path, manuals, open_library
     assert got["documents"] == want["documents"]
     assert len(got["chunks"]) == len(want["chunks"]) == repaired.collection.count()
     assert got["chunks"] == want["chunks"] and got["keywords"] == want["keywords"]
+
+
+def _usable(lib, want: dict, phrase: str, source: str):
+    """The library holds every document whole and answers a search: old vectors or rebuilt ones."""
+    from rag.search import search
+
+    got = store_snapshot(lib)
+    assert got["documents"] == want["documents"] and got["journal"] == [] and got["orphans"] == []
+    assert sorted(c[:4] for c in got["chunks"]) == sorted(c[:4] for c in want["chunks"])
+    assert lib.collection.count() == sum(n for _, _, n in want["documents"])
+    for mode in ("dense", "keyword", "hybrid"):
+        assert os.path.basename(search(lib, phrase, k=3, mode=mode)[0].source) == source
+
+
+def test_a_reembed_killed_at_any_point_leaves_a_usable_library(tmp_path, manuals, open_library, monkeypatch):
+    """`hearth ingest --reembed` builds beside the collection and swaps in one transaction: killed
+    while building, the old collection serves; the swap done but the old vectors not yet deleted,
+    the new one does; the next write removes what the kill left behind."""
+    from ingest.pipeline import Ingestor, rebuild
+
+    rng = random.Random(int(os.environ.get("HEARTH_KILL_SEED", time.time())))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(manuals / "R-data.pdf", corpus / "R-data.pdf")
+    for i in range(30):
+        (corpus / f"note-{i:02d}.md").write_text(f"# Note {i}\n\nThe lantern number {i} hangs in the orchard.\n")
+    home = tmp_path / "home"
+    monkeypatch.setenv("HEARTH_HOME", str(home))
+    first = open_library()
+    Ingestor(first).sync([corpus])
+    want = store_snapshot(first)
+    first.close()
+    phrase, source = "importing data from spreadsheets such as Excel", "R-data.pdf"
+
+    kills = 0
+    for _ in range(4):
+        argv, env = hearth_command(home, "ingest", "--reembed", corpus)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if kill_sometime(proc, home, rng, rng.uniform(1.0, 6.0), in_write=rng.random() < 0.5):
+            kills += 1
+        _usable(open_library(), want, phrase, source)
+    assert kills >= 2, f"only {kills} of 4 kills landed inside a rebuild"
+
+    # The one moment a random kill rarely hits: the swap committed, the old vectors not yet deleted.
+    lib = open_library()
+    with lib.writing():
+        build = type(lib)(lib.settings, lib.name, physical=lib.name + ".reembed-0123abcd")
+        build.embedder = lib.embedder
+        Ingestor(build).sync([corpus])
+        old = lib.physical
+        lib.manifest.swap_to(build.physical)
+    assert old in lib.store.names()  # left, as by a crash at that point
+    _usable(open_library(), want, phrase, source)
+
+    with lib.writing():  # any next write cleans up; a finished rebuild leaves nothing behind
+        rebuild(lib)
+    names = [n for n in lib.store.names() if n.startswith(lib.name)]
+    assert names == [lib.physical] and lib.manifest.rebuilds() == []
+    assert [c[0] for c in lib.manifest.collections()] == ["default"]
+    _usable(open_library(), want, phrase, source)

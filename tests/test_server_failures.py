@@ -4,7 +4,6 @@ happened in plain words. (Down and killed mid-answer: test_answer_e2e.py, with r
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -18,7 +17,7 @@ from rag.answer import Answerer
 
 @pytest.fixture(scope="module")
 def faulty():
-    with FaultyServer(hold_s=20) as server:
+    with FaultyServer(hold_s=120) as server:  # far past llm_timeout=2: only the timeout ends a wait
         yield server
 
 
@@ -33,9 +32,8 @@ def household(tmp_path, open_library):
 @pytest.mark.parametrize("mode", MODES)
 def test_a_misbehaving_server_is_said_plainly_and_sources_still_come(mode, faulty, household):
     server = llm_server.ServerInfo("remote", "faulty", faulty.url(mode), managed=False)
-    started = time.monotonic()
     answer = Answerer(household, server).ask("When is the boiler serviced?").collect()
-    assert time.monotonic() - started < 15  # llm_timeout=2 bounds every wait
+    assert faulty.httpd.holds_ended == 0  # the answer came back while the server still held the request
     assert answer.passages and answer.passages[0].page == 3, answer.passages
     assert answer.error and "\n" not in answer.error and len(answer.error) < 400, answer.error
     assert "Traceback" not in answer.error and "<html" not in answer.answer

@@ -3,7 +3,10 @@
 Nothing a document or a model writes may make the browser (or a Markdown viewer opening an export)
 fetch anything: no image, link, autolink, raw HTML, CSS, math (`\\href`), Streamlit directive
 (`:red[...]`, `:material/...:`) or emoji shortcode. So every ASCII punctuation mark in their text is
-backslash-escaped, which CommonMark defines as "show this character literally".
+backslash-escaped, which CommonMark defines as "show this character literally". Streamlit (like
+GitHub) also turns URLs and e-mail addresses in plain text into links after parsing, escapes or not,
+so a word joiner (U+2060, invisible) goes after "http", "www" and the like and before "@": the text
+reads the same and links nowhere.
 
 A model's answer keeps only formatting that cannot reach anything: emphasis (`*`, `_`), list and
 heading markers at the start of a line, inline code and fenced code blocks. Those are found here,
@@ -22,6 +25,8 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _BACKTICKS = re.compile(r"`+")
 _BLOCK_MARK = re.compile(r"^([ \t]*)(?:(#{1,6})[ \t]+|((?:(?:[-*+]|\d{1,9}[.)])[ \t]+)+))")
 _KEEP = re.compile(r"\\([*_])")  # emphasis markers, escaped by _plain, put back
+_LINKISH = re.compile(r"(?i)\b(https?|ftps?|file|mailto|data|javascript|vbscript|wss?|tel|sms|blob)(?=:)|\b(www)(?=\.)|(?=@)")
+_JOINER = "\u2060"
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _SENTENCE = re.compile(r"[^.!?;\n]+(?:[.!?;]+|$)")
 _STOPWORDS = frozenset(
@@ -37,9 +42,14 @@ def printable(s: str, keep: str = "\n\t") -> str:
                    (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in s)
 
 
+def unlinked(s: str) -> str:
+    """The text with a word joiner where a viewer would start a link (see above)."""
+    return _LINKISH.sub(lambda m: (m.group(1) or m.group(2) or "") + _JOINER, s)
+
+
 def text(s: str) -> str:
     """Any text (a passage, a file name, an error) as Markdown that displays exactly that text."""
-    return _PUNCT.sub(r"\\\1", " ".join(s.split()))
+    return _PUNCT.sub(r"\\\1", unlinked(" ".join(s.split())))
 
 
 def answer(s: str) -> str:
@@ -93,7 +103,7 @@ def _inline(line: str) -> str:
 
 
 def _plain(piece: str) -> str:
-    return _KEEP.sub(r"\1", _PUNCT.sub(r"\\\1", piece))
+    return _KEEP.sub(r"\1", _PUNCT.sub(r"\\\1", unlinked(piece)))
 
 
 def _code_span(content: str) -> str:

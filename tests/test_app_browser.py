@@ -310,6 +310,7 @@ def test_nothing_a_document_or_an_answer_writes_reaches_the_network(browser, tmp
             main = page.locator("[data-testid='stMainBlockContainer']")
             assert main.count() == 1 and "/img.png?d=secret" in main.inner_text()  # shown, as text
             assert main.locator("img, iframe, video, audio, svg image, link").count() == 0
+            assert main.locator("a[href^='http'], a[href^='//'], a[href^='www'], a[href^='mailto']").count() == 0
             page.screenshot(path=ARTIFACTS / "09-payloads-answered.png", full_page=True)
             with page.expect_download() as download:
                 page.get_by_role("button", name="Export answer").click()

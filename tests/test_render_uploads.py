@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -18,7 +19,7 @@ ATTACK = "<script>window.x=1</script> <img src=x onerror=\"alert(1)\"> :red[big]
 def test_document_text_has_every_markdown_character_escaped():
     md = render.text(ATTACK)
     assert "<" not in md.replace("\\<", "") and "$" not in md.replace("\\$", "") and "*" not in md.replace("\\*", "")
-    assert md.replace("\\", "") == ATTACK  # unescaped, it is exactly the document's text
+    assert md.replace("\\", "").replace("\u2060", "") == ATTACK  # unescaped, it is exactly the document's text
     assert render.text("two\nlines   here") == "two lines here"
 
 
@@ -66,7 +67,7 @@ def test_an_export_links_only_to_its_own_footnotes(payload):
 
 
 def test_unclosed_and_mid_line_fences_leave_the_rest_escaped():
-    assert render.answer("see ```x ![a](http://h/i.png)").endswith(r"\!\[a\]\(http\:\/\/h\/i\.png\)")
+    assert render.answer("see ```x ![a](http://h/i.png)").endswith("\\!\\[a\\]\\(http\u2060\\:\\/\\/h\\/i\\.png\\)")
     md = render.answer("```python\nx = '![a](b)' ``` \n")
     assert md.startswith("````\n") and md.endswith("\n````")  # run to the end, then closed, by a longer fence
     assert [tag for tag, _ in _tags(render.answer("``` `` ``` and `x`"))] == ["p", "code", "code"]

@@ -15,7 +15,7 @@ from .lock import writer_lock
 from .catalog import ServerManifest, instance_id
 from .manifest import FileRecord, Manifest, is_rebuild_of
 from .settings import Settings
-from .store import MAX_BATCH, ModelMismatch, Store, check_collection_name, drop_stale_view, mismatch_message, saw_generation
+from .store import MAX_BATCH, ModelMismatch, Store, store_errors, check_collection_name, drop_stale_view, mismatch_message, saw_generation
 
 
 class Library:
@@ -129,7 +129,8 @@ class Library:
         with writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait):
             if self.settings.chroma_url:
                 self.lease = Lease(self.manifest.catalog, self.manifest.instance, self.settings.chroma_lease_s)
-                self.lease.acquire(wait, on_wait)
+                with store_errors(self.settings):  # the server down: StoreUnreachable, as for any call
+                    self.lease.acquire(wait, on_wait)
             try:
                 if self._refresh() | self.manifest.refresh():  # another process wrote, or rebuilt it
                     self.__dict__.pop("collection", None)

@@ -73,8 +73,7 @@ class Watcher:
         try:
             self._sync(self.roots)
             self.ready.set()
-            self.on_change(f"watching {', '.join(self.roots)} ({len(self.lib.documents())} documents in "
-                           f"'{self.lib.name}')")
+            self.on_change(f"watching {', '.join(self.roots)} ({self._count()} in '{self.lib.name}')")
             while not self._stop.wait(TICK):
                 due = self._due()
                 if due:
@@ -137,6 +136,12 @@ class Watcher:
                 self._moved_to.pop(path, None)
             self._busy = bool(due)
         return due
+
+    def _count(self) -> str:
+        try:  # a Chroma server can go down between the reconcile and this line: the watch goes on
+            return f"{len(self.lib.documents())} documents"
+        except Exception:
+            return "its documents"
 
     # --- syncing ----------------------------------------------------------------------------------
     def _relevant(self, paths: list[str]) -> list[str]:

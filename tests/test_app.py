@@ -55,7 +55,7 @@ def _button(at, label):
 
 
 def _plain(md: str) -> str:
-    return md.replace("\\", "")
+    return md.replace("\\", "").replace("\u2060", "")
 
 
 def test_empty_library_and_no_model_server_are_said_plainly(home):

@@ -80,11 +80,14 @@ test-tools:
 	@command -v chromium >/dev/null && command -v strace >/dev/null && command -v ip >/dev/null || \
 	  (apt-get update -qq && apt-get install -y -q chromium strace iproute2 >/dev/null)
 
+# Two workers: most slow tests wait on subprocesses and servers, so they overlap well even on two
+# cores; tests that start a managed model server share one worker (xdist_group "model-server").
+PYTEST := $(PY) -m pytest -q -ra -n 2 --dist loadgroup --durations=10
 test: setup testdata test-tools
-	$(PY) -m pytest -q -ra
+	$(PYTEST)
 
 test-fast: setup testdata
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: setup testdata
 	$(PY) bench/ingest.py

@@ -71,6 +71,19 @@ def journal_size(home: Path) -> int:
         return 0
 
 
+def time_ingest(proc: subprocess.Popen, home: Path) -> tuple[float, float]:
+    """(seconds until its first write, seconds in all) of an ingest process writing into `home`
+    (a local store): kill times drawn from these land inside a run on a fast machine and a slow one."""
+    started = time.monotonic()
+    first = None
+    while proc.poll() is None:
+        if first is None and journal_size(home) > 0:
+            first = time.monotonic() - started
+        time.sleep(0.005)
+    total = time.monotonic() - started
+    return (first if first is not None else total), total
+
+
 def kill_sometime(proc: subprocess.Popen, home: Path, rng: random.Random, after_s: float, in_write: bool,
                   children: list[int] | None = None) -> bool:
     """SIGKILL `proc` after `after_s` seconds or, with `in_write`, up to 0.3 s into the first write in

@@ -23,7 +23,9 @@ from make_files import HOUSEHOLD as FACTS, text_pdf
 from rag import export, llm_server
 from rag.answer import NOTHING_FOUND, SYSTEM_PROMPT, Answerer
 
-pytestmark = pytest.mark.slow
+# One model server at a time on this machine (they would race for its port): `make test` runs on
+# two workers, and every test that starts a managed server is in this group, on one of them.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model-server")]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
@@ -122,7 +124,7 @@ def test_cli_ask_json_and_export(llama, home, tmp_path):
     env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
     status = subprocess.run([sys.executable, "-m", "rag.cli", "llm", "status", "--json"], env=env,
                             capture_output=True, text=True, timeout=60)
-    assert json.loads(status.stdout)["healthy"] and json.loads(status.stdout)["pid"] == llama.pid
+    assert json.loads(status.stdout)["healthy"] and json.loads(status.stdout)["pid"] == llama.pid, (status.stdout, llama)
     out = tmp_path / "exported.md"
     run = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Who services the boiler?", "--json",
                           "--export", str(out)], env=env, capture_output=True, text=True, timeout=300)
@@ -163,10 +165,20 @@ def test_a_document_cannot_take_over_the_answer(llama, home, embedder, corpus, t
     assert any(c.source.endswith("household.pdf") and c.page == 2 for c in answer.citations)
 
 
-# The tests below stop the module's llama.cpp server: the ones above share it.
-def test_server_dying_mid_answer_keeps_the_partial_answer(home, embedder):
+@pytest.fixture
+def own_home(tmp_path, corpus, embedder):
+    """A home of the test's own, with the corpus ingested: for tests that start, kill or replace a
+    server (the module's llama.cpp server stays as it is, whatever order tests run in)."""
+    home = tmp_path / "own-home"
+    lib = _library(home, embedder)
+    Ingestor(lib).sync([corpus])
+    lib.close()
+    return home
+
+
+def test_server_dying_mid_answer_keeps_the_partial_answer(own_home, embedder):
+    home = own_home
     settings = load_settings(home=home, llm_engine="llamacpp")
-    llm_server.stop(settings)
     info = llm_server.start(settings)  # a server of its own, to kill
     lib = _library(home, embedder)
     stream = Answerer(lib, info).ask("Explain everything about receipts, tax returns and the boiler in detail.")
@@ -181,18 +193,20 @@ def test_server_dying_mid_answer_keeps_the_partial_answer(home, embedder):
     assert llm_server.current(settings) is None  # the dead server's pid file is cleaned up
 
 
-def test_stale_pid_file_is_cleaned_and_a_running_server_reused(home):
+def test_stale_pid_file_is_cleaned_and_a_running_server_reused(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
     settings = load_settings(home=home)
     state = home / "llm.json"
     state.write_text(json.dumps({"engine": "llamacpp", "model": "m", "url": "http://127.0.0.1:9/v1", "pid": 2**22 + 7}))
     assert llm_server.current(settings) is None and not state.exists()
 
 
-def test_vllm_cpu_build_serves_smollm2(home, embedder):
+def test_vllm_cpu_build_serves_smollm2(own_home, embedder):
     # Started with an API key, as a shared GPU server would be: Hearth's own client sends it.
+    home = own_home
     settings = load_settings(home=home, llm_engine="vllm", llm_port=8790, vllm_args="--api-key hearth-test-key",
                              llm_api_key="hearth-test-key")
-    llm_server.stop(settings)
     info = llm_server.start(settings)
     try:
         assert info.engine == "vllm" and llm_server.start(settings).pid == info.pid  # reused, not restarted

@@ -22,7 +22,9 @@ from ingest.settings import load_settings
 from make_files import HOUSEHOLD as FACTS, corrupt_pdf, text_pdf
 from rag import llm_server
 
-pytestmark = pytest.mark.slow
+# One model server at a time on this machine (they would race for its port): `make test` runs on
+# two workers, and every test that starts a managed server is in this group, on one of them.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model-server")]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"

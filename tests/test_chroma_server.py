@@ -13,6 +13,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -26,6 +27,9 @@ from ingest.pipeline import Ingestor
 from ingest.store import StoreUnreachable
 from ingest.watch import Watcher
 from rag.search import search
+
+sys.path.insert(0, str(ROOT / "bench"))
+from crash import time_ingest  # noqa: E402  (bench/crash.py's timing of a clean ingest)
 
 pytestmark = pytest.mark.slow
 CHROMA = ROOT / ".venv" / "bin" / "chroma"
@@ -142,6 +146,7 @@ def test_two_instances_share_one_library_through_the_server(chroma, tmp_path):
         assert not (home / "chroma").exists() and not (home / "manifest.sqlite3").exists()
 
 
+@pytest.mark.xdist_group("model-server")  # see tests/test_answer_e2e.py
 def test_ask_answers_from_the_server_store(chroma, tmp_path):
     folder = tmp_path / "notes"
     folder.mkdir()
@@ -205,14 +210,18 @@ def test_killed_ingests_into_the_server_repair_to_a_clean_ingest(chroma, tmp_pat
     """The catalog's two-call transactions (catalog.py) under kill -9: the next run repairs."""
     rng = random.Random(int(os.environ.get("HEARTH_KILL_SEED", time.time())))
     corpus = _notes(tmp_path / "corpus", n=30)
-    for name in ("R-data.pdf", "R-intro.pdf"):  # enough work that kills land in a run, ingestion being fast
-        (corpus / name).write_bytes((manuals / name).read_bytes())
+    (corpus / "R-data.pdf").write_bytes((manuals / "R-data.pdf").read_bytes())
+    # A clean local ingest, timed first: kills drawn from its times land inside a run on a fast
+    # machine and a slow one (the server's runs write more slowly still).
+    clean_home = tmp_path / "clean"
+    startup, total = time_ingest(_spawn(clean_home, "ingest", corpus, HEARTH_CHROMA_URL="", stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL), clean_home)
     home = tmp_path / "killed"
     kills = 0
     for round_ in range(5):
         argv, env = hearth_command(home, "ingest", corpus)
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(3.0, 12.0))
+        time.sleep(rng.uniform(0.5 * startup, startup + (total - startup) / 5))
         if proc.poll() is None:
             proc.kill()
             kills += 1
@@ -227,9 +236,9 @@ def test_killed_ingests_into_the_server_repair_to_a_clean_ingest(chroma, tmp_pat
     monkeypatch.setenv("HEARTH_HOME", str(home))  # the killed runs' instance: its journal must be empty
     repaired = open_library()
     monkeypatch.setenv("HEARTH_CHROMA_URL", "")
-    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "clean"))
+    monkeypatch.setenv("HEARTH_HOME", str(clean_home))
     clean = open_library()
-    Ingestor(clean).sync([corpus])
+    Ingestor(clean).sync([corpus])  # the changes made since its timed run
     search(repaired, "kiln", mode="keyword")  # brings this instance's keyword cache up to date
     got, want = store_snapshot(repaired), store_snapshot(clean)
     assert got["journal"] == [] and got["orphans"] == [] and got["ids_unique"]
@@ -317,8 +326,7 @@ def test_one_writer_at_a_time_across_instances_and_a_killed_holder_is_taken_over
     _check_clean(a, corpus, tmp_path, open_library, monkeypatch)
     monkeypatch.setenv("HEARTH_CHROMA_URL", chroma.url)
 
-    for name in ("R-data.pdf", "R-intro.pdf"):  # enough work for the kill to land mid-write
-        (corpus / name).write_bytes((manuals / name).read_bytes())
+    (corpus / "R-intro.pdf").write_bytes((manuals / "R-intro.pdf").read_bytes())  # work for a kill mid-write
     holder = _spawn(a, "ingest", corpus, HEARTH_CHROMA_LEASE_S="6", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     catalog = _catalog(chroma)
     wait_until(lambda: len(catalog.get(where={"kind": "journal"})["ids"]) > 0, 120)  # A is writing

@@ -14,6 +14,7 @@ from ingest.settings import load_settings
 from rag import llm_server
 
 
+@pytest.mark.xdist_group("model-server")  # see tests/test_answer_e2e.py
 def test_two_starts_at_once_make_one_server(home):
     """Two app sessions (here two processes) press Start at the same moment: one llama.cpp server."""
     code = ("import sys; from ingest.settings import load_settings; from rag import llm_server; "

@@ -128,9 +128,9 @@ class Library:
         Chroma server, its lease (one writer at a time across instances: lease.py)."""
         with writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait):
             if self.settings.chroma_url:
-                self.lease = Lease(self.manifest.catalog, self.manifest.instance, self.settings.chroma_lease_s)
+                lease = Lease(self.manifest.catalog, self.manifest.instance, self.settings.chroma_lease_s)
                 with store_errors(self.settings):  # the server down: StoreUnreachable, as for any call
-                    self.lease.acquire(wait, on_wait)
+                    self.lease = lease.acquire(wait, on_wait)
             try:
                 if self._refresh() | self.manifest.refresh():  # another process wrote, or rebuilt it
                     self.__dict__.pop("collection", None)

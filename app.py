@@ -1,8 +1,9 @@
 """Hearth's app: chat with your documents, manage the library. `make run` serves it on 127.0.0.1.
 
-A question goes: chat_page() -> rag.answer.Answerer.ask (search + prompt + stream) -> show_answer().
-Uploads go: library_page() -> rag.uploads.save -> ingest.pipeline.Ingestor.sync. All document text
-is shown through rag.render, which escapes it: no HTML from a document or a model ever runs here.
+Everything it does goes through rag.api (the same verbs as the CLI): a question goes chat_page() ->
+Hearth.ask (search, prompt, stream) -> show_answer(); uploads go library_page() -> Hearth.add_upload
+-> Hearth.sync. All text a document or a model wrote is shown through rag.render, which escapes it:
+nothing in it can run or fetch anything.
 """
 
 from __future__ import annotations
@@ -17,16 +18,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest import loaders
-from ingest.embedding import Embedder
-from ingest.library import Library
-from ingest.lock import StoreBusy
-from ingest.pipeline import Ingestor
+from ingest.errors import ServerError, StoreBusy, StoreUnreachable, StoreWriteError, UploadError
 from ingest.settings import Settings, load_settings
-from ingest.store import StoreUnreachable, StoreWriteError, check_collection_name, store_errors
-from ingest.watch import Watcher
-from rag import export, llm_server, render, uploads
-from rag.answer import Answer, Answerer
+from rag import api, export, render
+from rag.api import Answer, Hearth
 
 st.set_page_config(page_title="Hearth", page_icon="🔥", layout="wide")
 state = st.session_state
@@ -46,7 +41,7 @@ def refuse_unless_private():
         st.error("Streamlit was started with usage statistics on (browser.gatherUsageStats): Hearth turned "
                  "them off; reload the page.")
         st.stop()
-    if not llm_server.is_local(address) and address != allowed:
+    if not api.is_local(address) and address != allowed:
         st.error(render.text(f"This app was started listening on {address}, so other machines could reach "
                              "your documents. Start it with `make run` (127.0.0.1), or set HEARTH_APP_ADDRESS="
                              f"{address} to allow it."))
@@ -57,9 +52,9 @@ refuse_unless_private()
 
 
 @st.cache_resource(show_spinner=False)
-def shared_embedder(name: str, batch_size: int, precision: str) -> Embedder:
+def shared_embedder(name: str, batch_size: int, precision: str):
     """One model for every browser session, loaded at the end of the first page run (see main)."""
-    return Embedder(name, batch_size, precision)
+    return api.load_embedder(load_settings(embed_model=name, embed_batch_size=batch_size, embed_precision=precision))
 
 
 @st.cache_resource
@@ -74,10 +69,9 @@ def current_settings() -> Settings:
     return load_settings(**state.setdefault("overrides", {}))
 
 
-def open_library(settings: Settings) -> Library:
-    lib = Library(settings, state.get("collection") or settings.collection)
-    lib.embedder = shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
-    return lib
+def open_library(settings: Settings) -> Hearth:
+    embedder = shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
+    return Hearth(settings, state.get("collection") or settings.collection, embedder=embedder)
 
 
 def flash(kind: str, message: str):
@@ -94,7 +88,7 @@ def show_flash():
 def create_collection():
     name = state.get("new_collection", "").strip()
     try:
-        check_collection_name(name)
+        api.check_collection_name(name)
     except ValueError as exc:
         flash("error", str(exc))
         return
@@ -103,11 +97,11 @@ def create_collection():
     flash("success", f"collection '{name}' created: add documents to it in the Library")
 
 
-def sidebar(settings: Settings, lib: Library):
+def sidebar(settings: Settings, lib: Hearth):
     with st.sidebar:
         st.title(":material/local_fire_department: Hearth")
         st.radio("Page", ["Chat", "Library"], key="page", horizontal=True, label_visibility="collapsed")
-        names = [row[0] for row in lib.manifest.collections()]
+        names = [row[0] for row in lib.collections()]
         if lib.name not in names:
             names.append(lib.name)
         state.collection = lib.name
@@ -122,14 +116,14 @@ def sidebar(settings: Settings, lib: Library):
 
 
 def server_status(settings: Settings):
-    info = llm_server.current(settings)
-    state, _ = llm_server.status(settings, info, timeout=1.0) if info else ("none", None)
+    info = api.model_server(settings)
+    state, _ = api.model_server_status(settings, info, timeout=1.0) if info else ("none", None)
 
     @st.fragment(run_every=2 if state == "starting" else None)
     def status():
         if state == "starting":  # refreshed every 2 s until the server is up (or gone): then redraw the page
-            now = llm_server.current(settings)
-            if now is None or llm_server.status(settings, now, timeout=1.0)[0] != "starting":
+            now = api.model_server(settings)
+            if now is None or api.model_server_status(settings, now, timeout=1.0)[0] != "starting":
                 st.rerun()
         st.subheader("Model server")
         if info is None:
@@ -153,8 +147,8 @@ def server_status(settings: Settings):
 
 def start_server(settings: Settings):
     try:
-        llm_server.start(settings, wait=False)
-    except llm_server.ServerError as exc:
+        api.start_model_server(settings, wait=False)
+    except ServerError as exc:
         flash("error", f"could not start the model server: {exc}")
 
 
@@ -175,8 +169,8 @@ def model_settings(settings: Settings):
               for k in ("llm_url", "llm_model", "retrieval", "top_k", "min_score")}
     if wanted["llm_url"] != base.llm_url:
         try:
-            llm_server.check_url(wanted["llm_url"], base)
-        except llm_server.ServerError as exc:
+            api.check_model_server_url(wanted["llm_url"], base)
+        except ServerError as exc:
             st.error(render.text(str(exc)))
             wanted["llm_url"] = base.llm_url
         else:
@@ -190,10 +184,10 @@ def model_settings(settings: Settings):
         st.rerun()
 
 
-def store_status(lib: Library):
+def store_status(lib: Hearth):
     st.subheader("Store")
     try:
-        docs, chunks = len(lib.documents()), lib.collection.count()
+        docs, chunks = len(lib.documents()), lib.chunk_count()
     except Exception as exc:  # a broken store must be visible, not a blank page
         st.error(render.text(f"the store at {lib.settings.store_location} does not open: {exc}"))
         return
@@ -201,7 +195,7 @@ def store_status(lib: Library):
 
 
 # --- chat -------------------------------------------------------------------------------------
-def chat_page(lib: Library):
+def chat_page(lib: Hearth):
     history: list[Answer] = state.setdefault("chats", {}).setdefault(lib.name, [])
     left, right = st.columns([3, 1])
     left.header("Ask your documents")
@@ -210,7 +204,7 @@ def chat_page(lib: Library):
             st.button("New chat", on_click=history.clear, icon=":material/add_comment:")
             st.download_button("Export chat", export.chat_markdown(history, lib.folder, lib.name),
                                file_name="hearth-chat.md", mime="text/markdown", on_click="ignore", icon=":material/download:")
-    if not lib.manifest.has_files():
+    if not lib.has_documents():
         st.info("The library is empty: add documents on the Library page (sidebar).")
     for i, answer in enumerate(history):
         with st.chat_message("user"):
@@ -222,12 +216,12 @@ def chat_page(lib: Library):
         ask(lib, question, history)
 
 
-def ask(lib: Library, question: str, history: list[Answer]):
+def ask(lib: Hearth, question: str, history: list[Answer]):
     with st.chat_message("user"):
         st.markdown(render.text(question))
     with st.chat_message("assistant"):
         with st.spinner("Searching your documents…"):
-            stream = Answerer(lib).ask(question, [(a.question, a.answer) for a in history if a.answer])
+            stream = lib.ask(question, [(a.question, a.answer) for a in history if a.answer])
         shown = st.empty()
         if stream.passages:  # sources are known before the first token: show them while it streams
             st.caption(render.text("Sources: " + " · ".join(_where(h.source, h.page, lib) for h in stream.passages)))
@@ -241,11 +235,11 @@ def ask(lib: Library, question: str, history: list[Answer]):
     st.rerun()
 
 
-def _where(source: str, page: int | None, lib: Library) -> str:
+def _where(source: str, page: int | None, lib: Hearth) -> str:
     return export.display_path(source, lib.folder) + (f", page {page}" if page else "")
 
 
-def show_answer(answer: Answer, i: int, lib: Library):
+def show_answer(answer: Answer, i: int, lib: Hearth):
     if answer.answer:
         st.markdown(render.answer(answer.answer))
     if answer.incomplete or answer.error:
@@ -276,11 +270,11 @@ def source_download(path: str, key: str):
 
 
 # --- library ----------------------------------------------------------------------------------
-def library_page(lib: Library):
+def library_page(lib: Hearth):
     st.header("Library")
     st.caption(render.text(f"Collection '{lib.name}'. Uploaded files are kept in {lib.folder}."))
     state.setdefault("upload_round", 0)
-    files = st.file_uploader("Add documents", type=sorted(e.lstrip(".") for e in loaders.SUPPORTED),
+    files = st.file_uploader("Add documents", type=[e.lstrip(".") for e in api.SUPPORTED_TYPES],
                              accept_multiple_files=True, key=f"upload-{state.upload_round}",
                              help=f"Up to {lib.settings.max_file_mb:g} MB a file")
     if files:
@@ -295,7 +289,7 @@ def library_page(lib: Library):
     documents_table(lib)
 
 
-def watch_switch(lib: Library):
+def watch_switch(lib: Hearth):
     """Keep the collection in sync with its library folder in the background (files copied there,
     edited, renamed or deleted by any program)."""
     key = (str(lib.settings.home), lib.name)
@@ -304,11 +298,9 @@ def watch_switch(lib: Library):
     on = st.toggle("Watch the library folder", value=alive, key=f"watch-{lib.name}",
                    help=f"Files added to, changed in or removed from {lib.folder} are synced within seconds")
     if on and not alive:
-        lib.folder.mkdir(parents=True, exist_ok=True)
         lines: deque = deque(maxlen=8)
-        own = Library(lib.settings, lib.name)  # the watcher's own connection, open while it runs
-        own.embedder = lib.embedder
-        watcher = Watcher(own, [lib.folder], on_change=lambda line: lines.append(f"{time.strftime('%H:%M:%S')} {line}"))
+        watcher = lib.watch(on_change=lambda line: lines.append(f"{time.strftime('%H:%M:%S')} {line}"),
+                            own_connection=True)  # open while it runs, beyond this page run
         thread = threading.Thread(target=watcher.run, daemon=True, name=f"hearth-watch-{lib.name}")
         thread.start()
         folder_watchers()[key] = running = (watcher, thread, lines)
@@ -322,7 +314,7 @@ def watch_switch(lib: Library):
 
 
 @st.fragment(run_every=2)
-def watch_log(watcher: Watcher, lines: deque):
+def watch_log(watcher, lines: deque):
     """The watcher's latest changes, every 2 s; the whole page is redrawn when it changed something."""
     changes = len(watcher.results)
     if state.setdefault("watch_seen", changes) != changes:
@@ -331,12 +323,12 @@ def watch_log(watcher: Watcher, lines: deque):
     st.caption(render.text(" · ".join(list(lines)[-3:]) or "watching…"))
 
 
-def add_uploads(lib: Library, files):
+def add_uploads(lib: Hearth, files):
     rows, saved = [], []
     for f in files:
         try:
-            saved.append(str(uploads.save(lib.folder, f.name, f.getvalue(), lib.settings.max_file_mb)))
-        except uploads.UploadError as exc:
+            saved.append(str(lib.add_upload(f.name, f.getvalue())))
+        except UploadError as exc:
             rows.append({"file": f.name, "status": "refused", "chunks": 0, "details": str(exc)})
     if saved:
         report = run_ingest(lib, saved)
@@ -347,7 +339,7 @@ def add_uploads(lib: Library, files):
     st.rerun()
 
 
-def run_ingest(lib: Library, paths: list[str], force: bool = False):
+def run_ingest(lib: Hearth, paths: list[str], force: bool = False):
     """Ingest with a progress bar; None (and a message) when another writer holds the store."""
     bar = st.progress(0.0, text="Starting…")
 
@@ -356,23 +348,23 @@ def run_ingest(lib: Library, paths: list[str], force: bool = False):
                      text=render.text(f"{done}/{total} files · {chunks} chunks embedded · {os.path.basename(path)}"))
 
     try:
-        with lib.writing(wait=120, on_wait=lambda m: bar.progress(0.0, text=render.text(m))):
-            return Ingestor(lib, on_file).sync(paths, force=force)
+        return lib.sync(paths, force=force, progress=on_file, wait=120,
+                        on_wait=lambda m: bar.progress(0.0, text=render.text(m)))
     except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
         flash("error", str(exc))
         return None
 
 
-def _report_rows(report, lib: Library) -> list[dict]:
+def _report_rows(report, lib: Hearth) -> list[dict]:
     return [{"file": export.display_path(r.path, lib.folder), "status": r.status, "chunks": r.chunks,
              "details": r.reason} for r in report.results] + (
         [{"file": f"{report.unchanged} file(s)", "status": "unchanged", "chunks": 0, "details": ""}]
         if report.unchanged else [])
 
 
-def documents_table(lib: Library):
-    records = sorted(lib.documents(), key=lambda r: r.path)
-    problems = lib.manifest.problems()
+def documents_table(lib: Hearth):
+    records = lib.documents()
+    problems = lib.problems()
     st.subheader(f"{len(records)} documents")
     show_flash()
     if records:
@@ -383,7 +375,7 @@ def documents_table(lib: Library):
         } for r in records], hide_index=True, width="stretch")
     if problems:
         st.subheader("Not ingested")
-        st.dataframe([{"file": export.display_path(p, lib.folder), "reason": v[0]} for p, v in problems.items()],
+        st.dataframe([{"file": export.display_path(p, lib.folder), "reason": why} for p, why in problems.items()],
                      hide_index=True, width="stretch")
     choices = [r.path for r in records] + [p for p in problems if p not in {r.path for r in records}]
     if not choices:
@@ -399,20 +391,14 @@ def documents_table(lib: Library):
         st.rerun()
 
 
-def delete(lib: Library, paths: list[str]):
+def delete(lib: Hearth, paths: list[str]):
     """Forget the documents; files that were uploaded here (inside the library folder) are deleted too."""
     try:
-        with lib.writing(wait=120):
-            removed = Ingestor(lib).remove(paths)
+        removed = lib.remove(paths, wait=120)
     except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
         flash("error", str(exc))
         st.rerun()
-    folder = str(lib.folder.resolve()) + os.sep
-    uploaded = [p for p in paths if os.path.realpath(p).startswith(folder)]
-    for path in uploaded:
-        if os.path.isfile(path):
-            os.remove(path)
-    kept = len(paths) - len(uploaded)
+    kept = len(paths) - len(lib.delete_uploads(paths))
     flash("success", f"deleted {len(removed)} document(s), {sum(r.chunks for r in removed)} chunks"
           + (f"; {kept} file(s) outside the library folder stay on disk" if kept else ""))
     st.rerun()
@@ -421,21 +407,20 @@ def delete(lib: Library, paths: list[str]):
 def main():
     settings = current_settings()
     try:
-        with store_errors(settings):
-            lib = open_library(settings)
-            try:
-                sidebar(settings, lib)
-                if state.page == "Library":
-                    library_page(lib)
-                else:
-                    show_flash()
-                    chat_page(lib)
-                # Load the embedding model once the page is drawn: the first page shows ~3 s sooner, and a
-                # question typed meanwhile runs when this finishes. (Not in a thread: torch imported beside
-                # chromadb's numpy imports fails with circular-import errors.)
-                _ = lib.embedder.model
-            finally:
-                lib.close()
+        lib = open_library(settings)
+        try:
+            sidebar(settings, lib)
+            if state.page == "Library":
+                library_page(lib)
+            else:
+                show_flash()
+                chat_page(lib)
+            # Load the embedding model once the page is drawn: the first page shows ~3 s sooner, and a
+            # question typed meanwhile runs when this finishes. (Not in a thread: torch imported beside
+            # chromadb's numpy imports fails with circular-import errors.)
+            lib.load_model()
+        finally:
+            lib.close()
     except StoreUnreachable as exc:  # a Chroma server restarting: say so; the next run reconnects
         st.error(render.text(str(exc)))
         st.button("Try again", icon=":material/refresh:")

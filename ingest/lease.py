@@ -27,14 +27,10 @@ import socket
 import threading
 import time
 
-from .lock import StoreBusy
+from .errors import LeaseLost, StoreBusy
 
 _DUMMY = [0.0]
 _META = {"kind": "lease", "collection": "lease"}
-
-
-class LeaseLost(StoreBusy):
-    """This instance's lease expired before it could renew it: another instance may be writing."""
 
 
 class Lease:

@@ -8,9 +8,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import StoreBusy
 
-class StoreBusy(Exception):
-    pass
+
 
 
 @contextmanager

@@ -13,16 +13,13 @@ import re
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+from .errors import ModelMismatch, StoreUnreachable, StoreWriteError
 from .settings import Settings
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 MAX_BATCH = 4000  # Chroma refuses batches above ~5,400 records
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,62}[A-Za-z0-9]$")
-
-
-class StoreWriteError(Exception):
-    """The store could not be written (disk full, file size limit, I/O error); nothing was lost."""
 
 
 _WRITE_FAILURES = ("disk is full", "disk i/o error", "no space left", "file too large", "read-only file system",
@@ -69,14 +66,6 @@ def drop_stale_view(path, generation: int) -> bool:
 def saw_generation(path, generation: int):
     """This process wrote the store itself (under the writer lock): its view includes `generation`."""
     _views[str(path)] = generation
-
-
-class ModelMismatch(Exception):
-    pass
-
-
-class StoreUnreachable(Exception):
-    """The Chroma server does not answer (down, restarting, wrong URL) or refuses the token; nothing was lost."""
 
 
 def is_unreachable(exc: BaseException) -> bool:

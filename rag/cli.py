@@ -1,4 +1,4 @@
-"""`hearth`: the command line, a thin layer over ingest.* and rag.* (every command scriptable)."""
+"""`hearth`: the command line, a thin layer over rag.api (every command scriptable, `--json`)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from rich.markup import escape as _markup_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ingest.library import Library
-from ingest.lock import StoreBusy
+from ingest.errors import ModelMismatch, ServerError, StoreBusy, StoreUnreachable, StoreWriteError
 from ingest.settings import load_settings
-from ingest.store import ModelMismatch, StoreUnreachable, StoreWriteError, store_errors
+from rag import api
+from rag.api import Hearth
 from rag.render import printable
 
 app = typer.Typer(help="Hearth: private Q&A over your own documents.", no_args_is_help=True, add_completion=False)
@@ -48,17 +48,16 @@ def _fail(exc: Exception, code: int) -> NoReturn:
 
 @contextmanager
 def _library(collection: str | None):
-    settings = load_settings()
+    """The opened collection; every store error becomes its message and exit code."""
     try:
-        with store_errors(settings):
-            try:
-                lib = Library(settings, collection)
-            except ValueError as exc:
-                _fail(exc, 2)
-            try:
-                yield lib
-            finally:
-                lib.close()
+        try:
+            lib = Hearth(load_settings(), collection)
+        except ValueError as exc:
+            _fail(exc, 2)
+        try:
+            yield lib
+        finally:
+            lib.close()
     except StoreUnreachable as exc:
         _fail(exc, 5)
     except ModelMismatch as exc:
@@ -85,8 +84,7 @@ def ingest(
 ):
     """Add, update and remove documents so the collection matches PATHS (incremental)."""
     with _library(collection) as lib:
-        with lib.writing(wait=0 if no_wait else None, on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
-            report = _sync(lib, paths, force, quiet=as_json, reembed=reembed)
+        report = _sync(lib, paths, force, quiet=as_json, reembed=reembed, wait=0 if no_wait else None)
     if as_json:
         print(json.dumps({
             "collection": lib.name, "seconds": round(report.seconds, 3), "unchanged": report.unchanged,
@@ -100,11 +98,9 @@ def ingest(
     raise typer.Exit(report.exit_code(strict))
 
 
-def _sync(lib, paths, force: bool = False, quiet: bool = False, reembed: bool = False):
-    """Ingestor.sync (or, reembedding, pipeline.rebuild) with a progress bar on stderr (files,
-    chunks, rate, ETA)."""
-    from ingest.pipeline import Ingestor, rebuild
-
+def _sync(lib: Hearth, paths, force: bool = False, quiet: bool = False, reembed: bool = False,
+          wait: float | None = None):
+    """Hearth.sync with a progress bar on stderr (files, chunks, rate, ETA)."""
     progress = Progress(
         TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
         TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.0f} chunks/s"),
@@ -120,7 +116,8 @@ def _sync(lib, paths, force: bool = False, quiet: bool = False, reembed: bool = 
                         file=shown(os.path.basename(path))[:40])
 
     with progress:
-        return rebuild(lib, paths, on_file) if reembed else Ingestor(lib, on_file).sync(paths, force=force)
+        return lib.sync(paths, force=force, reembed=reembed, progress=on_file, wait=wait,
+                        on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
 
 
 def _print_report(report, collection: str):
@@ -156,14 +153,12 @@ def watch(
     Ctrl-C stops after the change in progress."""
     import signal
 
-    from ingest.watch import Watcher
-
     with _library(collection) as lib:
         def log(line: str):
             out.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(line, keep='')}")
 
         try:
-            watcher = Watcher(lib, folders, on_change=log)
+            watcher = lib.watch(folders, on_change=log)
         except ValueError as exc:
             _fail(exc, 2)
 
@@ -183,13 +178,13 @@ def watch(
 def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
     """List the documents in the collection, and files that could not be ingested."""
     with _library(collection) as lib:
-        records, problems = lib.documents(), lib.manifest.problems()
+        records, problems = lib.documents(), lib.problems()
     if as_json:
         print(json.dumps({
             "collection": lib.name,
             "documents": [{"path": r.path, "pages": r.pages, "chunks": r.chunks, "size": r.size,
                            "sha256": r.sha256, "indexed_at": r.indexed_at, "notes": r.notes} for r in records],
-            "problems": [{"path": p, "reason": v[0]} for p, v in problems.items()],
+            "problems": [{"path": p, "reason": why} for p, why in problems.items()],
         }, indent=2))
         return
     table = Table(title=f"{len(records)} documents in '{escape(lib.name)}'")
@@ -198,7 +193,7 @@ def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
     for r in records:
         table.add_row(shown(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), _when(r.indexed_at))
     out.print(table)
-    for path, (reason, *_rest) in problems.items():
+    for path, reason in problems.items():
         out.print(f"[red]not ingested[/] {shown(path)}: {escape(reason)}")
 
 
@@ -213,10 +208,8 @@ def _size(n: int) -> str:
 def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to forget"),
            collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
     """Remove documents (at or under PATHS) from the collection; the files themselves stay."""
-    from ingest.pipeline import Ingestor
-
-    with _library(collection) as lib, lib.writing(on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
-        removed = Ingestor(lib).remove(paths)
+    with _library(collection) as lib:
+        removed = lib.remove(paths, on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
     if as_json:
         print(json.dumps({"removed": [{"path": r.path, "chunks": r.chunks} for r in removed]}, indent=2))
     else:
@@ -235,13 +228,11 @@ def search(
     as_json: bool = JsonOpt,
 ):
     """Find the passages that best match QUERY. With '-' and --json: one JSON object per input line."""
-    from rag.search import search as run_search
-
     with _library(collection) as lib:
         queries = (line.rstrip("\n") for line in sys.stdin) if query == "-" else [query]
         for q in queries:
             try:
-                hits = run_search(lib, q, k, mode=mode)
+                hits = lib.search(q, k, mode=mode)
             except ValueError as exc:
                 _fail(exc, 2)
             if as_json:
@@ -271,11 +262,9 @@ def ask(
     as_json: bool = JsonOpt,
 ):
     """Answer QUESTION from your documents, streaming, then list the sources it cites."""
-    from rag.answer import Answerer
-
     with _library(collection) as lib:
-        _ = lib.embedder.model  # loaded before the answer's clock starts: its timings measure the question
-        stream = Answerer(lib).ask(question, k=k)
+        lib.load_model()  # before the answer's clock starts: its timings measure the question
+        stream = lib.ask(question, k=k)
         if as_json:
             result = stream.collect()
             print(json.dumps(result.to_json(), indent=2))
@@ -318,23 +307,21 @@ def serve(
     """Start the model server (in the background), add the sample documents to an empty library, and
     serve the app on 127.0.0.1. `make run` runs this."""
     from ingest.settings import PROJECT
-    from rag import llm_server
 
     settings = load_settings()
     if llm and not settings.llm_url:
         try:
-            info = llm_server.start(settings, wait=False)
+            info = api.start_model_server(settings, wait=False)
             out.print(f"model server: {info.engine} {escape(info.model)} at {info.url} "
                       f"(log: {escape(info.log or '-')}; `hearth llm stop` stops it)")
-        except llm_server.ServerError as exc:  # the app still searches; it says why it can't answer
+        except ServerError as exc:  # the app still searches; it says why it can't answer
             err.print(f"[yellow]model server not started:[/] {escape(str(exc))}")
     if samples:
         with _library(None) as lib:
-            if not lib.manifest.has_files() and not lib.manifest.problems():
+            if lib.is_empty():
                 out.print(f"empty library: adding the sample documents in {PROJECT / 'data'}")
-                with lib.writing(on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
-                    _print_report(_sync(lib, [PROJECT / "data"]), lib.name)
-    port = llm_server.free_port(port or settings.app_port)
+                _print_report(_sync(lib, [PROJECT / "data"]), lib.name)
+    port = api.free_port(port or settings.app_port)
     argv = [sys.executable, "-m", "streamlit", "run", str(PROJECT / "app.py"), "--server.address", settings.app_address,
             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.maxUploadSize", str(max(1, int(settings.max_file_mb)))]
@@ -353,18 +340,16 @@ def evaluate(
     as_json: bool = JsonOpt,
 ):
     """Retrieval quality on a QA set: hit@1, hit@k and MRR for dense, keyword and hybrid search."""
-    from rag import evaluate as ev
-
     try:
-        qa = ev.load_qa(qa_file)
+        qa = api.load_qa(qa_file)
     except (OSError, ValueError) as exc:
         _fail(exc, 2)
     with _library(collection) as lib:
-        table = ev.evaluate(lib, qa, k)
+        table = lib.evaluate(qa, k)
         resolved = None
         if answers:
             try:
-                resolved = ev.citations_resolve(lib, qa, answers)
+                resolved = lib.check_answers(qa, answers)
             except RuntimeError as exc:
                 err.print(f"[yellow]answers not checked:[/] {escape(str(exc))}")
     if as_json:
@@ -390,13 +375,11 @@ def llm_start(
     port: Optional[int] = typer.Option(None, "--port", help="Preferred port [default: HEARTH_LLM_PORT]"),
 ):
     """Start the model server in the background (or reuse the running one) and wait until it answers."""
-    from rag import llm_server
-
     settings = load_settings(llm_model=model, llm_port=port, llm_engine=engine)
     try:
         started = time.perf_counter()
-        info = llm_server.start(settings, on_wait=lambda m: err.print(f"[dim]{escape(m)}[/]"))
-    except llm_server.ServerError as exc:
+        info = api.start_model_server(settings, on_wait=lambda m: err.print(f"[dim]{escape(m)}[/]"))
+    except ServerError as exc:
         _fail(exc, 1)
     out.print(f"{info.engine} serving {escape(info.model)} at {info.url} (pid {info.pid}; "
               f"ready in {time.perf_counter() - started:.1f} s)")
@@ -405,9 +388,7 @@ def llm_start(
 @llm_app.command("stop")
 def llm_stop():
     """Stop the model server Hearth started."""
-    from rag import llm_server
-
-    out.print("stopped" if llm_server.stop(load_settings()) else "no Hearth-managed server is running")
+    out.print("stopped" if api.stop_model_server(load_settings()) else "no Hearth-managed server is running")
 
 
 @llm_app.command("status")
@@ -415,11 +396,9 @@ def llm_status(as_json: bool = JsonOpt):
     """Which server Hearth would use, and whether it answers."""
     from dataclasses import asdict
 
-    from rag import llm_server
-
     settings = load_settings()
-    info = llm_server.current(settings)
-    state, models = llm_server.status(settings, info) if info else ("none", None)
+    info = api.model_server(settings)
+    state, models = api.model_server_status(settings, info) if info else ("none", None)
     up = state in ("answering", "busy")
     if as_json:
         print(json.dumps({"running": info is not None, "healthy": up, "state": state, "models": models or [],
@@ -436,20 +415,14 @@ def llm_status(as_json: bool = JsonOpt):
 @llm_app.command("logs")
 def llm_logs(lines: int = typer.Option(40, "--lines", "-n")):
     """The end of the model server's log."""
-    from rag import llm_server
-
-    settings = load_settings()
-    info = llm_server.current(settings)
-    logs = sorted((settings.home / "logs").glob("llm-*.log"), key=os.path.getmtime) if (settings.home / "logs").is_dir() else []
-    log = info.log if info and info.log else (str(logs[-1]) if logs else None)
-    print(llm_server.tail(log, lines) if log else "no log yet")
+    print(api.model_server_log(load_settings(), lines) or "no log yet")
 
 
 @app.command()
 def collections(as_json: bool = JsonOpt):
     """List collections with their embedding model and number of documents."""
     with _library(None) as lib:
-        rows = lib.manifest.collections()
+        rows = lib.collections()
     if as_json:
         print(json.dumps([{"name": n, "embed_model": m, "dimension": d, "documents": f} for n, m, d, f in rows]))
         return

@@ -27,15 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ingest.errors import ServerError
 from ingest.settings import PROJECT, Settings
 
 ENGINES = ("llamacpp", "vllm")
 LLAMACPP_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 VLLM_TEST_MODEL = "smollm2-135m-instruct"  # the CPU build's test model (bf16 safetensors folder)
-
-
-class ServerError(Exception):
-    pass
 
 
 @dataclass

@@ -15,15 +15,12 @@ import unicodedata
 from pathlib import Path
 
 from ingest import loaders
+from ingest.errors import UploadError
 from ingest.pipeline import is_ignored
 
 MAX_NAME_BYTES = 180  # under every common filesystem's 255-byte limit, with room for " (12)"
 _FORBIDDEN = set('<>:"|?*\\/')
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-
-
-class UploadError(ValueError):
-    pass
 
 
 def safe_name(name: str) -> str:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..errors import LoadError  # noqa: F401  (raised by every loader)
 
-class LoadError(Exception):
-    """A file that cannot be read; str(err) is the reason shown to the user."""
+
 
 
 @dataclass

@@ -1,0 +1,234 @@
+"""Hearth's Python API: what a user does, as verbs. The CLI (`rag/cli.py`) and the app (`app.py`)
+are thin layers over it and import nothing else of Hearth but the settings and the errors.
+
+    from rag.api import Hearth
+
+    with Hearth(collection="work") as h:           # settings from HEARTH_* and the TOML file
+        h.sync(["~/Documents/tax"])                 # add, update, move and remove to match
+        for hit in h.search("receipts", k=3): ...
+        stream = h.ask("How long do I keep receipts?")
+        for text in stream: print(text, end="")     # the answer as it streams
+        stream.result.citations                     # checked against the passages shown
+
+Every verb that writes takes the store's writer lock (and, against a shared Chroma server, its
+lease) for its own duration; store failures come out as the exceptions in ingest/errors.py.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ingest import loaders
+from ingest.library import Library
+from ingest.manifest import FileRecord
+from ingest.pipeline import FileResult, Ingestor, Report, rebuild
+from ingest.settings import Settings, load_settings
+from ingest.store import check_collection_name, store_errors
+from ingest.watch import Watcher, describe
+
+from . import evaluate, llm_server, uploads
+from .answer import Answer, Answerer, AnswerStream
+from .search import MODES, Hit, search
+
+SUPPORTED_TYPES = sorted(loaders.SUPPORTED)  # file extensions Hearth reads
+load_qa = evaluate.load_qa
+ServerInfo = llm_server.ServerInfo
+tail = llm_server.tail
+Progress = Callable[[str, int, int, int], None]  # (path, files done, files in all, chunks embedded)
+
+__all__ = ["Hearth", "Answer", "AnswerStream", "FileRecord", "FileResult", "Hit", "Report", "MODES",
+           "SUPPORTED_TYPES", "check_collection_name", "describe", "load_settings", "model_server"]
+
+
+class Hearth:
+    """One opened collection of one library (HEARTH_HOME, or a Chroma server)."""
+
+    def __init__(self, settings: Settings | None = None, collection: str | None = None, embedder=None):
+        """`embedder`: an already loaded ingest.embedding.Embedder to share (the app keeps one for
+        every browser session). Raises ValueError for a bad collection name."""
+        self.settings = settings or load_settings()
+        with store_errors(self.settings):
+            self.library = Library(self.settings, collection)
+        if embedder is not None:
+            self.library.embedder = embedder
+        self.name = self.library.name
+        self._answerer: Answerer | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.library.close()
+
+    @property
+    def folder(self) -> Path:
+        """Where files added through the app are kept: <library folder>/<collection>."""
+        return self.library.folder
+
+    @property
+    def embedder(self):
+        return self.library.embedder
+
+    def load_model(self):
+        """Load the embedding model now (seconds), not on the first question."""
+        _ = self.library.embedder.model
+
+    # --- the library ------------------------------------------------------------------------------
+    def collections(self) -> list[tuple[str, str, int, int]]:
+        """(name, embedding model, dimension, documents) of every collection."""
+        with store_errors(self.settings):
+            return self.library.manifest.collections()
+
+    def documents(self) -> list[FileRecord]:
+        with store_errors(self.settings):
+            return sorted(self.library.documents(), key=lambda r: r.path)
+
+    def problems(self) -> dict[str, str]:
+        """{path: reason} of the files that could not be added."""
+        with store_errors(self.settings):
+            return {path: v[0] for path, v in self.library.manifest.problems().items()}
+
+    def has_documents(self) -> bool:
+        with store_errors(self.settings):
+            return self.library.manifest.has_files()
+
+    def is_empty(self) -> bool:
+        with store_errors(self.settings):
+            return not self.library.manifest.has_files() and not self.library.manifest.problems()
+
+    def chunk_count(self) -> int:
+        with store_errors(self.settings):
+            return self.library.collection.count()
+
+    @contextmanager
+    def _writing(self, wait: float | None, on_wait):
+        with store_errors(self.settings), self.library.writing(wait=wait, on_wait=on_wait):
+            yield
+
+    def sync(self, paths: Iterable[str | os.PathLike], force: bool = False, reembed: bool = False,
+             progress: Progress | None = None, wait: float | None = None, on_wait=None) -> Report:
+        """Make the collection hold exactly the supported files under `paths`: new and changed files
+        read and embedded, moved ones re-pointed, deleted ones removed. force re-reads every file
+        found; reembed rebuilds the whole collection with the configured model (beside the old one,
+        switched to when done). wait: seconds to wait for another writer (None: as long as it takes)."""
+        with self._writing(wait, on_wait):
+            if reembed:
+                return rebuild(self.library, paths, progress)
+            return Ingestor(self.library, progress).sync(paths, force=force)
+
+    def remove(self, paths: Iterable[str | os.PathLike], wait: float | None = None, on_wait=None) -> list[FileResult]:
+        """Forget the documents at or under `paths`; the files themselves stay."""
+        with self._writing(wait, on_wait):
+            return Ingestor(self.library).remove(paths)
+
+    def delete_uploads(self, paths: Iterable[str]) -> list[str]:
+        """Delete those of `paths` that lie in the library folder (added through the app); returns them.
+        Files elsewhere are the user's own and stay."""
+        folder = str(self.folder.resolve()) + os.sep
+        deleted = [p for p in paths if os.path.realpath(p).startswith(folder) and os.path.isfile(p)]
+        for path in deleted:
+            os.remove(path)
+        return deleted
+
+    def add_upload(self, name: str, data: bytes) -> Path:
+        """Store an uploaded file in the library folder under a safe name (not yet synced)."""
+        return uploads.save(self.folder, name, data, self.settings.max_file_mb)
+
+    def watch(self, folders: Iterable[str | os.PathLike] | None = None, on_change: Callable[[str], None] | None = None,
+              own_connection: bool = False) -> Watcher:
+        """A watcher keeping the collection in sync with `folders` (default: the library folder);
+        call .run() (it blocks: a thread, or the CLI's main loop) and .stop(). own_connection gives it a
+        Library of its own, for a watcher that outlives this object (the app's)."""
+        library = self.library
+        if own_connection:
+            library = Library(self.settings, self.name)
+            library.embedder = self.library.embedder
+        if folders is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            folders = [self.folder]
+        return Watcher(library, folders, on_change=on_change)
+
+    # --- answers ----------------------------------------------------------------------------------
+    def search(self, query: str, k: int = 5, mode: str | None = None) -> list[Hit]:
+        """The k passages that best match `query` (mode: hybrid, dense or keyword)."""
+        with store_errors(self.settings):
+            return search(self.library, query, k, mode=mode)
+
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
+            server: llm_server.ServerInfo | None = None) -> AnswerStream:
+        """A streamed answer from the model server, grounded in the passages found for `question`
+        (or for its standalone form, given the earlier (question, answer) turns of a chat)."""
+        if self._answerer is None or server is not None:
+            self._answerer = Answerer(self.library, server)
+        with store_errors(self.settings):
+            return self._answerer.ask(question, history, k)
+
+    def evaluate(self, qa: list[dict], k: int = 5) -> dict[str, dict]:
+        """hit@1, hit@k and MRR of each retrieval mode on a QA set (rag/evaluate.py)."""
+        with store_errors(self.settings):
+            return evaluate.evaluate(self.library, qa, k)
+
+    def check_answers(self, qa: list[dict], limit: int) -> tuple[int, int]:
+        """(answers whose citations all resolve, answers asked) for the first `limit` questions."""
+        with store_errors(self.settings):
+            return evaluate.citations_resolve(self.library, qa, limit)
+
+    def snapshot(self) -> dict:
+        """What the collection holds, for comparisons (tests, bench/crash.py)."""
+        with store_errors(self.settings):
+            return self.library.snapshot()
+
+
+def load_embedder(settings: Settings):
+    """The embedding model `settings` name, to share between Hearth objects (the app's sessions)."""
+    from ingest.embedding import Embedder
+
+    return Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
+
+
+# --- the model server (no collection needed) -------------------------------------------------------
+def model_server(settings: Settings) -> llm_server.ServerInfo | None:
+    """The server answers come from: HEARTH_LLM_URL, or the one Hearth started, or None."""
+    return llm_server.current(settings)
+
+
+def model_server_status(settings: Settings, info: llm_server.ServerInfo, timeout: float = 2.0):
+    """(answering | busy | starting | down, its model names when answering)."""
+    return llm_server.status(settings, info, timeout)
+
+
+def start_model_server(settings: Settings, wait: bool = True, on_wait=None) -> llm_server.ServerInfo:
+    """Start Hearth's own server (llama.cpp on a CPU, vLLM with an NVIDIA GPU), or return the running one."""
+    return llm_server.start(settings, wait=wait, on_wait=on_wait)
+
+
+def stop_model_server(settings: Settings) -> bool:
+    return llm_server.stop(settings)
+
+
+def model_server_log(settings: Settings, lines: int = 40) -> str:
+    info = llm_server.current(settings)
+    logs_dir = settings.home / "logs"
+    logs = sorted(logs_dir.glob("llm-*.log"), key=os.path.getmtime) if logs_dir.is_dir() else []
+    log = info.log if info and info.log else (str(logs[-1]) if logs else None)
+    return llm_server.tail(log, lines) if log else ""
+
+
+def free_port(preferred: int) -> int:
+    return llm_server.free_port(preferred)
+
+
+def check_model_server_url(url: str, settings: Settings) -> str:
+    """A model server URL typed by a user: on this machine, HEARTH_LLM_URL's host, or allowed by
+    HEARTH_LLM_ALLOWED_HOSTS; ServerError otherwise."""
+    return llm_server.check_url(url, settings)
+
+
+def is_local(address: str) -> bool:
+    return llm_server.is_local(address)

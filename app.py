@@ -20,8 +20,8 @@ import streamlit as st
 
 from ingest.errors import ServerError, StoreBusy, StoreUnreachable, StoreWriteError, UploadError
 from ingest.settings import Settings, load_settings
-from rag import api, export, render
-from rag.api import Answer, Hearth
+from rag import api
+from rag.api import Answer, Hearth, export, render
 
 st.set_page_config(page_title="Hearth", page_icon="🔥", layout="wide")
 state = st.session_state

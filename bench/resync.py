@@ -85,7 +85,7 @@ def main():
 
     deletes = []
     for doc in (*copies, pdf):
-        record = lib.manifest.files()[str(doc)]
+        record = lib.files.records()[str(doc)]
         before = lib.collection.count()
         t = time.perf_counter()
         removed = Ingestor(lib).remove([doc])
@@ -93,8 +93,8 @@ def main():
         assert [r.chunks for r in removed] == [record.chunks]
         assert lib.collection.count() == before - record.chunks
         assert not lib.collection.get(where={"doc_id": record.doc_id}, include=[])["ids"]
-        assert not [row for row in lib.manifest.keyword_rows() if row[0] == record.doc_id]
-        assert not lib.manifest.texts([f"{record.doc_id}:0"])
+        assert not [row for row in lib.keywords.rows() if row[0] == record.doc_id]
+        assert not lib.chunk_texts.get([(record.doc_id, 0)])
     delete_s = statistics.median(deletes)
 
     print(f"\nno-op re-sync of {args.files} unchanged files, in process: median {statistics.median(resync):.3f} s "

@@ -1,6 +1,8 @@
-"""The manifest kept in a Chroma server (HEARTH_CHROMA_URL), so several Hearth instances share a library.
+"""The manifest's files and journal kept in a Chroma server (HEARTH_CHROMA_URL), so several Hearth
+instances share a library: CatalogFiles and CatalogJournal, the server's counterparts of
+manifest/files.py and manifest/journal.py, with the same methods.
 
-With an embedded store the manifest is a SQLite file beside it (manifest.py). Against a Chroma server
+With an embedded store the manifest is a SQLite file beside it (manifest/). Against a Chroma server
 every instance (app, `hearth watch`, `hearth ingest`, on any machine) must see the same documents, so
 what the manifest holds lives in the server, in one collection, `hearth-catalog`, one record per
     collection  its embedding model                      id collection:<name>
@@ -34,7 +36,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .manifest import REBUILD_MARK, FileRecord, Manifest, is_rebuild_of
+from .manifest import REBUILD_MARK, Database, FileRecord, is_rebuild_of
 
 CATALOG = "hearth-catalog"
 _DUMMY = [0.0]
@@ -64,86 +66,107 @@ def instance_id(home: Path) -> str:
     return path.read_text().strip()
 
 
-class ServerManifest(Manifest):
-    """Manifest's interface over the server's catalog; the SQLite base keeps only the keyword cache."""
+class Catalog:
+    """The `hearth-catalog` collection as a record store, with the open transaction's changes."""
 
-    def __init__(self, client, cache_path: Path, collection: str, instance: str, physical: str | None = None):
-        self.catalog = client.get_or_create_collection(CATALOG, embedding_function=None)
-        self.instance = self.owner = instance
-        self._ups: dict[str, tuple[dict, str]] | None = None  # the open transaction's upserts and deletes
+    def __init__(self, client, db: Database):
+        self.collection = client.get_or_create_collection(CATALOG, embedding_function=None)
+        self.db = db  # the instance's local cache (the keyword index), committed with the catalog's changes
+        self._ups: dict[str, tuple[dict, str]] | None = None
         self._dels: list[str] | None = None
-        super().__init__(cache_path, collection, physical)
 
-    # --- which physical collection this is (see manifest.py) ---------------------------------------
-    def physical(self) -> str:
-        rec = self._record(f"alias:{self.name}")
-        return rec["physical"] if rec else self.name
-
-    def swap_to(self, physical: str):
-        """One upsert switches every instance to the rebuild; the old records go after it (what a
-        crash leaves of them, the next write's clean_rebuilds removes)."""
-        old = self.collection
-        self.catalog.upsert(ids=[f"alias:{self.name}"], embeddings=[_DUMMY], documents=[json.dumps({"physical": physical})],
-                            metadatas=[{"kind": "alias", "collection": f"alias:{self.name}"}])
-        self.collection = physical
-        self.drop_rows(old)
-
-    def rebuilds(self) -> list[str]:
-        got = self.catalog.get(where={"kind": {"$ne": "alias"}}, include=["metadatas"])
-        current = self.physical()
-        names = {m["collection"] for m in got["metadatas"]}
-        return sorted(n for n in names if n != current and (n == self.name or is_rebuild_of(n, self.name)))
-
-    def drop_rows(self, physical: str):
-        self.catalog.delete(where={"collection": physical})
-        super().drop_rows(physical)
-
-    # --- records ----------------------------------------------------------------------------------
-    def _put(self, rid: str, kind: str, record: dict, **filters):
-        meta = {"kind": kind, "collection": self.collection, **filters}
+    def put(self, rid: str, meta: dict, record):
         doc = json.dumps(record)
         if self._ups is not None:
             self._ups[rid] = (meta, doc)
             if rid in self._dels:
                 self._dels.remove(rid)
         else:
-            self.catalog.upsert(ids=[rid], embeddings=[_DUMMY], metadatas=[meta], documents=[doc])
+            self.collection.upsert(ids=[rid], embeddings=[_DUMMY], metadatas=[meta], documents=[doc])
 
-    def _delete(self, *rids: str):
+    def delete(self, *rids: str):
         if self._ups is not None:
             for rid in rids:
                 self._ups.pop(rid, None)
                 self._dels.append(rid)
         elif rids:
-            self.catalog.delete(ids=list(rids))
+            self.collection.delete(ids=list(rids))
 
-    def _where(self, kind: str, **filters) -> dict:
-        return {"$and": [{"kind": kind}, {"collection": self.collection}] + [{k: v} for k, v in filters.items()]}
-
-    def _records(self, kind: str, **filters) -> list:
-        got = self.catalog.get(where=self._where(kind, **filters), include=["documents"])
+    def records(self, where: dict) -> list:
+        got = self.collection.get(where=where, include=["documents"])
         return [json.loads(doc) for doc in got["documents"]]
 
-    def _record(self, rid: str):
-        got = self.catalog.get(ids=[rid], include=["documents"])
+    def record(self, rid: str):
+        got = self.collection.get(ids=[rid], include=["documents"])
         return json.loads(got["documents"][0]) if got["ids"] else None
+
+    def transaction(self):
+        return _Batch(self)
+
+
+class CatalogFiles:
+    """manifest.files.Files over the server's catalog."""
+
+    def __init__(self, catalog: Catalog, name: str, instance: str, physical: str | None = None):
+        self.catalog, self.name = catalog, name
+        self.owner = instance
+        self.pinned = physical is not None
+        self.collection = physical or self.physical()
+
+    def _put(self, rid: str, kind: str, record, **filters):
+        self.catalog.put(rid, {"kind": kind, "collection": self.collection, **filters}, record)
+
+    def where(self, kind: str, **filters) -> dict:
+        return {"$and": [{"kind": kind}, {"collection": self.collection}] + [{k: v} for k, v in filters.items()]}
 
     def _file_id(self, path: str) -> str:
         return f"file:{self.collection}:{_key(path)}"
 
-    def transaction(self):
-        return _Batch(self)
+    # --- which physical collection ------------------------------------------------------------------
+    def physical(self) -> str:
+        rec = self.catalog.record(f"alias:{self.name}")
+        return rec["physical"] if rec else self.name
+
+    def refresh(self) -> bool:
+        if self.pinned or self.physical() == self.collection:
+            return False
+        self.collection = self.physical()
+        return True
+
+    def swap_to(self, physical: str):
+        """One upsert switches every instance to the rebuild; the old records go after it (what a
+        crash leaves of them, the next write's clean_rebuilds removes)."""
+        old = self.collection
+        self.catalog.collection.upsert(ids=[f"alias:{self.name}"], embeddings=[_DUMMY],
+                                       documents=[json.dumps({"physical": physical})],
+                                       metadatas=[{"kind": "alias", "collection": f"alias:{self.name}"}])
+        self.collection = physical
+        self.drop_rows(old)
+
+    def rebuilds(self) -> list[str]:
+        got = self.catalog.collection.get(where={"kind": {"$ne": "alias"}}, include=["metadatas"])
+        current = self.physical()
+        names = {m["collection"] for m in got["metadatas"]}
+        return sorted(n for n in names if n != current and (n == self.name or is_rebuild_of(n, self.name)))
+
+    def drop_rows(self, physical: str):
+        self.catalog.collection.delete(where={"collection": physical})
+        with self.catalog.db.transaction():
+            self.catalog.db.drop_rows(physical)
+
+    def drop(self):
+        self.drop_rows(self.collection)
 
     def _bump(self):
         self._put(f"generation:{self.collection}", "generation", {"value": time.time_ns()})
 
     def generation(self) -> int:
-        rec = self._record(f"generation:{self.collection}")
+        rec = self.catalog.record(f"generation:{self.collection}")
         return rec["value"] if rec else 0
 
     # --- the collection's embedding model ---------------------------------------------------------
     def model(self):
-        rec = self._record(f"collection:{self.collection}")
+        rec = self.catalog.record(f"collection:{self.collection}")
         return (rec["embed_model"], rec["dimension"]) if rec else None
 
     def set_model(self, embed_model: str, dimension: int):
@@ -151,7 +174,8 @@ class ServerManifest(Manifest):
                   {"embed_model": embed_model, "dimension": dimension, "created_at": time.time()})
 
     def collections(self):
-        got = self.catalog.get(where={"kind": {"$in": ["collection", "file", "alias"]}}, include=["metadatas", "documents"])
+        got = self.catalog.collection.get(where={"kind": {"$in": ["collection", "file", "alias"]}},
+                                          include=["metadatas", "documents"])
         files: dict[str, int] = {}
         models, aliases = {}, {}
         for meta, doc in zip(got["metadatas"], got["documents"]):
@@ -165,64 +189,34 @@ class ServerManifest(Manifest):
                       if p in aliases or (REBUILD_MARK not in p and p not in aliases.values()))
 
     # --- files --------------------------------------------------------------------------------------
-    def files(self) -> dict[str, FileRecord]:
-        records = sorted((FileRecord(**r) for r in self._records("file")), key=lambda r: r.path)
+    def records(self) -> dict[str, FileRecord]:
+        records = sorted((FileRecord(**r) for r in self.catalog.records(self.where("file"))), key=lambda r: r.path)
         return {r.path: r for r in records}
 
     def has_files(self) -> bool:
-        got = self.catalog.get(where=self._where("file"), limit=1, include=[])
-        return bool(got["ids"])
+        return bool(self.catalog.collection.get(where=self.where("file"), limit=1, include=[])["ids"])
 
     def live_doc_ids(self, doc_ids) -> set[str]:
         doc_ids = list(set(doc_ids))
         if not doc_ids:
             return set()
-        got = self.catalog.get(where=self._where("file", doc_id={"$in": doc_ids}), include=["metadatas"])
+        got = self.catalog.collection.get(where=self.where("file", doc_id={"$in": doc_ids}), include=["metadatas"])
         return {m["doc_id"] for m in got["metadatas"]}
 
-    def put_file(self, rec: FileRecord):
+    def put(self, rec: FileRecord):
         self._put(self._file_id(rec.path), "file", asdict(rec), doc_id=rec.doc_id)
         self._bump()
 
-    def delete_file(self, path: str):
-        self._delete(self._file_id(path))
+    def delete(self, path: str):
+        self.catalog.delete(self._file_id(path))
         self._bump()
 
-    def touch_file(self, rec: FileRecord, size: int, mtime_ns: int):
+    def touch(self, rec: FileRecord, size: int, mtime_ns: int):
         self._put(self._file_id(rec.path), "file", {**asdict(rec), "size": size, "mtime_ns": mtime_ns}, doc_id=rec.doc_id)
-
-    # --- keywords: a per-instance cache of the server's chunks -------------------------------------
-    def keywords_built(self) -> bool:
-        """The cache holds what the server held at its last change."""
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (self._built_key,)).fetchone()
-        return row is not None and row[0] == self.generation()
-
-    def docs_without_keywords(self) -> list[str]:
-        live = {r.doc_id for r in self.files().values()}
-        cached = {row[0] for row in self.db.execute(
-            "SELECT DISTINCT doc_id FROM keyword_chunks WHERE collection=?", (self.collection,))}
-        for gone in cached - live:  # removed or replaced by any instance since the last sync
-            self.delete_keywords(gone)
-        return sorted(live - cached)
-
-    # --- journal: this instance's writes in flight ------------------------------------------------
-    def journal(self) -> list[tuple[str, str]]:
-        return [tuple(entry) for entry in self._records("journal", instance=self.instance)]
-
-    def journal_add(self, doc_id: str, op: str):
-        self._put(f"journal:{self.collection}:{self.instance}:{doc_id}:{op}", "journal", [doc_id, op],
-                  instance=self.instance)
-
-    def journal_done(self, doc_id: str, op: str):
-        self._delete(f"journal:{self.collection}:{self.instance}:{doc_id}:{op}")
-
-    def clear_journals(self):
-        """Every instance's entries (after a sweep, under the lease: none is in flight)."""
-        self.catalog.delete(where=self._where("journal"))
 
     # --- problems ---------------------------------------------------------------------------------
     def problems(self) -> dict[str, tuple[str, int, int]]:
-        rows = sorted(self._records("problem"), key=lambda r: r["path"])
+        rows = sorted(self.catalog.records(self.where("problem")), key=lambda r: r["path"])
         return {r["path"]: (r["reason"], r["size"], r["mtime_ns"]) for r in rows}
 
     def put_problem(self, path: str, reason: str, size: int | None, mtime_ns: int | None):
@@ -230,32 +224,55 @@ class ServerManifest(Manifest):
                   {"path": path, "reason": reason, "size": size, "mtime_ns": mtime_ns, "at": time.time()})
 
     def clear_problem(self, path: str):
-        self._delete(f"problem:{self.collection}:{_key(path)}")
+        self.catalog.delete(f"problem:{self.collection}:{_key(path)}")
+
+
+class CatalogJournal:
+    """manifest.journal.Journal over the server's catalog: entries are this instance's own."""
+
+    def __init__(self, files: CatalogFiles):
+        self.files = files
+
+    def _id(self, doc_id: str, op: str) -> str:
+        return f"journal:{self.files.collection}:{self.files.owner}:{doc_id}:{op}"
+
+    def entries(self) -> list[tuple[str, str]]:
+        return [tuple(e) for e in self.files.catalog.records(self.files.where("journal", instance=self.files.owner))]
+
+    def add(self, doc_id: str, op: str):
+        self.files._put(self._id(doc_id, op), "journal", [doc_id, op], instance=self.files.owner)
+
+    def done(self, doc_id: str, op: str):
+        self.files.catalog.delete(self._id(doc_id, op))
+
+    def clear(self):
+        """Every instance's entries (after a sweep, under the lease: none is in flight)."""
+        self.files.catalog.collection.delete(where=self.files.where("journal"))
 
 
 class _Batch:
     """A transaction: the local keyword cache in a SQLite transaction, the catalog's changes applied
     on success as one upsert call and then one delete call (the cache commits only if both did)."""
 
-    def __init__(self, manifest: ServerManifest):
-        self.m = manifest
+    def __init__(self, catalog: Catalog):
+        self.c = catalog
 
     def __enter__(self):
-        self.m.db.execute("BEGIN IMMEDIATE")
-        self.m._ups, self.m._dels = {}, []
-        return self.m.db
+        self.c.db.execute("BEGIN IMMEDIATE")
+        self.c._ups, self.c._dels = {}, []
+        return self.c.db
 
     def __exit__(self, exc_type, *_):
-        ups, dels = self.m._ups, self.m._dels
-        self.m._ups = self.m._dels = None
+        ups, dels = self.c._ups, self.c._dels
+        self.c._ups = self.c._dels = None
         try:
             if exc_type is None and ups:
                 ids = list(ups)
-                self.m.catalog.upsert(ids=ids, embeddings=[_DUMMY] * len(ids), metadatas=[ups[i][0] for i in ids],
-                                      documents=[ups[i][1] for i in ids])
+                self.c.collection.upsert(ids=ids, embeddings=[_DUMMY] * len(ids), metadatas=[ups[i][0] for i in ids],
+                                         documents=[ups[i][1] for i in ids])
             if exc_type is None and dels:
-                self.m.catalog.delete(ids=list(dict.fromkeys(dels)))
+                self.c.collection.delete(ids=list(dict.fromkeys(dels)))
         except BaseException:
-            self.m.db.execute("ROLLBACK")
+            self.c.db.execute("ROLLBACK")
             raise
-        self.m.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        self.c.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,7 +1,14 @@
-"""A Library is one opened collection: its settings, manifest, embedder and Chroma collection.
+"""A Library is one opened collection: its records (manifest/), its vectors (Chroma) and its
+embedding model, behind one interface. Every Chroma call and the chunk id format live here and in
+the two implementations, which hold what differs:
 
-Everything heavy (torch, Chroma) is opened on first use, so cheap operations stay cheap.
-The CLI and the app both work through this object.
+    local.py    LocalLibrary: Chroma embedded under HEARTH_HOME, the manifest in SQLite beside it,
+                chunk texts in the manifest, one writer per store (a lock file)
+    server.py   ServerLibrary: a Chroma server (HEARTH_CHROMA_URL) shared by several instances, the
+                manifest's files and journal in the server, texts in Chroma, a lease across instances
+
+`Library(settings, collection)` opens the one the settings name. Everything heavy (torch, Chroma)
+is opened on first use, so cheap operations stay cheap.
 """
 
 from __future__ import annotations
@@ -10,71 +17,204 @@ from contextlib import contextmanager
 from functools import cached_property
 
 from .embedding import Embedder
-from .lease import Lease
+from .errors import ModelMismatch
 from .lock import writer_lock
-from .catalog import ServerManifest, instance_id
-from .manifest import FileRecord, Manifest, is_rebuild_of
+from .manifest import FileRecord, is_rebuild_of
 from .settings import Settings
-from .store import MAX_BATCH, ModelMismatch, Store, store_errors, check_collection_name, drop_stale_view, mismatch_message, saw_generation
+from .store import MAX_BATCH, check_collection_name, mismatch_message
+
+
+def chunk_id(doc_id: str, index: int) -> str:
+    """A chunk's id in Chroma: its document's id and its place in it."""
+    return f"{doc_id}:{index}"
+
+
+def split_id(cid: str) -> tuple[str, int]:
+    doc, _, index = cid.rpartition(":")
+    return doc, int(index)
+
+
+def _batches(items: list, size: int = MAX_BATCH):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 class Library:
+    # Set by each implementation's __init__: db (the local SQLite file), files, journal, keywords.
+    keeps_texts = False  # chunk texts live in the manifest (local), not in Chroma (a server's store)
+
+    def __new__(cls, settings: Settings, collection: str | None = None, physical: str | None = None):
+        if cls is Library:  # the implementation the settings call for
+            from .local import LocalLibrary
+            from .server import ServerLibrary
+
+            cls = ServerLibrary if settings.chroma_url else LocalLibrary
+        return super().__new__(cls)
+
     def __init__(self, settings: Settings, collection: str | None = None, physical: str | None = None):
         """`physical` opens a rebuild of the collection being written beside it (pipeline.rebuild)."""
         self.settings = settings
         self.name = check_collection_name(collection or settings.collection)
-        if settings.chroma_url:  # the manifest lives in the server, shared by every instance
-            self.manifest = ServerManifest(self.store.client, settings.manifest_path, self.name,
-                                           instance_id(settings.home), physical)
-        else:
-            self.manifest = Manifest(settings.manifest_path, self.name, physical)
-        self.lease: Lease | None = None  # held while writing to a shared Chroma server
-    @property
-    def physical(self) -> str:
-        """The name its rows and Chroma collection are stored under (see manifest.py)."""
-        return self.manifest.collection
+        self.lease = None  # a shared server's writer lease, while writing
 
+    # --- what differs between the two ------------------------------------------------------------
+    @cached_property
+    def client(self):
+        raise NotImplementedError
+
+    def _texts_elsewhere(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """Texts the manifest does not hold (LocalLibrary: none, unless written before they moved)."""
+        return {}
+
+    @contextmanager
+    def _writer(self, wait, on_wait):
+        """One writer at a time: a lock file (and a lease, against a server)."""
+        with writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait):
+            yield
+
+    def _view_changed(self) -> bool:
+        """Whether this process's view of Chroma was reopened to see other processes' writes."""
+        return False
+
+    def _wrote(self):
+        """Called after writing, still under the writer lock."""
+
+    # --- the collection --------------------------------------------------------------------------
     @cached_property
     def embedder(self) -> Embedder:
         s = self.settings
         return Embedder(s.embed_model, s.embed_batch_size, s.embed_precision)
 
-    @cached_property
-    def store(self) -> Store:
-        return Store(self.settings)
-
-    @cached_property
-    def collection(self):
-        """The Chroma collection (created on first use, with this library's model recorded)."""
-        self._refresh()
-        self.check_model()
-        col = self.store.collection(self.physical, self.settings.embed_model, self.embedder.dimension)
-        if self.manifest.model() is None:
-            self.manifest.set_model(self.settings.embed_model, self.embedder.dimension)
-        return col
-
-    def check_model(self):
-        """Refuse to mix models: the configured one must be the one the collection was built with."""
-        stored = self.manifest.model()
-        wanted = (self.settings.embed_model, self.embedder.dimension)
-        if stored is not None and tuple(stored) != wanted:
-            raise ModelMismatch(mismatch_message(self.name, stored, wanted))
+    @property
+    def physical(self) -> str:
+        """The name its rows and Chroma collection are stored under (see manifest/)."""
+        return self.files.collection
 
     @property
     def folder(self):
         """Where files added through the app are stored: <library folder>/<collection>."""
         return self.settings.library_dir / self.name
 
+    def transaction(self):
+        """One atomic change of the manifest's parts (files, journal, keywords, texts)."""
+        return self.db.transaction()
+
+    @cached_property
+    def collection(self):
+        """The Chroma collection (created on first use, with this library's model recorded)."""
+        self._view_changed()
+        self.check_model()
+        dimension = self.embedder.dimension
+        col = self.client.get_or_create_collection(
+            self.physical, configuration={"hnsw": {"space": "cosine"}},
+            metadata={"hearth_embed_model": self.settings.embed_model, "hearth_dimension": dimension},
+            embedding_function=None,  # we always pass vectors; Chroma's default would download a model
+        )
+        meta = col.metadata or {}
+        stored = (meta.get("hearth_embed_model"), meta.get("hearth_dimension"))
+        if stored != (self.settings.embed_model, dimension):
+            raise ModelMismatch(mismatch_message(self.name, stored, (self.settings.embed_model, dimension)))
+        if self.files.model() is None:
+            self.files.set_model(self.settings.embed_model, dimension)
+        return col
+
+    def check_model(self):
+        """Refuse to mix models: the configured one must be the one the collection was built with."""
+        stored = self.files.model()
+        wanted = (self.settings.embed_model, self.embedder.dimension)
+        if stored is not None and tuple(stored) != wanted:
+            raise ModelMismatch(mismatch_message(self.name, stored, wanted))
+
+    def documents(self) -> list[FileRecord]:
+        return list(self.files.records().values())
+
+    # --- chunks: every Chroma call ----------------------------------------------------------------
+    def count(self) -> int:
+        return self.collection.count()
+
+    def add_chunks(self, doc_ids: list[str], indices: list[int], vectors, metadatas: list[dict], texts: list[str]):
+        """Write chunks (the manifest keeps a local store's texts: see pipeline._flush)."""
+        self.collection.add(ids=[chunk_id(d, i) for d, i in zip(doc_ids, indices)], embeddings=vectors,
+                            documents=None if self.keeps_texts else texts, metadatas=metadatas)
+
+    def delete_chunks(self, doc_id: str, n: int):
+        for batch in _batches([chunk_id(doc_id, i) for i in range(n)]):
+            self.collection.delete(ids=batch)
+
+    def delete_doc(self, doc_id: str):
+        """Every chunk of a document, however many were written."""
+        self.collection.delete(where={"doc_id": doc_id})
+
+    def move_chunks(self, doc_id: str, n: int, path: str, filename: str):
+        meta = {"source": path, "filename": filename}
+        for batch in _batches([chunk_id(doc_id, i) for i in range(n)]):
+            self.collection.update(ids=batch, metadatas=[meta] * len(batch))
+
+    def copy_chunks(self, doc_id: str, n: int, new_doc: str, changes: dict):
+        """The vectors of an identical document under a new doc id, its metadata changed by `changes`."""
+        for batch in _batches([chunk_id(doc_id, i) for i in range(n)]):
+            got = self.collection.get(ids=batch, include=["embeddings", "documents", "metadatas"])
+            # A local store's texts are copied with the record (Texts.copy); Chroma holds texts only
+            # for a server's store, or a local one written before they moved.
+            texts = got["documents"] if any(doc is not None for doc in got["documents"]) else None
+            self.collection.add(ids=[chunk_id(new_doc, split_id(cid)[1]) for cid in got["ids"]],
+                                embeddings=got["embeddings"], documents=texts,
+                                metadatas=[{**m, "doc_id": new_doc, **changes} for m in got["metadatas"]])
+
+    def nearest(self, vector, n: int) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the n nearest chunks of live documents."""
+        got = self.collection.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
+        ids, metas, dists = got["ids"][0], got["metadatas"][0], got["distances"][0]
+        # Chunks of a document whose write was interrupted are not in the manifest: never show them.
+        live = self.files.live_doc_ids(m.get("doc_id") for m in metas)
+        return [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
+
+    def keyword_search(self, match: str, n: int) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) for an FTS5 MATCH expression."""
+        return [(chunk_id(doc, i), score) for doc, i, score in self.keywords.search(match, n)]
+
+    def chunks(self, ids: list[str], vectors: bool = False) -> dict[str, tuple[str, dict, object]]:
+        """{chunk id: (text, metadata, vector or None)} for those of `ids` that exist."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=ids, include=["metadatas", "embeddings"] if vectors else ["metadatas"])
+        texts = self.texts(got["ids"])
+        embeddings = got["embeddings"] if vectors else [None] * len(got["ids"])
+        return {cid: (texts.get(cid, ""), meta, emb) for cid, meta, emb in zip(got["ids"], got["metadatas"], embeddings)}
+
+    def texts(self, ids: list[str]) -> dict[str, str]:
+        """{chunk id: text}: from the manifest, else from Chroma (a server's store, or a local store
+        written before texts moved to the manifest)."""
+        keys = [split_id(cid) for cid in ids]
+        found = self.chunk_texts.get(keys) if self.keeps_texts else {}
+        missing = [cid for cid, key in zip(ids, keys) if key not in found]
+        texts = {chunk_id(*key): text for key, text in found.items()}
+        if missing:
+            got = self.collection.get(ids=missing, include=["documents"])
+            texts.update((cid, doc) for cid, doc in zip(got["ids"], got["documents"]) if doc is not None)
+        return texts
+
+    def _all_metadata(self):
+        """(chunk id, metadata) of every chunk, a page at a time."""
+        offset = 0
+        while True:
+            got = self.collection.get(include=["metadatas"], limit=MAX_BATCH, offset=offset)
+            yield from zip(got["ids"], got["metadatas"])
+            if len(got["ids"]) < MAX_BATCH:
+                return
+            offset += MAX_BATCH
+
+    # --- keyword index ----------------------------------------------------------------------------
     def ensure_keywords(self):
         """Index the documents that the keyword index lacks: a store made before it existed (once;
         later writes keep it up to date), or, against a Chroma server, whatever other instances
         changed since this one last looked. Marked as built even where nothing came of it (a document
         that is all table of contents), so it is not redone on each search."""
-        if self.manifest.keywords_built() or not self.manifest.has_files():
+        if self.keywords.built() or not self.files.has_files():
             return
-        with self.manifest.transaction():
-            generation = self.manifest.generation()
-            missing = self.manifest.docs_without_keywords()
+        with self.transaction():
+            generation = self.files.generation()
+            missing = self.keywords.docs_missing()
             for i in range(0, len(missing), 100):
                 got = self.collection.get(where={"doc_id": {"$in": missing[i : i + 100]}}, include=["metadatas"])
                 texts = self.texts(got["ids"])
@@ -82,66 +222,21 @@ class Library:
                 for cid, meta in zip(got["ids"], got["metadatas"]):
                     chunks.setdefault(meta["doc_id"], []).append((meta["chunk"], texts.get(cid, "")))
                 for doc_id, rows in chunks.items():
-                    self.manifest.add_keywords(doc_id, sorted(rows))
-            self.manifest.mark_keywords_built(generation)
+                    self.keywords.add(doc_id, sorted(rows))
+            self.keywords.mark_built(generation)
 
-    @property
-    def keeps_texts(self) -> bool:
-        """Chunk texts live in the manifest (a local store), not in Chroma (a Chroma server's store,
-        whose other instances read them there)."""
-        return not self.settings.chroma_url
-
-    def texts(self, ids: list[str]) -> dict[str, str]:
-        """{chunk id: text}: from the manifest, else from Chroma (a server's store, or a local store
-        written before texts moved to the manifest)."""
-        found = self.manifest.texts(ids) if self.keeps_texts else {}
-        missing = [cid for cid in ids if cid not in found]
-        if missing:
-            got = self.collection.get(ids=missing, include=["documents"])
-            found.update((cid, doc) for cid, doc in zip(got["ids"], got["documents"]) if doc is not None)
-        return found
-
-    def documents(self) -> list[FileRecord]:
-        return list(self.manifest.files().values())
-
-    def snapshot(self) -> dict:
-        """What the collection holds, independent of random doc ids, plus its integrity: for comparing
-        a store with a clean ingest of the same files (tests/test_crash.py, bench/crash.py)."""
-        got = self.collection.get(include=["metadatas"])
-        texts = self.texts(got["ids"])
-        records = {r.doc_id: r for r in self.documents()}
-        chunks = sorted((m["source"], m["chunk"], m.get("page"), m["sha256"], texts.get(cid))
-                        for cid, m in zip(got["ids"], got["metadatas"]))
-        keywords = sorted((records[d].path if d in records else f"orphan {d}", c, t) for d, c, t in self.manifest.keyword_rows())
-        return {
-            "documents": sorted((r.path, r.sha256, r.chunks) for r in records.values()),
-            "chunks": chunks,
-            "keywords": keywords,
-            "ids_unique": len(set(got["ids"])) == len(got["ids"]),
-            "orphans": sorted({m["doc_id"] for m in got["metadatas"]} - set(records)),
-            "journal": self.manifest.journal(),
-        }
-
+    # --- writing ----------------------------------------------------------------------------------
     @contextmanager
     def writing(self, wait: float | None = None, on_wait=None):
-        """Hold the store's writer lock (one writer at a time, across processes) and, against a
-        Chroma server, its lease (one writer at a time across instances: lease.py)."""
-        with writer_lock(self.settings.lock_path, wait=wait, on_wait=on_wait):
-            if self.settings.chroma_url:
-                lease = Lease(self.manifest.catalog, self.manifest.instance, self.settings.chroma_lease_s)
-                with store_errors(self.settings):  # the server down: StoreUnreachable, as for any call
-                    self.lease = lease.acquire(wait, on_wait)
+        """Be the only writer (see _writer) while the block runs; wait=None waits as long as it takes."""
+        with self._writer(wait, on_wait):
             try:
-                if self._refresh() | self.manifest.refresh():  # another process wrote, or rebuilt it
+                if self._view_changed() | self.files.refresh():  # another process wrote, or rebuilt it
                     self.__dict__.pop("collection", None)
                 self.clean_rebuilds()
                 yield
             finally:
-                if not self.settings.chroma_url:
-                    saw_generation(self.settings.chroma_path, self.manifest.generation())
-                if self.lease is not None:
-                    self.lease.release()
-                    self.lease = None
+                self._wrote()
 
     def check_writer(self):
         """Before each write to Chroma: this instance must still hold the shared server's lease."""
@@ -153,44 +248,66 @@ class Library:
         writer that took the lease over from one that died mid-write (nothing else writes meanwhile).
         Returns the number of chunks deleted."""
         live = {r.doc_id for r in self.documents()}
-        orphans: list[str] = []
-        offset = 0
-        while True:
-            got = self.collection.get(include=["metadatas"], limit=MAX_BATCH, offset=offset)
-            orphans += [cid for cid, m in zip(got["ids"], got["metadatas"]) if m["doc_id"] not in live]
-            if len(got["ids"]) < MAX_BATCH:
-                break
-            offset += MAX_BATCH
-        for i in range(0, len(orphans), MAX_BATCH):
+        orphans = [cid for cid, meta in self._all_metadata() if meta["doc_id"] not in live]
+        for batch in _batches(orphans):
             self.check_writer()
-            self.collection.delete(ids=orphans[i : i + MAX_BATCH])
-        self.manifest.clear_journals()
+            self.collection.delete(ids=batch)
+        self.journal.clear()
         return len(orphans)
-
-    def _refresh(self) -> bool:
-        if self.settings.chroma_url:  # a server's answers are always current
-            return False
-        if drop_stale_view(self.settings.chroma_path, self.manifest.generation()):
-            self.__dict__.pop("store", None)
-            return True
-        return False
-
-    def drop(self):
-        """Delete the whole collection: its vectors and its manifest entries (not the files)."""
-        self.store.drop(self.physical)
-        self.manifest.drop_collection()
-        self.__dict__.pop("collection", None)
 
     def clean_rebuilds(self):
         """Remove what a rebuild cut short left beside the collection (its rows, its vectors), or the
         collection a finished rebuild replaced, when a crash came before it was deleted."""
-        if self.manifest.pinned:
+        if self.files.pinned:
             return
-        for physical in self.manifest.rebuilds():
-            self.manifest.drop_rows(physical)
-        for name in self.store.names():
+        for physical in self.files.rebuilds():
+            self.files.drop_rows(physical)
+        for name in self.chroma_names():
             if name != self.physical and (name == self.name or is_rebuild_of(name, self.name)):
-                self.store.drop(name)
+                self.drop_chroma(name)
+
+    def chroma_names(self) -> list[str]:
+        return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+
+    def drop_chroma(self, name: str):
+        """Delete a Chroma collection; one that is not there is no error, anything else is."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            self.client.delete_collection(name)
+        except NotFoundError:
+            pass
+
+    def swap_to(self, build: "Library"):
+        """Make the rebuild `build` this collection (pipeline.rebuild), then drop the old vectors."""
+        old = self.physical
+        self.files.swap_to(build.physical)
+        self.__dict__.pop("collection", None)
+        self.drop_chroma(old)
+
+    def drop(self):
+        """Delete the whole collection: its vectors and its manifest entries (not the files)."""
+        self.drop_chroma(self.physical)
+        self.files.drop()
+        self.__dict__.pop("collection", None)
+
+    # --- checking ---------------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """What the collection holds, independent of random doc ids, plus its integrity: for comparing
+        a store with a clean ingest of the same files (tests/test_crash.py, bench/crash.py)."""
+        metas = list(self._all_metadata())
+        texts = self.texts([cid for cid, _ in metas])
+        records = {r.doc_id: r for r in self.documents()}
+        chunks = sorted((m["source"], m["chunk"], m.get("page"), m["sha256"], texts.get(cid)) for cid, m in metas)
+        keywords = sorted((records[d].path if d in records else f"orphan {d}", c, t) for d, c, t in self.keywords.rows())
+        return {
+            "documents": sorted((r.path, r.sha256, r.chunks) for r in records.values()),
+            "chunks": chunks,
+            "keywords": keywords,
+            "ids_unique": len({cid for cid, _ in metas}) == len(metas),
+            "orphans": sorted({m["doc_id"] for _, m in metas} - set(records)),
+            "journal": self.journal.entries(),
+        }
 
     def close(self):
-        self.manifest.close()
+        self.db.close()

@@ -5,7 +5,7 @@
     parse    load + chunk, in a child process with time and memory limits (reader.py), driven by a
              worker thread that runs ahead of the embedder; a PDF's chunks come page by page
     embed    in groups of GROUP_CHUNKS chunks, so small files share batches and big ones start early
-    write    Chroma, under the manifest's journal (see manifest.py for the protocol)
+    write    Chroma, under the manifest's journal (see manifest/ for the protocol)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from . import loaders, reader
 from .chunking import Chunk, Chunker, ChunkSpec, check_sizes
 from .library import Library
 from .manifest import REBUILD_MARK, FileRecord
-from .store import MAX_BATCH, store_errors
+from .store import store_errors
 
 GROUP_CHUNKS = 256  # chunks embedded and written at a time; small files share a group
 LOOKAHEAD = 4  # files read ahead of the embedder
@@ -128,7 +128,7 @@ class Ingestor:
     def __init__(self, library: Library, progress: Callable[[str, int, int, int], None] | None = None):
         """progress(path, files_done, files_total, chunks_embedded) is called as work advances."""
         self.lib = library
-        self.manifest = library.manifest
+        self.files, self.journal = library.files, library.journal
         self.progress = progress or (lambda *a: None)
         self.embedded = 0  # chunks embedded by this Ingestor
 
@@ -146,8 +146,8 @@ class Ingestor:
         report, started = Report(), time.perf_counter()
         report.repaired = self.repair()
         found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths])
-        records = self.manifest.files()
-        if self.manifest.model() is not None:
+        records = self.files.records()
+        if self.files.model() is not None:
             self.lib.check_model()
 
         # Only this instance's own documents can be gone: against a shared server, another machine's
@@ -177,17 +177,17 @@ class Ingestor:
         self.repair()
         roots = [os.path.abspath(p) for p in paths]
         removed = []
-        for path, rec in self.manifest.files().items():
+        for path, rec in self.files.records().items():
             if any(_under(path, r) for r in roots):
                 self._delete(rec)
                 removed.append(FileResult(path, "removed", rec.chunks))
-        for path in self.manifest.problems():
+        for path in self.files.problems():
             if any(_under(path, r) for r in roots):
-                self.manifest.clear_problem(path)
+                self.files.clear_problem(path)
         return removed
 
     def _own(self, rec: FileRecord) -> bool:
-        return rec.owner is None or rec.owner == self.manifest.owner
+        return rec.owner is None or rec.owner == self.files.owner
 
     def repair(self) -> int:
         """Undo whatever an interrupted run left half-done. Returns the number of entries repaired.
@@ -197,18 +197,18 @@ class Ingestor:
             swept = self.lib.sweep()
             if swept:
                 return swept
-        entries = self.manifest.journal()
+        entries = self.journal.entries()
         if not entries:
             return 0
         # A journalled doc that a file record names is live whatever the entry says: with a Chroma
         # server's catalog the record and the entry change in two calls (catalog.py), and a crash
         # between them must not cost a live document its chunks.
-        live = self.manifest.live_doc_ids([doc for doc, _ in entries])
+        live = self.files.live_doc_ids([doc for doc, _ in entries])
         for doc_id, op in entries:
             self.lib.check_writer()
             if doc_id not in live:
-                self.lib.collection.delete(where={"doc_id": doc_id})
-            self.manifest.journal_done(doc_id, op)
+                self.lib.delete_doc(doc_id)
+            self.journal.done(doc_id, op)
         return len(entries)
 
     # --- plan -----------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ class Ingestor:
                 continue
 
     def _plan(self, found, records, gone, report, force=False):
-        problems = self.manifest.problems()
+        problems = self.files.problems()
         limit = int(self.lib.settings.max_file_mb * 1024 * 1024)
         by_hash: dict[str, list[FileRecord]] = {}
         for rec in records.values():
@@ -274,7 +274,7 @@ class Ingestor:
                 jobs.append(_Job(path, st, sha, old=rec))
                 continue
             if rec and rec.sha256 == sha:  # touched, not changed
-                self.manifest.touch_file(rec, st.st_size, st.st_mtime_ns)
+                self.files.touch(rec, st.st_size, st.st_mtime_ns)
                 report.unchanged += 1
                 continue
             same = [r for r in by_hash.get(sha, ()) if r.path not in moved_away]
@@ -293,41 +293,35 @@ class Ingestor:
 
     def _fail(self, report, path, st, reason):
         report.results.append(FileResult(path, "failed", reason=reason))
-        self.manifest.put_problem(path, reason, st.st_size if st else None, st.st_mtime_ns if st else None)
+        self.files.put_problem(path, reason, st.st_size if st else None, st.st_mtime_ns if st else None)
 
     # --- moves and deletes: no embedding needed --------------------------------------------------
     def _move(self, rec: FileRecord, new_path: str, st, report):
         t = time.perf_counter()
-        ids = [f"{rec.doc_id}:{i}" for i in range(rec.chunks)]
-        meta = {"source": new_path, "filename": os.path.basename(new_path)}
         self.lib.check_writer()
-        for i in range(0, len(ids), MAX_BATCH):  # Chroma first: a crash here is redone next run
-            batch = ids[i : i + MAX_BATCH]
-            self.lib.collection.update(ids=batch, metadatas=[meta] * len(batch))
-        with self.manifest.transaction():
-            self.manifest.delete_file(rec.path)
-            self.manifest.put_file(FileRecord(new_path, rec.doc_id, st.st_size, st.st_mtime_ns, rec.sha256,
-                                              rec.chunks, rec.pages, rec.notes, time.time(), self.manifest.owner))
-            self.manifest.clear_problem(new_path)
+        self.lib.move_chunks(rec.doc_id, rec.chunks, new_path, os.path.basename(new_path))  # Chroma first: redone next run
+        with self.lib.transaction():
+            self.files.delete(rec.path)
+            self.files.put(FileRecord(new_path, rec.doc_id, st.st_size, st.st_mtime_ns, rec.sha256,
+                                      rec.chunks, rec.pages, rec.notes, time.time(), self.files.owner))
+            self.files.clear_problem(new_path)
         report.timings["write"] += time.perf_counter() - t
         report.results.append(FileResult(new_path, "moved", rec.chunks, previous=rec.path))
 
     def _delete(self, rec: FileRecord):
-        with self.manifest.transaction():
-            self.manifest.delete_file(rec.path)
-            self.manifest.delete_keywords(rec.doc_id)
-            if not self.manifest.live_doc_ids([rec.doc_id]):  # see _delete_chunks
-                self.manifest.delete_texts(rec.doc_id)
-            self.manifest.journal_add(rec.doc_id, "delete")
+        with self.lib.transaction():
+            self.files.delete(rec.path)
+            self.lib.keywords.delete(rec.doc_id)
+            if self.lib.keeps_texts and not self.files.live_doc_ids([rec.doc_id]):  # see _delete_chunks
+                self.lib.chunk_texts.delete(rec.doc_id)
+            self.journal.add(rec.doc_id, "delete")
         self._delete_chunks(rec.doc_id, rec.chunks)
 
     def _delete_chunks(self, doc_id: str, n: int):
-        if not self.manifest.live_doc_ids([doc_id]):  # named by another path: a move a crash cut short
+        if not self.files.live_doc_ids([doc_id]):  # named by another path: a move a crash cut short
             self.lib.check_writer()
-            ids = [f"{doc_id}:{i}" for i in range(n)]
-            for i in range(0, len(ids), MAX_BATCH):
-                self.lib.collection.delete(ids=ids[i : i + MAX_BATCH])
-        self.manifest.journal_done(doc_id, "delete")
+            self.lib.delete_chunks(doc_id, n)
+        self.journal.done(doc_id, "delete")
 
     # --- new and changed files ------------------------------------------------------------------
     def _ingest(self, jobs: list[_Job], report: Report):
@@ -418,8 +412,8 @@ class Ingestor:
         are deleted (its journal entry, if it has one, would also have them deleted after a crash)."""
         waiting[:] = [(p, c) for p, c in waiting if p is not parsed]
         if parsed.journaled:
-            self.lib.collection.delete(where={"doc_id": parsed.doc_id})
-            self.manifest.journal_done(parsed.doc_id, "add")
+            self.lib.delete_doc(parsed.doc_id)
+            self.journal.done(parsed.doc_id, "add")
 
     @property
     def _reader(self) -> reader.Reader:
@@ -449,11 +443,10 @@ class Ingestor:
         new = {id(p): p for p, _ in waiting} | {id(p): p for p in finished}
         new = [p for p in new.values() if not p.journaled]
         if new:
-            with self.manifest.transaction():
+            with self.lib.transaction():
                 for p in new:
-                    self.manifest.journal_add(p.doc_id, "add")
+                    self.journal.add(p.doc_id, "add")
                     p.journaled = True
-        col = self.lib.collection
         self.lib.check_writer()
         for i in range(0, len(waiting), GROUP_CHUNKS):
             batch = waiting[i : i + GROUP_CHUNKS]
@@ -463,40 +456,42 @@ class Ingestor:
             self.embedded += len(batch)
             self.progress(batch[-1][0].job.path, state["done"], state["total"], self.embedded)
             t = time.perf_counter()
-            texts = None if self.lib.keeps_texts else [c.text for _, c in batch]  # else in the manifest
-            col.add(ids=[f"{p.doc_id}:{c.index}" for p, c in batch], embeddings=vectors, documents=texts,
-                    metadatas=[_chunk_metadata(p, c) for p, c in batch])
+            self.lib.add_chunks([p.doc_id for p, _ in batch], [c.index for _, c in batch], vectors,
+                                [_chunk_metadata(p, c) for p, c in batch], [c.text for _, c in batch])
             report.timings["write"] += time.perf_counter() - t
         waiting.clear()
         if not finished:
             return
         t = time.perf_counter()
         self.lib.check_writer()
+        lib = self.lib
         for p in finished:
-            if p.job.source is not None:
-                self._copy_vectors(p)
-        with self.manifest.transaction():
+            if p.job.source is not None:  # an identical document's vectors, copied
+                lib.copy_chunks(p.job.source.doc_id, p.job.source.chunks, p.doc_id,
+                                {"source": p.job.path, "filename": os.path.basename(p.job.path)})
+        with lib.transaction():
             for p in finished:
                 job = p.job
                 n = len(p.chunks) if job.source is None else job.source.chunks
                 pages = p.pages if job.source is None else job.source.pages
-                self.manifest.put_file(FileRecord(job.path, p.doc_id, job.stat.st_size, job.stat.st_mtime_ns,
-                                                  job.sha256, n, pages, p.notes or None, time.time(),
-                                                  self.manifest.owner))
-                self.manifest.journal_done(p.doc_id, "add")
-                self.manifest.clear_problem(job.path)
+                self.files.put(FileRecord(job.path, p.doc_id, job.stat.st_size, job.stat.st_mtime_ns, job.sha256, n,
+                                          pages, p.notes or None, time.time(), self.files.owner))
+                self.journal.done(p.doc_id, "add")
+                self.files.clear_problem(job.path)
                 if job.source is None:
                     texts = [(c.index, c.text) for c in p.chunks]
-                    self.manifest.add_keywords(p.doc_id, texts)
-                    if self.lib.keeps_texts:
-                        self.manifest.add_texts(p.doc_id, texts)
+                    lib.keywords.add(p.doc_id, texts)
+                    if lib.keeps_texts:
+                        lib.chunk_texts.add(p.doc_id, texts)
                 else:
-                    self.manifest.copy_keywords(job.source.doc_id, p.doc_id)
-                    self.manifest.copy_texts(job.source.doc_id, p.doc_id)
+                    lib.keywords.copy(job.source.doc_id, p.doc_id)
+                    if lib.keeps_texts:
+                        lib.chunk_texts.copy(job.source.doc_id, p.doc_id)
                 if job.old is not None:
-                    self.manifest.journal_add(job.old.doc_id, "delete")
-                    self.manifest.delete_keywords(job.old.doc_id)
-                    self.manifest.delete_texts(job.old.doc_id)
+                    self.journal.add(job.old.doc_id, "delete")
+                    lib.keywords.delete(job.old.doc_id)
+                    if lib.keeps_texts:
+                        lib.chunk_texts.delete(job.old.doc_id)
         for p in finished:
             if p.job.old is not None:
                 self._delete_chunks(p.job.old.doc_id, p.job.old.chunks)
@@ -508,22 +503,6 @@ class Ingestor:
             state["done"] += 1
             self.progress(p.job.path, state["done"], state["total"], self.embedded)
         finished.clear()
-
-    def _copy_vectors(self, p: _Parsed):
-        src = p.job.source
-        ids = [f"{src.doc_id}:{i}" for i in range(src.chunks)]
-        for i in range(0, len(ids), MAX_BATCH):
-            got = self.lib.collection.get(ids=ids[i : i + MAX_BATCH], include=["embeddings", "documents", "metadatas"])
-            metas = [
-                {**m, "doc_id": p.doc_id, "source": p.job.path, "filename": os.path.basename(p.job.path)}
-                for m in got["metadatas"]
-            ]
-            new_ids = [f"{p.doc_id}:{cid.split(':', 1)[1]}" for cid in got["ids"]]
-            # Texts of a local store's chunks are copied with the record (copy_texts); Chroma holds
-            # texts only for a server's store, or a local one written before they moved.
-            texts = got["documents"] if any(doc is not None for doc in got["documents"]) else None
-            self.lib.collection.add(ids=new_ids, embeddings=got["embeddings"], documents=texts, metadatas=metas)
-
 
 class _Stopped(Exception):
     """The ingest ended (an error in the embedding thread) while the reader waited to hand over."""
@@ -568,10 +547,7 @@ def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None
         wanted = [rec.path for rec in lib.documents()] + [os.path.abspath(p) for p in paths]
         report = Ingestor(build, progress).sync(list(dict.fromkeys(wanted)))
         with store_errors(lib.settings):
-            old = lib.physical
-            lib.manifest.swap_to(target)
-            lib.__dict__.pop("collection", None)
-            lib.store.drop(old)
+            lib.swap_to(build)
     finally:
         build.close()
     return report

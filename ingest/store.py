@@ -1,5 +1,6 @@
-"""The vector store component: Chroma, embedded (PersistentClient under HEARTH_HOME) or a Chroma
-server (HttpClient, HEARTH_CHROMA_URL; the manifest then lives in the server too: catalog.py).
+"""What Chroma needs around it, for both kinds of Library (local.py, server.py): its settings, store
+errors turned into messages a user can act on, names, and the view of an embedded store that other
+processes wrote to.
 
 One Chroma collection per Hearth collection. Its metadata records the embedding model and dimension,
 so a store is never searched or filled with vectors from another model.
@@ -13,7 +14,7 @@ import re
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from .errors import ModelMismatch, StoreUnreachable, StoreWriteError
+from .errors import StoreUnreachable, StoreWriteError
 from .settings import Settings
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -145,49 +146,8 @@ def mismatch_message(collection: str, stored: tuple[str, int], wanted: tuple[str
     )
 
 
-class Store:
-    def __init__(self, settings: Settings):
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
+def chroma_settings():
+    """Chroma's own settings for every client Hearth opens: no telemetry, no reset."""
+    from chromadb.config import Settings as ChromaSettings
 
-        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        if settings.chroma_url:
-            host, port, https = server_address(settings.chroma_url)
-            token = {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else None
-            try:
-                self.client = chromadb.HttpClient(host=host, port=port, ssl=https, headers=token,
-                                                  settings=chroma_settings)
-            except Exception as exc:
-                if is_unreachable(exc):
-                    raise StoreUnreachable(unreachable_message(settings, exc)) from exc
-                raise
-            return
-        settings.chroma_path.mkdir(parents=True, exist_ok=True)
-        self.client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
-
-    def collection(self, name: str, embed_model: str, dimension: int):
-        """The Chroma collection `name` (a physical name: see manifest.py), created if needed; refuses
-        one built with another model."""
-        col = self.client.get_or_create_collection(
-            name,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"hearth_embed_model": embed_model, "hearth_dimension": dimension},
-            embedding_function=None,  # we always pass vectors; Chroma's default would download a model
-        )
-        meta = col.metadata or {}
-        stored = (meta.get("hearth_embed_model"), meta.get("hearth_dimension"))
-        if stored != (embed_model, dimension):
-            raise ModelMismatch(mismatch_message(name, stored, (embed_model, dimension)))
-        return col
-
-    def names(self) -> list[str]:
-        return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
-
-    def drop(self, name: str):
-        """Delete a Chroma collection; one that is not there is no error, anything else is."""
-        from chromadb.errors import NotFoundError
-
-        try:
-            self.client.delete_collection(name)
-        except NotFoundError:
-            pass
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)

@@ -146,8 +146,8 @@ class Watcher:
     # --- syncing ----------------------------------------------------------------------------------
     def _relevant(self, paths: list[str]) -> list[str]:
         """Folders, supported files, and vanished paths that held documents; nothing else."""
-        known = list(self.lib.manifest.files())
-        problems = self.lib.manifest.problems()
+        known = list(self.lib.files.records())
+        problems = self.lib.files.problems()
         keep = []
         for path in paths:
             if os.path.isdir(path) and not os.path.islink(path):
@@ -160,7 +160,7 @@ class Watcher:
             else:
                 for p in problems:  # a file that had failed is gone: forget its failure too
                     if _under(p, path):
-                        self.lib.manifest.clear_problem(p)
+                        self.lib.files.clear_problem(p)
         return keep
 
     def _sync(self, paths: list[str]):

@@ -10,6 +10,9 @@ are thin layers over it and import nothing else of Hearth but the settings and t
         for text in stream: print(text, end="")     # the answer as it streams
         stream.result.citations                     # checked against the passages shown
 
+The front ends also share two presentation modules, reached as api.render (text a document or a
+model wrote, made safe to show) and api.export (answers and chats as Markdown files).
+
 Every verb that writes takes the store's writer lock (and, against a shared Chroma server, its
 lease) for its own duration; store failures come out as the exceptions in ingest/errors.py.
 """
@@ -26,10 +29,10 @@ from ingest.library import Library
 from ingest.manifest import FileRecord
 from ingest.pipeline import FileResult, Ingestor, Report, rebuild
 from ingest.settings import Settings, load_settings
-from ingest.store import check_collection_name, store_errors
+from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)
 from ingest.watch import Watcher, describe
 
-from . import evaluate, llm_server, uploads
+from . import evaluate, export, llm_server, render, uploads  # noqa: F401  (render, export: for the front ends)
 from .answer import Answer, Answerer, AnswerStream
 from .search import MODES, Hit, search
 
@@ -83,7 +86,7 @@ class Hearth:
     def collections(self) -> list[tuple[str, str, int, int]]:
         """(name, embedding model, dimension, documents) of every collection."""
         with store_errors(self.settings):
-            return self.library.manifest.collections()
+            return self.library.files.collections()
 
     def documents(self) -> list[FileRecord]:
         with store_errors(self.settings):
@@ -92,19 +95,19 @@ class Hearth:
     def problems(self) -> dict[str, str]:
         """{path: reason} of the files that could not be added."""
         with store_errors(self.settings):
-            return {path: v[0] for path, v in self.library.manifest.problems().items()}
+            return {path: v[0] for path, v in self.library.files.problems().items()}
 
     def has_documents(self) -> bool:
         with store_errors(self.settings):
-            return self.library.manifest.has_files()
+            return self.library.files.has_files()
 
     def is_empty(self) -> bool:
         with store_errors(self.settings):
-            return not self.library.manifest.has_files() and not self.library.manifest.problems()
+            return not self.library.files.has_files() and not self.library.files.problems()
 
     def chunk_count(self) -> int:
         with store_errors(self.settings):
-            return self.library.collection.count()
+            return self.library.count()
 
     @contextmanager
     def _writing(self, wait: float | None, on_wait):

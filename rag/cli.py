@@ -21,7 +21,8 @@ from ingest.errors import ModelMismatch, ServerError, StoreBusy, StoreUnreachabl
 from ingest.settings import load_settings
 from rag import api
 from rag.api import Hearth
-from rag.render import printable
+
+printable = api.render.printable
 
 app = typer.Typer(help="Hearth: private Q&A over your own documents.", no_args_is_help=True, add_completion=False)
 out = Console(highlight=False)
@@ -275,9 +276,7 @@ def ask(
             result = stream.result
             _print_sources(result)
         if export:
-            from rag import export as md
-
-            md.write(export, md.answer_markdown(result, lib.settings.library_dir, lib.name))
+            api.export.write(export, api.export.answer_markdown(result, lib.settings.library_dir, lib.name))
             if not as_json:
                 out.print(f"[dim]exported to {shown(str(export))}[/]")
     raise typer.Exit(1 if result.error and not result.answer else 0)

@@ -13,7 +13,7 @@ A merged passage keeps the page, section and id of its first chunk and the best 
 
 from __future__ import annotations
 
-from ingest.library import Library
+from ingest.library import Library, chunk_id, split_id
 
 from .search import Hit
 
@@ -38,11 +38,6 @@ def budget_for(library: Library, server=None) -> int:
     return room
 
 
-def _split(chunk_id: str) -> tuple[str, int]:
-    doc, _, index = chunk_id.rpartition(":")
-    return doc, int(index)
-
-
 def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> list[Hit]:
     if not hits:
         return []
@@ -51,11 +46,9 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
     short = {h.chunk_id for h in hits if count(h.text) < WIDEN_BELOW}
     wanted = set()
     for h in hits:
-        doc, i = _split(h.chunk_id)
-        wanted.update({f"{doc}:{i}"} | ({f"{doc}:{i - 1}", f"{doc}:{i + 1}"} if h.chunk_id in short else set()))
-    got = library.collection.get(ids=sorted(wanted), include=["metadatas"])
-    texts = library.texts(got["ids"])
-    chunks = {cid: (texts.get(cid, ""), meta) for cid, meta in zip(got["ids"], got["metadatas"])}
+        doc, i = split_id(h.chunk_id)
+        wanted.update({chunk_id(doc, i)} | ({chunk_id(doc, i - 1), chunk_id(doc, i + 1)} if h.chunk_id in short else set()))
+    chunks = {cid: (text, meta) for cid, (text, meta, _) in library.chunks(sorted(wanted)).items()}
 
     blocks: list[dict] = []  # doc, page, indices, best hit, score, in rank order
     seen_texts: set[str] = set()
@@ -64,10 +57,10 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
         if key in seen_texts:
             continue
         seen_texts.add(key)
-        doc, i = _split(h.chunk_id)
+        doc, i = split_id(h.chunk_id)
         indices = {i}
         if h.chunk_id in short:
-            indices |= {j for j in (i - 1, i + 1) if f"{doc}:{j}" in chunks and chunks[f"{doc}:{j}"][1].get("page") == h.page}
+            indices |= {j for j in (i - 1, i + 1) if chunk_id(doc, j) in chunks and chunks[chunk_id(doc, j)][1].get("page") == h.page}
         block = next((b for b in blocks if b["doc"] == doc and b["page"] == h.page
                       and min(indices) <= max(b["indices"]) + 1 and max(indices) >= min(b["indices"]) - 1), None)
         if block is None:
@@ -84,7 +77,7 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
             break
         used += tokens
         first = b["hit"]
-        start_id = f"{b['doc']}:{min(b['indices'])}"
+        start_id = chunk_id(b["doc"], min(b["indices"]))
         section = chunks.get(start_id, (None, {}))[1].get("section", first.section)
         passages.append(Hit(text, first.source, first.page, b["score"], start_id, section))
     return passages
@@ -92,7 +85,7 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
 
 def _join(doc: str, indices: list[int], chunks: dict, fallback: str) -> str:
     """Consecutive chunks as one text, the overlap between neighbours counted once."""
-    parts = [chunks[f"{doc}:{i}"] for i in indices if f"{doc}:{i}" in chunks]
+    parts = [chunks[chunk_id(doc, i)] for i in indices if chunk_id(doc, i) in chunks]
     if not parts:
         return fallback
     text, end = parts[0][0], parts[0][1].get("end")

@@ -67,7 +67,7 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None) ->
     if mode not in MODES:
         raise ValueError(f"unknown retrieval mode {mode!r}: use {', '.join(MODES)}")
     query = " ".join(query.split())
-    if not query or not library.manifest.has_files():
+    if not query or not library.files.has_files():
         return []
     depth = max(CANDIDATES, k) if mode == "hybrid" else k
     library.collection  # opened here, not in two threads at once
@@ -102,11 +102,7 @@ def fuse(*rankings: list[str], weights=None) -> list[str]:
 
 
 def _dense(library: Library, vector, n: int) -> list[tuple[str, float]]:
-    got = library.collection.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
-    ids, metas, dists = got["ids"][0], got["metadatas"][0], got["distances"][0]
-    # Chunks of a document whose write was interrupted are not in the manifest: never show them.
-    live = library.manifest.live_doc_ids(m.get("doc_id") for m in metas)
-    return [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
+    return library.nearest(vector, n)
 
 
 def query_words(query: str) -> list[str]:
@@ -119,27 +115,24 @@ def keyword_query(words: list[str]) -> str:
     return " OR ".join(f'"{w}"' for w in words)
 
 
-def rare_words(manifest, words: list[str]) -> list[str]:
+def rare_words(keywords, words: list[str]) -> list[str]:
     """The words found in at most COMMON_WORD_SHARE of all chunks; all of them if none is that rare."""
-    cap = max(int(COMMON_WORD_SHARE * manifest.keyword_total()), MIN_COMMON_ROWS) + 1
-    counts = manifest.keyword_counts(words, cap)
+    cap = max(int(COMMON_WORD_SHARE * keywords.total()), MIN_COMMON_ROWS) + 1
+    counts = keywords.counts(words, cap)
     return [w for w in words if counts[w] < cap] or words
 
 
 def _keyword(library: Library, query: str, n: int, rare_only: bool) -> list[tuple[str, float]]:
     words = query_words(query)
     if words and rare_only:
-        words = rare_words(library.manifest, words)
-    return library.manifest.keyword_search(keyword_query(words), n) if words else []
+        words = rare_words(library.keywords, words)
+    return library.keyword_search(keyword_query(words), n) if words else []
 
 
 def _hits(library: Library, ids: list[str], vector) -> list[Hit]:
     if not ids:
         return []
-    got = library.collection.get(ids=ids, include=["metadatas", "embeddings"])
-    texts = library.texts(ids)
-    by_id = {cid: (texts.get(cid, ""), meta, emb) for cid, meta, emb in
-             zip(got["ids"], got["metadatas"], got["embeddings"])}
+    by_id = library.chunks(ids, vectors=True)
     hits = []
     for cid in ids:
         if cid not in by_id:

@@ -43,7 +43,7 @@ def test_each_bad_file_has_a_plain_reason_and_good_files_are_ingested(messy, ope
     assert "alert(1)" not in str(search(lib, "alert", k=5, mode="keyword"))  # scripts are not text
     assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
     # Recorded: listed later, and not re-read while unchanged.
-    assert set(lib.manifest.problems()) == {str(root / n) for n in expected}
+    assert set(lib.files.problems()) == {str(root / n) for n in expected}
     again = Ingestor(lib).sync([root])
     assert again.unchanged == len(good) and {r.status for r in again.results} == {"skipped"}
 

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import ROOT, hearth_command, run_hearth, store_snapshot, wait_until
 from ingest.pipeline import Ingestor
-from ingest.store import StoreUnreachable
+from ingest.errors import StoreUnreachable
 from ingest.watch import Watcher
 from rag.search import search
 

@@ -131,13 +131,13 @@ def test_a_reembed_killed_at_any_point_leaves_a_usable_library(tmp_path, manuals
         build.embedder = lib.embedder
         Ingestor(build).sync([corpus])
         old = lib.physical
-        lib.manifest.swap_to(build.physical)
-    assert old in lib.store.names()  # left, as by a crash at that point
+        lib.files.swap_to(build.physical)
+    assert old in lib.chroma_names()  # left, as by a crash at that point
     _usable(open_library(), want, phrase, source)
 
     with lib.writing():  # any next write cleans up; a finished rebuild leaves nothing behind
         rebuild(lib)
-    names = [n for n in lib.store.names() if n.startswith(lib.name)]
-    assert names == [lib.physical] and lib.manifest.rebuilds() == []
-    assert [c[0] for c in lib.manifest.collections()] == ["default"]
+    names = [n for n in lib.chroma_names() if n.startswith(lib.name)]
+    assert names == [lib.physical] and lib.files.rebuilds() == []
+    assert [c[0] for c in lib.files.collections()] == ["default"]
     _usable(open_library(), want, phrase, source)

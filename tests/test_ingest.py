@@ -10,7 +10,7 @@ import pytest
 
 from conftest import store_snapshot
 from ingest.pipeline import Ingestor
-from ingest.store import ModelMismatch
+from ingest.errors import ModelMismatch
 from make_files import text_pdf
 from rag.search import search
 
@@ -149,7 +149,7 @@ def test_other_embedding_model_is_refused_not_mixed(folder, ingest, library, ope
     assert len(library.documents()) == 3  # nothing lost
     other.drop()  # what `hearth ingest --reembed` does first
     report = Ingestor(other).sync([folder])
-    assert report.count("added") == 3 and other.manifest.model()[0] == str(other_dir)
+    assert report.count("added") == 3 and other.files.model()[0] == str(other_dir)
 
 
 def test_size_limit_and_hidden_files(folder, ingest, library, open_library):

@@ -52,6 +52,9 @@ def test_nothing_a_model_or_document_writes_becomes_a_link_image_or_html(payload
         tags = _tags(markdown.replace(":orange-background[", "").replace("]", ""))
         assert all(tag in INERT and not attrs for tag, attrs in tags), (payload, markdown, tags)
     assert "127.0.0.1:9" in render.answer(payload).replace("\\", "")  # shown as text, not dropped
+    for markdown in (render.answer(payload), render.text(payload)):  # no URL or address for a viewer to link
+        prose = re.sub(r"`[^`]*`", "", markdown.replace("\\", ""))
+        assert not re.search(r"(?i)(https?|data|javascript)://|www\.|\w@\w", prose), prose
 
 
 @pytest.mark.parametrize("payload", payloads("http://127.0.0.1:9"))

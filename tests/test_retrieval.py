@@ -15,7 +15,7 @@ TEXT = " ".join(f"Sentence {n} of the long guide explains step {n} of brewing te
 
 
 def _keyword_rows(lib) -> int:
-    return lib.manifest.db.execute("SELECT count(*) FROM keyword_chunks WHERE collection=?", (lib.name,)).fetchone()[0]
+    return lib.db.execute("SELECT count(*) FROM keyword_chunks WHERE collection=?", (lib.name,)).fetchone()[0]
 
 
 def test_keyword_index_follows_every_change(library, tmp_path):
@@ -42,8 +42,8 @@ def test_keyword_index_follows_every_change(library, tmp_path):
 def test_a_store_without_keyword_index_gets_one(library, tmp_path):
     (tmp_path / "a.txt").write_text("Lighthouse keepers trimmed the wicks every evening.")
     Ingestor(library).sync([tmp_path / "a.txt"])
-    library.manifest.db.execute("DELETE FROM keywords")  # as a store made before the index existed
-    library.manifest.db.execute("DELETE FROM keyword_chunks")
+    library.db.execute("DELETE FROM keywords")  # as a store made before the index existed
+    library.db.execute("DELETE FROM keyword_chunks")
     assert search(library, "wicks lighthouse", 1, mode="keyword")[0].source == str(tmp_path / "a.txt")
 
 
@@ -70,15 +70,15 @@ def test_hybrid_keyword_query_leaves_out_common_words(library, tmp_path, monkeyp
         (tmp_path / f"note{n}.txt").write_text(f"The kettle note {n}." + (" A zebra crossed." if n == 3 else ""))
     Ingestor(library).sync([tmp_path])
     monkeypatch.setattr(search_module, "MIN_COMMON_ROWS", 0)  # as in a library of 100k chunks
-    assert rare_words(library.manifest, ["kettle", "zebras"]) == ["zebras"]  # counted as FTS5 stems it
-    assert rare_words(library.manifest, ["kettle"]) == ["kettle"]  # nothing rarer: every word kept
+    assert rare_words(library.keywords, ["kettle", "zebras"]) == ["zebras"]  # counted as FTS5 stems it
+    assert rare_words(library.keywords, ["kettle"]) == ["kettle"]  # nothing rarer: every word kept
     asked = []
-    monkeypatch.setattr(library.manifest, "keyword_search", lambda match, n: asked.append(match) or [])
+    monkeypatch.setattr(library.keywords, "search", lambda match, n: asked.append(match) or [])
     search(library, "kettle zebra", 3, mode="hybrid")
     search(library, "kettle zebra", 3, mode="keyword")
     assert asked == ['"zebra"', '"kettle" OR "zebra"']  # keyword-only searches keep every word
     monkeypatch.setattr(search_module, "MIN_COMMON_ROWS", 1000)
-    assert rare_words(library.manifest, ["kettle", "zebra"]) == ["kettle", "zebra"]  # a small library keeps all
+    assert rare_words(library.keywords, ["kettle", "zebra"]) == ["kettle", "zebra"]  # a small library keeps all
 
 
 def test_context_merges_neighbours_and_fits_the_budget(library, tmp_path):
@@ -143,12 +143,12 @@ def test_a_configured_cross_encoder_reorders_hybrid_results(open_library, tmp_pa
 def test_a_store_from_before_the_keyword_index_is_backfilled_once(library, tmp_path):
     (tmp_path / "a.md").write_text("# Boats\n\nThe ferry to Skye leaves at seven from the pier.\n")
     Ingestor(library).sync([tmp_path / "a.md"])
-    db = library.manifest.db
+    db = library.db.db  # the SQLite connection (autocommit)
     for sql in ("DELETE FROM keywords", "DELETE FROM keyword_chunks", "DELETE FROM meta WHERE key LIKE 'keywords built:%'"):
         db.execute(sql)
     db.commit()  # as a store written before the index existed
     assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(tmp_path / "a.md")
-    assert _keyword_rows(library) == 1 and library.manifest.keywords_built()
+    assert _keyword_rows(library) == 1 and library.keywords.built()
     for sql in ("DELETE FROM keywords", "DELETE FROM keyword_chunks"):
         db.execute(sql)
     db.commit()  # now empty on purpose (as for a library of tables of contents): not rebuilt per query
@@ -171,12 +171,12 @@ def test_a_local_store_keeps_chunk_texts_in_the_manifest(library, tmp_path):
     assert "wicks" in text
     # A store written before texts moved to the manifest: they are read from Chroma.
     library.collection.update(ids=got["ids"], embeddings=got["embeddings"], documents=[text])
-    library.manifest.db.execute("DELETE FROM chunk_texts")
+    library.db.execute("DELETE FROM chunk_texts")
     assert search(library, "lighthouse wicks", 1)[0].text == text
     (tmp_path / "b.txt").write_text("Ferries to the island stop in winter storms.")
     Ingestor(library).sync([tmp_path])
-    doc = library.manifest.files()[str(tmp_path / "b.txt")].doc_id
+    doc = library.files.records()[str(tmp_path / "b.txt")].doc_id
     rows = "SELECT count(*) FROM chunk_texts WHERE doc_id=?"
-    assert library.manifest.db.execute(rows, (doc,)).fetchone()[0] == 1
+    assert library.db.execute(rows, (doc,)).fetchone()[0] == 1
     Ingestor(library).remove([tmp_path / "b.txt"])
-    assert library.manifest.db.execute(rows, (doc,)).fetchone()[0] == 0  # deleted with the document
+    assert library.db.execute(rows, (doc,)).fetchone()[0] == 0  # deleted with the document

@@ -152,13 +152,13 @@ def test_ignored_names_growing_files_and_bad_files(watch, open_library, folder):
             fh.write(f"Part {n} of a long transfer about lighthouses. ")
             fh.flush()
             time.sleep(0.3)
-    wait_until(lambda: str(growing) in paths(lib) and str(folder / "broken.pdf") in lib.manifest.problems())
+    wait_until(lambda: str(growing) in paths(lib) and str(folder / "broken.pdf") in lib.files.problems())
     wait_until(watcher.idle)
     text = list(lib.texts(lib.collection.get(where={"source": str(growing)}, include=[])["ids"]).values())
     assert "Part 7" in " ".join(text)  # ingested once complete ...
     assert [r.status for r in watcher.results if r.path == str(growing)] == ["added"]  # ... and only then
     assert paths(lib) == [str(growing)]  # nothing ignored was ingested
-    assert "corrupt or unreadable PDF" in lib.manifest.problems()[str(folder / "broken.pdf")][0]
+    assert "corrupt or unreadable PDF" in lib.files.problems()[str(folder / "broken.pdf")][0]
     (folder / "after.txt").write_text("Written after the bad file: about harbours.")  # still watching
     wait_until(lambda: found(lib, "harbours", folder / "after.txt"))
 

@@ -1,0 +1,44 @@
+"""LocalLibrary: Chroma embedded under HEARTH_HOME (PersistentClient), the manifest in SQLite beside
+it, chunk texts in the manifest, and one writer per store (a lock file that the CLI, the watcher
+and the app all take)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .library import Library
+from .manifest import Database
+from .manifest.files import Files
+from .manifest.journal import Journal
+from .manifest.keywords import Keywords
+from .manifest.texts import Texts
+from .settings import Settings
+from .store import chroma_settings, drop_stale_view, saw_generation
+
+
+class LocalLibrary(Library):
+    keeps_texts = True
+
+    def __init__(self, settings: Settings, collection: str | None = None, physical: str | None = None):
+        super().__init__(settings, collection, physical)
+        self.db = Database(settings.manifest_path)
+        self.files = Files(self.db, self.name, physical)
+        self.journal = Journal(self.db, self.files)
+        self.keywords = Keywords(self.db, self.files)
+        self.chunk_texts = Texts(self.db)
+
+    @cached_property
+    def client(self):
+        import chromadb
+
+        self.settings.chroma_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self.settings.chroma_path), settings=chroma_settings())
+
+    def _view_changed(self) -> bool:
+        if drop_stale_view(self.settings.chroma_path, self.files.generation()):
+            self.__dict__.pop("client", None)  # the next client reopens the store from disk
+            return True
+        return False
+
+    def _wrote(self):
+        saw_generation(self.settings.chroma_path, self.files.generation())

@@ -1,0 +1,123 @@
+"""What a collection holds: its embedding model, its files (one record each) and the files that
+could not be added; its physical name; a generation counter that moves with every change of files."""
+
+from __future__ import annotations
+
+import time
+
+from . import REBUILD_MARK, Database, FileRecord, is_rebuild_of
+
+_COLUMNS = "path, doc_id, size, mtime_ns, sha256, chunks, pages, notes, indexed_at"
+
+
+class Files:
+    owner: str | None = None  # whose records this instance writes: only a shared server's catalog has owners
+
+    def __init__(self, db: Database, name: str, physical: str | None = None):
+        """The records of collection `name`; `physical` opens a rebuild of it instead."""
+        self.db, self.name = db, name
+        self.pinned = physical is not None
+        self.collection = physical or self.physical()
+
+    # --- which physical collection ------------------------------------------------------------------
+    def physical(self) -> str:
+        """The name this collection's rows and Chroma collection are stored under now."""
+        row = self.db.execute("SELECT physical FROM aliases WHERE name=?", (self.name,)).fetchone()
+        return row[0] if row else self.name
+
+    def refresh(self) -> bool:
+        """Follow a rebuild that another process switched to; True if the physical name changed."""
+        if self.pinned or self.physical() == self.collection:
+            return False
+        self.collection = self.physical()
+        return True
+
+    def swap_to(self, physical: str):
+        """Make the rebuild `physical` this collection, and forget what it replaces, in one transaction."""
+        old = self.collection
+        with self.db.transaction():
+            self.db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?)", (self.name, physical))
+            self.db.drop_rows(old)
+        self.collection = physical
+
+    def rebuilds(self) -> list[str]:
+        """Physical names of this collection's rebuilds that are not the current one (left by a crash)."""
+        names = {row[0] for table in ("collections", "files", "journal", "problems")
+                 for row in self.db.execute(f"SELECT DISTINCT {'name' if table == 'collections' else 'collection'} "
+                                            f"FROM {table}")}
+        current = self.physical()
+        return sorted(n for n in names if n != current and (is_rebuild_of(n, self.name) or n == self.name))
+
+    def drop_rows(self, physical: str):
+        with self.db.transaction():
+            self.db.drop_rows(physical)
+
+    def drop(self):
+        self.drop_rows(self.collection)
+
+    def generation(self) -> int:
+        """Changes whenever any process adds, changes or removes a document (any collection)."""
+        return self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0]
+
+    # --- the collection's embedding model -------------------------------------------------------
+    def model(self) -> tuple[str, int] | None:
+        row = self.db.execute("SELECT embed_model, dimension FROM collections WHERE name=?",
+                              (self.collection,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_model(self, embed_model: str, dimension: int):
+        self.db.execute("INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
+                        (self.collection, embed_model, dimension, time.time()))
+
+    def collections(self) -> list[tuple[str, str, int, int]]:
+        """(name, model, dimension, files) for every collection (under its own name, not a rebuild's)."""
+        aliases = dict(self.db.execute("SELECT physical, name FROM aliases").fetchall())
+        rows = self.db.execute(
+            "SELECT c.name, c.embed_model, c.dimension, "
+            "(SELECT count(*) FROM files f WHERE f.collection=c.name) FROM collections c ORDER BY c.name"
+        ).fetchall()
+        return sorted((aliases.get(p, p), m, d, f) for p, m, d, f in rows
+                      if p in aliases or (REBUILD_MARK not in p and p not in aliases.values()))
+
+    # --- files ----------------------------------------------------------------------------------
+    def records(self) -> dict[str, FileRecord]:
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE collection=? ORDER BY path", (self.collection,))
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def has_files(self) -> bool:
+        return self.db.execute("SELECT 1 FROM files WHERE collection=? LIMIT 1", (self.collection,)).fetchone() is not None
+
+    def live_doc_ids(self, doc_ids) -> set[str]:
+        doc_ids = list(set(doc_ids))
+        if not doc_ids:
+            return set()
+        marks = ",".join("?" * len(doc_ids))
+        rows = self.db.execute(f"SELECT doc_id FROM files WHERE collection=? AND doc_id IN ({marks})",
+                               (self.collection, *doc_ids))
+        return {r[0] for r in rows}
+
+    def put(self, rec: FileRecord):
+        self.db.execute(f"INSERT OR REPLACE INTO files (collection, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (self.collection, rec.path, rec.doc_id, rec.size, rec.mtime_ns, rec.sha256, rec.chunks,
+                         rec.pages, rec.notes, rec.indexed_at))
+
+    def delete(self, path: str):
+        self.db.execute("DELETE FROM files WHERE collection=? AND path=?", (self.collection, path))
+
+    def touch(self, rec: FileRecord, size: int, mtime_ns: int):
+        """The file was touched, not changed: only its size and mtime are new."""
+        self.db.execute("UPDATE files SET size=?, mtime_ns=? WHERE collection=? AND path=?",
+                        (size, mtime_ns, self.collection, rec.path))
+
+    # --- problems: files that could not be ingested, kept so they are reported, not retried blindly
+    def problems(self) -> dict[str, tuple[str, int, int]]:
+        rows = self.db.execute("SELECT path, reason, size, mtime_ns FROM problems WHERE collection=? ORDER BY path",
+                               (self.collection,))
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def put_problem(self, path: str, reason: str, size: int | None, mtime_ns: int | None):
+        self.db.execute("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?, ?, ?)",
+                        (self.collection, path, reason, size, mtime_ns, time.time()))
+
+    def clear_problem(self, path: str):
+        self.db.execute("DELETE FROM problems WHERE collection=? AND path=?", (self.collection, path))

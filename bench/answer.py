@@ -77,7 +77,8 @@ def bench_engine(engine: str, home: Path, questions: list[str]) -> dict:
             })
         llm_server.stop(settings)
         server = llm_server.start(settings)
-        direct = [first_token_ms(answerer.llm(server), messages) for messages in prompts]
+        client = Answerer(lib, server).llm()  # the restarted server
+        direct = [first_token_ms(client, messages) for messages in prompts]
         for row in rows:
             row["direct_first_token_ms"] = direct[row.pop("i")]
     finally:

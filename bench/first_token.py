@@ -30,9 +30,9 @@ from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag import llm_server  # noqa: E402
 from rag.answer import Answerer, cited_numbers  # noqa: E402
-from rag.context import assemble, budget_for  # noqa: E402
+from rag.retrieval import assemble, budget_for  # noqa: E402
 from rag.evaluate import _grams, is_hit, load_qa  # noqa: E402
-from rag.search import search  # noqa: E402
+from rag.retrieval import search  # noqa: E402
 
 MANUALS = ROOT / ".cache/testdata/root/usr/share/R/doc/manual"
 DEVSET = ROOT / ".cache/devset"

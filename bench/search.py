@@ -86,7 +86,7 @@ def percentile(values: list[float], p: float) -> float:
 def measure(home: Path, n_queries: int) -> None:
     from ingest.library import Library
     from ingest.settings import load_settings
-    from rag import search as S
+    from rag import retrieval as S
     from rag.evaluate import load_qa
 
     lib = Library(load_settings(home=home))

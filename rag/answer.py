@@ -1,9 +1,13 @@
 """Grounded answers: retrieve passages, prompt the model with them, stream, check the citations.
 
-    stream = Answerer(library).ask("How do I read an Excel file?", history)
+    stream = Answerer(library, server).ask("How do I read an Excel file?", history)
     stream.passages          # the sources, known before the first token
     for text in stream: ...  # the answer as it is generated
     stream.result            # Answer: cleaned text, verified citations, timings, errors
+
+ask() condenses a follow-up into a standalone question and retrieves (rag/retrieval.py); the
+AnswerStream it returns only prompts and streams. The server (an llm_server.ServerInfo, found by
+rag/api.py) is given, so nothing here decides which model answers.
 
 The model is reached only through an OpenAI-compatible server (llama-index's OpenAILike with chat
 roles kept). When the server is down or dies mid-answer, the sources are still returned with a plain
@@ -22,9 +26,8 @@ from typing import Iterator
 from ingest.library import Library
 from ingest.settings import Settings
 
-from . import llm_server
-from .context import assemble, budget_for
-from .search import Hit, search
+from . import engines
+from .retrieval import Hit, assemble, budget_for, search
 
 # Worded for small local models: measured on Qwen2.5-Coder-1.5B, a longer prompt that stressed
 # "say the documents do not say" made it refuse questions its passages answered. {fence} is a random
@@ -177,29 +180,30 @@ def trim_repeats(text: str) -> str:
 
 
 class Answerer:
-    def __init__(self, library: Library, server: llm_server.ServerInfo | None = None):
+    def __init__(self, library: Library, server=None, starting: bool = False):
+        """server: the llm_server.ServerInfo to answer with (None: none runs); starting: it is a
+        managed server that has not answered yet (answers then say so and show the sources)."""
         self.library = library
         self.settings: Settings = library.settings
         self.server = server
+        self.starting = starting
         self._llms: dict = {}
 
-    def _server(self) -> llm_server.ServerInfo | None:
-        return self.server or llm_server.current(self.settings)
-
-    def llm(self, server: llm_server.ServerInfo, max_tokens: int | None = None):
-        """The client for `server`, made once and reused (it holds the HTTP connection pool)."""
-        key = (server.url, server.model, server.engine, max_tokens)
+    def llm(self, max_tokens: int | None = None):
+        """The client for the server, made once and reused (it holds the HTTP connection pool)."""
+        key = (self.server.url, self.server.model, self.server.engine, max_tokens)
         if key not in self._llms:
-            self._llms[key] = self._make_llm(server, max_tokens)
+            self._llms[key] = self._make_llm(max_tokens)
         return self._llms[key]
 
-    def _make_llm(self, server: llm_server.ServerInfo, max_tokens: int | None):
+    def _make_llm(self, max_tokens: int | None):
         from llama_index.llms.openai_like import OpenAILike
 
-        extra = {"repeat_penalty": 1.0} if server.engine == "llamacpp" else {}  # 1.1 (its default) measured worse
+        engine = engines.get(self.server.engine)
+        extra = engine.CLIENT_OPTIONS if engine else {}
         return OpenAILike(
-            model=server.model or "local",
-            api_base=server.url,
+            model=self.server.model or "local",
+            api_base=self.server.url,
             api_key=self.settings.llm_api_key or "not-needed",
             is_chat_model=True,  # keep system/user roles (the chat template does the rest)
             context_window=self.settings.llm_context,
@@ -210,7 +214,7 @@ class Answerer:
             additional_kwargs={"stop": STOP, **({"extra_body": extra} if extra else {})},
         )
 
-    def condense(self, question: str, history: list[tuple[str, str]], server) -> str:
+    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
         """A follow-up ("and on Windows?") rewritten as a standalone question, for retrieval. Earlier
         answers came from the model and the documents: they are fenced as data, like passages."""
         from llama_index.core.llms import ChatMessage
@@ -219,49 +223,52 @@ class Answerer:
         turns = "\n".join(f"User: {inert(q, fence)[:400]}\nAssistant: {inert(_CITE.sub('', a), fence)[:400]}"
                           for q, a in history[-3:])
         prompt = CONDENSE_PROMPT.format(fence=fence, turns=turns, question=inert(question, fence))
-        reply = self.llm(server, max_tokens=80).chat([ChatMessage(role="user", content=prompt)])
+        reply = self.llm(max_tokens=80).chat([ChatMessage(role="user", content=prompt)])
         standalone = inert((reply.message.content or "").strip().split("\n")[0], fence)[:300].strip()
         return standalone or question
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None) -> "AnswerStream":
-        return AnswerStream(self, " ".join(question.split()), history or [], k or self.settings.top_k)
-
-
-class AnswerStream:
-    def __init__(self, answerer: Answerer, question: str, history, k: int):
-        self.answerer = answerer
-        self.started = time.perf_counter()
-        self.server = answerer._server()
+        """Condense (a follow-up), retrieve and assemble the passages; the stream does the rest."""
+        started = time.perf_counter()
+        question = " ".join(question.split())
         query, error = question, ""
         if history and self.server is not None:
             try:
-                query = answerer.condense(question, history, self.server)
+                query = self.condense(question, history)
             except Exception as exc:  # retrieval still works on the question as asked
                 error = f"could not rewrite the follow-up question ({_plain(exc)})"
         t = time.perf_counter()
-        hits = search(answerer.library, query, k) if question else []
-        self.passages = assemble(answerer.library, [h for h in hits if h.score >= answerer.settings.min_score],
-                                 budget_for(answerer.library, self.server))
-        self.result = Answer(question, "", [], self.passages, self.server.model if self.server else "", query,
-                             {"retrieve_ms": round(1000 * (time.perf_counter() - t))}, error=error)
+        hits = search(self.library, query, k or self.settings.top_k) if question else []
+        passages = assemble(self.library, [h for h in hits if h.score >= self.settings.min_score],
+                            budget_for(self.library, self.server))
+        result = Answer(question, "", [], passages, self.server.model if self.server else "", query,
+                        {"retrieve_ms": round(1000 * (time.perf_counter() - t))}, error=error)
+        return AnswerStream(self, result, started)
+
+
+class AnswerStream:
+    """The answer as it streams (iterate it), then `result`. Sources are in `passages` already."""
+
+    def __init__(self, answerer: Answerer, result: Answer, started: float):
+        self.answerer, self.result, self.started = answerer, result, started
+        self.passages = result.passages
 
     def __iter__(self) -> Iterator[str]:
-        result = self.result
+        result, server = self.result, self.answerer.server
         if not self.passages:
             result.answer = NOTHING_FOUND
             yield NOTHING_FOUND
             return self._finish()
-        if self.server is None:
+        if server is None:
             result.error = "no model server is running: start one with `hearth llm start` (sources are below)"
             return self._finish()
-        if self.server.managed and llm_server.status(self.answerer.settings, self.server)[0] == "starting":
-            result.error = (f"the model server ({self.server.engine}, {self.server.model}) is still starting: "
+        if self.answerer.starting:
+            result.error = (f"the model server ({server.engine}, {server.model}) is still starting: "
                             "sources are below; ask again in a moment for an answer")
             return self._finish()
         text, finished = "", False
         try:
-            llm = self.answerer.llm(self.server)
-            for chunk in llm.stream_chat(build_messages(result.query, self.passages)):
+            for chunk in self.answerer.llm().stream_chat(build_messages(result.query, self.passages)):
                 finished = finished or _finish_reason(chunk) is not None
                 delta = chunk.delta or ""
                 if not delta:
@@ -279,10 +286,10 @@ class AnswerStream:
                 result.incomplete = True
                 result.error = f"the model server stopped mid-answer ({_plain(exc)}); the answer is incomplete"
             else:
-                result.error = f"the model server at {self.server.url} {_failure(exc, self.answerer.settings)}; sources are below"
+                result.error = f"the model server at {server.url} {_failure(exc, self.answerer.settings)}; sources are below"
         else:
             if not text:  # e.g. an HTML error page from a proxy: no stream at all
-                result.error = (f"the model server at {self.server.url} sent no answer (its reply was not a chat "
+                result.error = (f"the model server at {server.url} sent no answer (its reply was not a chat "
                                 "completion); sources are below")
             elif not finished and not result.error:
                 result.incomplete = True

@@ -34,7 +34,7 @@ from ingest.watch import Watcher, describe
 
 from . import evaluate, export, llm_server, render, uploads  # noqa: F401  (render, export: for the front ends)
 from .answer import Answer, Answerer, AnswerStream
-from .search import MODES, Hit, search
+from .retrieval import MODES, Hit, search
 
 SUPPORTED_TYPES = sorted(loaders.SUPPORTED)  # file extensions Hearth reads
 load_qa = evaluate.load_qa
@@ -58,7 +58,7 @@ class Hearth:
         if embedder is not None:
             self.library.embedder = embedder
         self.name = self.library.name
-        self._answerer: Answerer | None = None
+        self._last: Answerer | None = None
 
     def __enter__(self):
         return self
@@ -165,12 +165,19 @@ class Hearth:
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
             server: llm_server.ServerInfo | None = None) -> AnswerStream:
-        """A streamed answer from the model server, grounded in the passages found for `question`
-        (or for its standalone form, given the earlier (question, answer) turns of a chat)."""
-        if self._answerer is None or server is not None:
-            self._answerer = Answerer(self.library, server)
+        """A streamed answer from the model server (`server`, else HEARTH_LLM_URL's or Hearth's own),
+        grounded in the passages found for `question` (or for its standalone form, given the earlier
+        (question, answer) turns of a chat)."""
         with store_errors(self.settings):
-            return self._answerer.ask(question, history, k)
+            return self._answerer(server).ask(question, history, k)
+
+    def _answerer(self, server=None) -> Answerer:
+        server = server or llm_server.current(self.settings)
+        starting = bool(server and server.managed and llm_server.status(self.settings, server)[0] == "starting")
+        if self._last is None or self._last.server != server:  # its HTTP clients are kept for the next question
+            self._last = Answerer(self.library, server)
+        self._last.starting = starting
+        return self._last
 
     def evaluate(self, qa: list[dict], k: int = 5) -> dict[str, dict]:
         """hit@1, hit@k and MRR of each retrieval mode on a QA set (rag/evaluate.py)."""
@@ -180,7 +187,7 @@ class Hearth:
     def check_answers(self, qa: list[dict], limit: int) -> tuple[int, int]:
         """(answers whose citations all resolve, answers asked) for the first `limit` questions."""
         with store_errors(self.settings):
-            return evaluate.citations_resolve(self.library, qa, limit)
+            return evaluate.citations_resolve(self._answerer(), qa, limit)
 
     def snapshot(self) -> dict:
         """What the collection holds, for comparisons (tests, bench/crash.py)."""

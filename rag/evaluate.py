@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ingest.library import Library
 
-from .search import MODES, search
+from .retrieval import MODES, search
 
 RUN = 8
 _WORD = re.compile(r"\w+")
@@ -60,11 +60,12 @@ def evaluate(library: Library, qa: list[dict], k: int = 5, modes=MODES) -> dict[
     return table
 
 
-def citations_resolve(library: Library, qa: list[dict], limit: int) -> tuple[int, int]:
-    """(answers whose citations all name a passage it was given, answers asked), with the model server."""
-    from .answer import Answerer, cited_numbers
+def citations_resolve(answerer, qa: list[dict], limit: int) -> tuple[int, int]:
+    """(answers whose citations all name a passage it was given, answers asked), asked through
+    `answerer` (an answer.Answerer with its model server)."""
+    from .answer import cited_numbers
 
-    answerer, good, asked = Answerer(library), 0, 0
+    good, asked = 0, 0
     for row in qa[:limit]:
         stream = answerer.ask(row["question"])
         raw = "".join(stream)

@@ -1,4 +1,5 @@
-"""The local model server Hearth starts and looks after: llama.cpp (CPU) or vLLM (GPU).
+"""The local model server Hearth starts and looks after: llama.cpp (CPU) or vLLM (GPU), each
+described by its module in engines/.
 
 Both speak the OpenAI API, which is the only way Hearth talks to a model; with HEARTH_LLM_URL set,
 Hearth uses that server and manages nothing. State lives in <home>/llm.json (pid, the process's start
@@ -15,7 +16,6 @@ import ipaddress
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,11 +28,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ingest.errors import ServerError
-from ingest.settings import PROJECT, Settings
+from ingest.settings import Settings
 
-ENGINES = ("llamacpp", "vllm")
-LLAMACPP_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-VLLM_TEST_MODEL = "smollm2-135m-instruct"  # the CPU build's test model (bf16 safetensors folder)
+from . import engines
+
 
 
 @dataclass
@@ -47,24 +46,6 @@ class ServerInfo:
     managed: bool = True
     ready_at: float | None = None  # when it first answered: after that, a slow reply means busy, not starting
     proc_start: int | None = None  # the process's start time (clock ticks since boot, /proc/PID/stat)
-
-
-def has_nvidia_gpu() -> bool:
-    if not shutil.which("nvidia-smi"):
-        return False
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
-
-
-def pick_engine(settings: Settings) -> str:
-    if settings.llm_engine in ENGINES:
-        return settings.llm_engine
-    if settings.llm_engine != "auto":
-        raise ServerError(f"unknown engine {settings.llm_engine!r}: use auto, llamacpp or vllm")
-    return "vllm" if has_nvidia_gpu() else "llamacpp"
 
 
 def _state_file(settings: Settings) -> Path:
@@ -245,67 +226,33 @@ def free_port(preferred: int) -> int:
     raise ServerError("no free port")
 
 
-def _command(engine: str, settings: Settings, port: int) -> tuple[list[str], dict, str]:
-    """(argv, extra environment, served model name) for the engine."""
-    env: dict[str, str] = {}
-    if engine == "llamacpp":
-        model = Path(settings.llm_model or settings.models_dir / LLAMACPP_MODEL).expanduser()
-        if not model.is_file():
-            raise ServerError(f"model file {model} not found: run `make setup` (or set HEARTH_LLM_MODEL to a GGUF file)")
-        python = PROJECT / ".venv-llama" / "bin" / "python"
-        name = model.stem
-        argv = [str(python), "-m", "llama_cpp.server", "--model", str(model), "--model_alias", name,
-                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.llm_context),
-                "--n_threads", str(os.cpu_count() or 2), "--n_batch", "512",
-                # Its default cuts a streaming answer short as soon as another request waits: with
-                # two users, each question ended the other's answer (bench/many_users.py: 7 of 8 cut).
-                "--interrupt_requests", "False"]
-        return argv, env, name
-    model = settings.llm_model or str(settings.models_dir / VLLM_TEST_MODEL)
-    python = PROJECT / ".venv-llm" / "bin" / "python"
-    name = Path(model).name if Path(model).exists() else model
-    # `vllm serve` trips over the CPU package's name; the module entry point works for both builds.
-    argv = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-            "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port),
-            "--max-model-len", str(settings.llm_context)]
-    if not has_nvidia_gpu():
-        argv.append("--enforce-eager")  # starts in ~30 s on CPU instead of ~90 s compiling
-        env.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{(os.cpu_count() or 2) - 1}", VLLM_CPU_KVCACHE_SPACE="1")
-    argv += shlex.split(settings.vllm_args)
-    env.update(VLLM_CACHE_ROOT=str(settings.home / "vllm-cache"), VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
-    # No model hub unless the user explicitly allows it (HF_HUB_OFFLINE=0 to let vLLM download a model).
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        env[var] = os.environ.get(var, "1")
-    return argv, env, name
-
-
 def start(settings: Settings, engine: str | None = None, wait: bool = True, on_wait=None) -> ServerInfo:
     """Start the local server (or return the running one) and wait until it answers."""
     proc = None
     with _state_lock(settings):
         info = _read_state(settings)  # unreadable: ServerError, nothing started beside it
         if info is None or not _ours(info):
-            info, proc = _spawn(settings, engine or pick_engine(settings))
+            info, proc = _spawn(settings, engines.pick(engine or settings.llm_engine))
             _write_state(settings, info)
     if wait:  # outside the lock: waiting marks the server ready, which takes the lock
         wait_until_ready(settings, info, proc, on_wait)
     return info
 
 
-def _spawn(settings: Settings, engine: str) -> tuple[ServerInfo, subprocess.Popen]:
+def _spawn(settings: Settings, engine) -> tuple[ServerInfo, subprocess.Popen]:
     port = free_port(settings.llm_port)
-    argv, extra_env, name = _command(engine, settings, port)
+    argv, extra_env, name = engine.command(settings, port)
     if not Path(argv[0]).exists():
-        raise ServerError(f"{engine} is not installed ({argv[0]} missing): run `make setup`")
+        raise ServerError(f"{engine.NAME} is not installed ({argv[0]} missing): run `make setup`")
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"llm-{engine}.log"
+    log_path = logs / f"llm-{engine.NAME}.log"
     with open(log_path, "ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **extra_env}, start_new_session=True)
-    info = ServerInfo(engine, name, f"http://127.0.0.1:{port}/v1", proc.pid, port, str(log_path), time.time(),
+    info = ServerInfo(engine.NAME, name, f"http://127.0.0.1:{port}/v1", proc.pid, port, str(log_path), time.time(),
                       proc_start=process_start_time(proc.pid))
     return info, proc
 

@@ -71,7 +71,7 @@ def _assert_citations_resolve(answer, lib):
 
 def test_llamacpp_streams_a_cited_answer_and_exports_it(llama, home, embedder, tmp_path, corpus):
     lib = _library(home, embedder)
-    stream = Answerer(lib).ask("How long do I have to keep receipts?")
+    stream = Answerer(lib, llama).ask("How long do I have to keep receipts?")
     assert stream.passages and stream.passages[0].page == 2  # sources are known before any token
     deltas = list(stream)
     answer = stream.result
@@ -97,9 +97,9 @@ def test_llamacpp_streams_a_cited_answer_and_exports_it(llama, home, embedder, t
 
 def test_follow_up_is_condensed_before_retrieval(llama, home, embedder):
     lib = _library(home, embedder)
-    first = Answerer(lib).ask("When is the tax return due?").collect()
+    first = Answerer(lib, llama).ask("When is the tax return due?").collect()
     assert "july" in first.answer.lower()
-    follow = Answerer(lib).ask("And what does it cost if it is late?", history=[(first.question, first.answer)]).collect()
+    follow = Answerer(lib, llama).ask("And what does it cost if it is late?", history=[(first.question, first.answer)]).collect()
     assert follow.query != follow.question and "tax" in follow.query.lower()
     assert "100" in follow.answer and follow.passages[0].page == 1
 

@@ -14,7 +14,7 @@ from ingest.loaders import LoadError
 from ingest.pipeline import Ingestor
 from make_files import corrupt_pdf, encrypted_pdf, text_pdf
 from malformed import flate_bomb_pdf, good_neighbours, malformed_corpus, slow_pdf
-from rag.search import search
+from rag.retrieval import search
 
 @pytest.fixture
 def messy(tmp_path, manuals):

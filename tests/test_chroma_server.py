@@ -26,7 +26,7 @@ from conftest import ROOT, hearth_command, run_hearth, store_snapshot, wait_unti
 from ingest.pipeline import Ingestor
 from ingest.errors import StoreUnreachable
 from ingest.watch import Watcher
-from rag.search import search
+from rag.retrieval import search
 
 sys.path.insert(0, str(ROOT / "bench"))
 from crash import time_ingest  # noqa: E402  (bench/crash.py's timing of a clean ingest)

@@ -99,7 +99,7 @@ def test_a_long_running_process_sees_what_another_process_ingested(home, open_li
     # The app is a long-lived process; `hearth ingest` beside it writes the same store. Chroma's
     # in-process index would not see those vectors; the manifest generation makes it reload.
     from ingest.pipeline import Ingestor
-    from rag.search import search
+    from rag.retrieval import search
 
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()

@@ -87,7 +87,7 @@ def test_killed_ingests_repair_to_a_clean_ingest(tmp_path, manuals, open_library
 
 def _usable(lib, want: dict, phrase: str, source: str):
     """The library holds every document whole and answers a search: old vectors or rebuilt ones."""
-    from rag.search import search
+    from rag.retrieval import search
 
     got = store_snapshot(lib)
     assert got["documents"] == want["documents"] and got["journal"] == [] and got["orphans"] == []

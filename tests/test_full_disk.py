@@ -15,7 +15,7 @@ import pytest
 
 from conftest import run_hearth, store_snapshot
 from ingest.pipeline import Ingestor
-from rag.search import search
+from rag.retrieval import search
 
 pytestmark = pytest.mark.slow
 

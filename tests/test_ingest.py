@@ -12,7 +12,7 @@ from conftest import store_snapshot
 from ingest.pipeline import Ingestor
 from ingest.errors import ModelMismatch
 from make_files import text_pdf
-from rag.search import search
+from rag.retrieval import search
 
 
 def write(path, text):

@@ -10,7 +10,7 @@ import pytest
 from payloads import payloads
 from rag import export, render, uploads
 from rag.answer import Answer, Citation
-from rag.search import Hit
+from rag.retrieval import Hit
 from rag.uploads import UploadError, safe_name
 
 ATTACK = "<script>window.x=1</script> <img src=x onerror=\"alert(1)\"> :red[big] $x$ **bold** [a](javascript:1)"

@@ -7,9 +7,9 @@ import os
 import shutil
 
 from ingest.pipeline import Ingestor
-from rag import context, evaluate
-from rag import search as search_module
-from rag.search import Hit, fuse, keyword_query, query_words, rare_words, search
+from rag import evaluate, retrieval
+
+from rag.retrieval import Hit, fuse, keyword_query, query_words, rare_words, search
 
 TEXT = " ".join(f"Sentence {n} of the long guide explains step {n} of brewing tea with care." for n in range(120))
 
@@ -69,7 +69,7 @@ def test_hybrid_keyword_query_leaves_out_common_words(library, tmp_path, monkeyp
     for n in range(10):  # "kettle" in every chunk, "zebra" in one
         (tmp_path / f"note{n}.txt").write_text(f"The kettle note {n}." + (" A zebra crossed." if n == 3 else ""))
     Ingestor(library).sync([tmp_path])
-    monkeypatch.setattr(search_module, "MIN_COMMON_ROWS", 0)  # as in a library of 100k chunks
+    monkeypatch.setattr(retrieval, "MIN_COMMON_ROWS", 0)  # as in a library of 100k chunks
     assert rare_words(library.keywords, ["kettle", "zebras"]) == ["zebras"]  # counted as FTS5 stems it
     assert rare_words(library.keywords, ["kettle"]) == ["kettle"]  # nothing rarer: every word kept
     asked = []
@@ -77,7 +77,7 @@ def test_hybrid_keyword_query_leaves_out_common_words(library, tmp_path, monkeyp
     search(library, "kettle zebra", 3, mode="hybrid")
     search(library, "kettle zebra", 3, mode="keyword")
     assert asked == ['"zebra"', '"kettle" OR "zebra"']  # keyword-only searches keep every word
-    monkeypatch.setattr(search_module, "MIN_COMMON_ROWS", 1000)
+    monkeypatch.setattr(retrieval, "MIN_COMMON_ROWS", 1000)
     assert rare_words(library.keywords, ["kettle", "zebra"]) == ["kettle", "zebra"]  # a small library keeps all
 
 
@@ -89,13 +89,13 @@ def test_context_merges_neighbours_and_fits_the_budget(library, tmp_path):
     got = library.collection.get(ids=[f"{doc}:2", f"{doc}:3"], include=["metadatas"])
     texts = library.texts(got["ids"])
     two = [Hit(texts[cid], str(tmp_path / "guide.txt"), None, 0.5, cid) for cid in got["ids"]]
-    merged = context.assemble(library, two)
+    merged = retrieval.assemble(library, two)
     metas = got["metadatas"]
     assert len(merged) == 1 and merged[0].chunk_id == f"{doc}:2"
     assert merged[0].text == TEXT[metas[0]["start"]: metas[1]["end"]]  # the overlap counted once
-    assert context.assemble(library, two + two) == merged  # duplicates dropped
-    small = context.assemble(library, hits, budget=300)
-    assert len(small) >= 1 and len(small) < len(context.assemble(library, hits))
+    assert retrieval.assemble(library, two + two) == merged  # duplicates dropped
+    small = retrieval.assemble(library, hits, budget=300)
+    assert len(small) >= 1 and len(small) < len(retrieval.assemble(library, hits))
     assert sum(len(library.embedder.tokenize(p.text)) for p in small) <= 300 or len(small) == 1
 
 

@@ -17,7 +17,7 @@ from conftest import hearth_command, store_snapshot, wait_until
 from ingest.pipeline import Ingestor
 from ingest.watch import Watcher
 from make_files import corrupt_pdf, text_pdf
-from rag.search import search
+from rag.retrieval import search
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,32 @@
+"""llama.cpp's server (llama-cpp-python, built by `make setup` for this CPU) with a GGUF model; by
+default Qwen2.5-Coder-1.5B-Instruct in Q4_K_M."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ingest.errors import ServerError
+from ingest.settings import PROJECT, Settings
+
+NAME = "llamacpp"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+CLIENT_OPTIONS = {"repeat_penalty": 1.0}  # 1.1 (its default) measured worse
+# llama.cpp on a laptop-class CPU reads ~100 prompt tokens/s, so the passages are most of the wait
+# for the first token. bench/first_token.py measures the wait and how often the gold answer is still
+# in what is sent, per budget, on the R FAQ dev set.
+CONTEXT_TOKENS = 450
+
+
+def command(settings: Settings, port: int) -> tuple[list[str], dict, str]:
+    model = Path(settings.llm_model or settings.models_dir / DEFAULT_MODEL).expanduser()
+    if not model.is_file():
+        raise ServerError(f"model file {model} not found: run `make setup` (or set HEARTH_LLM_MODEL to a GGUF file)")
+    python = PROJECT / ".venv-llama" / "bin" / "python"
+    argv = [str(python), "-m", "llama_cpp.server", "--model", str(model), "--model_alias", model.stem,
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.llm_context),
+            "--n_threads", str(os.cpu_count() or 2), "--n_batch", "512",
+            # Its default cuts a streaming answer short as soon as another request waits: with
+            # two users, each question ended the other's answer (bench/many_users.py: 7 of 8 cut).
+            "--interrupt_requests", "False"]
+    return argv, {}, model.stem

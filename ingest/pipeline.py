@@ -1,35 +1,28 @@
-"""Incremental, crash-safe sync of files and folders into a Library.
+"""Incremental, crash-safe sync of files and folders into a Library: the planning.
 
+    scan     every supported file under the paths (hidden, temporary and partial files left out)
     plan     stat every file; unchanged size+mtime is skipped without reading it, otherwise the
              content hash decides: same content (touch), changed, new, moved/renamed, or a copy
-    parse    load + chunk, in a child process with time and memory limits (reader.py), driven by a
-             worker thread that runs ahead of the embedder; a PDF's chunks come page by page
-    embed    in groups of GROUP_CHUNKS chunks, so small files share batches and big ones start early
-    write    Chroma, under the manifest's journal (see manifest/ for the protocol)
+    move     a moved or renamed file's chunks re-pointed, nothing embedded
+    delete   files gone from the folders synced (this instance's own, against a shared server)
+    write    new, changed and copied files: write.py (read, embed, write under the journal)
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import secrets
-import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Callable, Iterable
 
-from . import loaders, reader
-from .chunking import Chunk, Chunker, ChunkSpec, check_sizes
+from . import loaders
 from .library import Library
 from .manifest import REBUILD_MARK, FileRecord
 from .store import store_errors
+from .write import FileResult, Job, Report, Writer, delete_chunks, megabytes, record_failure
 
-GROUP_CHUNKS = 256  # chunks embedded and written at a time; small files share a group
-LOOKAHEAD = 4  # files read ahead of the embedder
-QUEUED_PARTS = 16  # parts (a PDF's 32 pages, or a small file) waiting for the embedder, at most
+__all__ = ["FileResult", "Ingestor", "Report", "file_sha256", "is_ignored", "rebuild"]
 IGNORED_PREFIXES = (".", "~$", ".~lock")
 IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
 
@@ -37,69 +30,6 @@ IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", 
 def is_ignored(name: str) -> bool:
     """Hidden, temporary, lock and partial-download files are never ingested."""
     return name.startswith(IGNORED_PREFIXES) or name.lower().endswith(IGNORED_SUFFIXES)
-
-
-@dataclass
-class FileResult:
-    path: str
-    status: str  # added | updated | moved | copied | removed | failed | skipped
-    chunks: int = 0
-    reason: str = ""  # why it failed, or notes worth telling
-    previous: str = ""  # the old path of a moved file
-
-
-@dataclass
-class Report:
-    results: list[FileResult] = field(default_factory=list)
-    unchanged: int = 0
-    seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("parse", "chunk", "embed", "write"), 0.0))
-    repaired: int = 0  # journal entries left by an interrupted run, cleaned up first
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def failures(self) -> list[FileResult]:
-        return [r for r in self.results if r.status in ("failed", "skipped")]
-
-    @property
-    def chunks_added(self) -> int:
-        return sum(r.chunks for r in self.results if r.status in ("added", "updated", "copied"))
-
-    @property
-    def processed(self) -> int:
-        return self.unchanged + sum(1 for r in self.results if r.status not in ("failed", "skipped"))
-
-    def exit_code(self, strict: bool = False) -> int:
-        if self.failures and (strict or self.processed == 0):
-            return 1
-        return 0
-
-
-@dataclass
-class _Job:
-    path: str
-    stat: os.stat_result
-    sha256: str
-    old: FileRecord | None = None  # the record this file replaces (same path, other content)
-    source: FileRecord | None = None  # an identical live document whose vectors can be copied
-
-
-@dataclass
-class _Parsed:
-    job: _Job
-    chunks: list[Chunk] = field(default_factory=list)
-    pages: int | None = None
-    notes: str = ""
-    error: str = ""
-    doc_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-    journaled: bool = False  # its "add" journal entry is written: chunks may be in the store
-
-
-def _megabytes(size: int) -> str:
-    mb = size / 2**20
-    return f"{mb:,.0f} MB" if mb >= 100 else f"{mb:.3g} MB"
 
 
 def file_sha256(path: str) -> str:
@@ -129,8 +59,7 @@ class Ingestor:
         """progress(path, files_done, files_total, chunks_embedded) is called as work advances."""
         self.lib = library
         self.files, self.journal = library.files, library.journal
-        self.progress = progress or (lambda *a: None)
-        self.embedded = 0  # chunks embedded by this Ingestor
+        self.writer = Writer(library, progress or (lambda *a: None))
 
     # --- public API -----------------------------------------------------------------------------
     def sync(self, paths: Iterable[str | os.PathLike], force: bool = False) -> Report:
@@ -164,7 +93,7 @@ class Ingestor:
         for path, rec in gone.items():
             self._delete(rec)
             report.results.append(FileResult(path, "removed", rec.chunks))
-        self._ingest(jobs, report)
+        self.writer.write(jobs, report)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -261,17 +190,17 @@ class Ingestor:
                 report.results.append(FileResult(path, "skipped", reason=f"{known[0]} (unchanged since)"))
                 continue
             if st.st_size > limit:
-                self._fail(report, path, st, f"too large: {_megabytes(st.st_size)}, over the "
+                record_failure(self.lib, report, path, st, f"too large: {megabytes(st.st_size)}, over the "
                            f"{self.lib.settings.max_file_mb:g} MB limit (HEARTH_MAX_FILE_MB)")
                 continue
-            self._reader.spawn()  # likely new or changed: the reader imports its parsers while we hash
+            self.writer.spawn_reader()  # likely new or changed: the reader imports its parsers while we hash
             try:
                 sha = file_sha256(path)
             except OSError as exc:
-                self._fail(report, path, st, f"cannot read: {exc.strerror or exc}")
+                record_failure(self.lib, report, path, st, f"cannot read: {exc.strerror or exc}")
                 continue
             if force:
-                jobs.append(_Job(path, st, sha, old=rec))
+                jobs.append(Job(path, st, sha, old=rec))
                 continue
             if rec and rec.sha256 == sha:  # touched, not changed
                 self.files.touch(rec, st.st_size, st.st_mtime_ns)
@@ -288,12 +217,8 @@ class Ingestor:
             # A copy of a document that is still there unchanged (in this sync's folders or elsewhere, as
             # when one file is added on its own): its vectors are copied, not recomputed.
             twin = next((r for r in same if _unchanged(r, found)), None)
-            jobs.append(_Job(path, st, sha, old=rec, source=twin))
+            jobs.append(Job(path, st, sha, old=rec, source=twin))
         return jobs, moves
-
-    def _fail(self, report, path, st, reason):
-        report.results.append(FileResult(path, "failed", reason=reason))
-        self.files.put_problem(path, reason, st.st_size if st else None, st.st_mtime_ns if st else None)
 
     # --- moves and deletes: no embedding needed --------------------------------------------------
     def _move(self, rec: FileRecord, new_path: str, st, report):
@@ -312,227 +237,10 @@ class Ingestor:
         with self.lib.transaction():
             self.files.delete(rec.path)
             self.lib.keywords.delete(rec.doc_id)
-            if self.lib.keeps_texts and not self.files.live_doc_ids([rec.doc_id]):  # see _delete_chunks
+            if self.lib.keeps_texts and not self.files.live_doc_ids([rec.doc_id]):  # see write.delete_chunks
                 self.lib.chunk_texts.delete(rec.doc_id)
             self.journal.add(rec.doc_id, "delete")
-        self._delete_chunks(rec.doc_id, rec.chunks)
-
-    def _delete_chunks(self, doc_id: str, n: int):
-        if not self.files.live_doc_ids([doc_id]):  # named by another path: a move a crash cut short
-            self.lib.check_writer()
-            self.lib.delete_chunks(doc_id, n)
-        self.journal.done(doc_id, "delete")
-
-    # --- new and changed files ------------------------------------------------------------------
-    def _ingest(self, jobs: list[_Job], report: Report):
-        """Files are read (and chunked) by a worker thread driving the reader process; their chunks
-        reach this thread part by part, so a long PDF is embedded while it is still being read and
-        small files share batches. Each batch of GROUP_CHUNKS is embedded and written under the
-        journal; a file's record is written once all its chunks are (see _flush)."""
-        if not jobs:
-            return
-        self.lib.collection  # open (and check) the store and the chunk sizes before any work
-        self.chunk_spec
-        events: queue.Queue = queue.Queue(QUEUED_PARTS)  # the reader waits while the embedder catches up
-        queued = threading.Semaphore(LOOKAHEAD)  # files read ahead of the embedder
-        stop = threading.Event()
-        worker = threading.Thread(target=self._read_files, args=(jobs, events, queued, stop, report.timings),
-                                  name="hearth-read", daemon=True)
-        worker.start()
-        waiting: list[tuple[_Parsed, Chunk]] = []  # chunks to embed, in order
-        finished: list[_Parsed] = []  # files read whole, waiting for their record
-        state = {"done": 0, "total": len(jobs)}
-        try:
-            for _ in range(len(jobs)):
-                while True:
-                    kind, parsed, chunks = events.get()
-                    if kind == "crash":
-                        raise chunks
-                    if kind != "chunks":
-                        break
-                    parsed.chunks += chunks
-                    waiting += [(parsed, c) for c in chunks]
-                    if len(waiting) >= GROUP_CHUNKS:
-                        self._flush(waiting, finished, report, state)
-                queued.release()
-                if kind == "error":
-                    self._fail(report, parsed.job.path, parsed.job.stat, parsed.error)
-                    self._forget(parsed, waiting)
-                    state["done"] += 1
-                    self.progress(parsed.job.path, state["done"], state["total"], self.embedded)
-                    continue
-                finished.append(parsed)
-                if len(waiting) >= GROUP_CHUNKS or len(finished) >= GROUP_CHUNKS:
-                    self._flush(waiting, finished, report, state)
-            self._flush(waiting, finished, report, state)
-        finally:
-            stop.set()
-            queued.release()  # a worker waiting for room sees `stop`
-            worker.join()
-
-    def _read_files(self, jobs, events: queue.Queue, queued: threading.Semaphore, stop: threading.Event, timings):
-        try:
-            for job in jobs:
-                queued.acquire()
-                if stop.is_set():
-                    return
-                parsed = _Parsed(job)
-                if job.source is None:  # else its vectors are copied from the identical document
-                    parsed.error = self._read(parsed, lambda e: _put(events, e, stop), timings)
-                _put(events, ("error" if parsed.error else "read", parsed, None), stop)
-        except _Stopped:
-            return
-        except BaseException as exc:  # a bug, not a bad file: raised again in the ingesting thread
-            _put(events, ("crash", None, exc), stop)
-
-    def _read(self, parsed: _Parsed, put, timings) -> str:
-        """Read one file, passing its chunks on as they come; the reason it failed, or ''."""
-        t = time.perf_counter()
-        spec, got, s = self.chunk_spec, [0], self.lib.settings
-
-        def on_chunks(chunks):
-            got[0] += len(chunks)
-            put(("chunks", parsed, chunks))
-
-        try:
-            loaded = self._reader.load(parsed.job.path, spec, on_chunks, s.max_file_chars, s.max_file_chunks)
-        except loaders.LoadError as exc:
-            return str(exc)
-        finally:
-            timings["parse"] += time.perf_counter() - t
-        if spec is None:  # a model without a tokenizer.json: chunked here, with the loaded model
-            t = time.perf_counter()
-            on_chunks(self._local_chunker.chunk(loaded.sections))
-            timings["chunk"] += time.perf_counter() - t
-        parsed.pages, parsed.notes = loaded.pages, "; ".join(loaded.notes)
-        return "" if got[0] else "no text found in the file"
-
-    def _forget(self, parsed: _Parsed, waiting: list):
-        """A file that failed part-way: its chunks not yet embedded are dropped; any already written
-        are deleted (its journal entry, if it has one, would also have them deleted after a crash)."""
-        waiting[:] = [(p, c) for p, c in waiting if p is not parsed]
-        if parsed.journaled:
-            self.lib.delete_doc(parsed.doc_id)
-            self.journal.done(parsed.doc_id, "add")
-
-    @property
-    def _reader(self) -> reader.Reader:
-        return reader.shared(self.lib.settings.parse_timeout, self.lib.settings.parse_memory_mb)
-
-    @cached_property
-    def _local_chunker(self) -> Chunker:
-        """For a model whose tokenizer needs the model itself: made once, as before chunking moved out."""
-        s = self.lib.settings
-        return Chunker(s.chunk_size, s.chunk_overlap, self.lib.embedder.tokenize)
-
-    @cached_property
-    def chunk_spec(self) -> ChunkSpec | None:
-        """How the reader process chunks each file; None when the model's tokenizer needs the model."""
-        s, embedder = self.lib.settings, self.lib.embedder
-        limit = embedder.max_tokens - 2  # room for [CLS] and [SEP]
-        if s.chunk_size > limit:
-            raise ValueError(f"chunk_size {s.chunk_size} is more than {embedder.name} reads ({limit})")
-        if embedder.tokenizer_file is None:
-            check_sizes(s.chunk_size, s.chunk_overlap)
-            return None
-        return ChunkSpec(s.chunk_size, s.chunk_overlap, embedder.tokenizer_file)
-
-    def _flush(self, waiting: list, finished: list, report: Report, state: dict):
-        """Embed and write the waiting chunks, then the records of the files read whole, following
-        the journal protocol: a doc's journal entry is written before its first chunk."""
-        new = {id(p): p for p, _ in waiting} | {id(p): p for p in finished}
-        new = [p for p in new.values() if not p.journaled]
-        if new:
-            with self.lib.transaction():
-                for p in new:
-                    self.journal.add(p.doc_id, "add")
-                    p.journaled = True
-        self.lib.check_writer()
-        for i in range(0, len(waiting), GROUP_CHUNKS):
-            batch = waiting[i : i + GROUP_CHUNKS]
-            t = time.perf_counter()
-            vectors = self.lib.embedder.embed([c.text for _, c in batch])
-            report.timings["embed"] += time.perf_counter() - t
-            self.embedded += len(batch)
-            self.progress(batch[-1][0].job.path, state["done"], state["total"], self.embedded)
-            t = time.perf_counter()
-            self.lib.add_chunks([p.doc_id for p, _ in batch], [c.index for _, c in batch], vectors,
-                                [_chunk_metadata(p, c) for p, c in batch], [c.text for _, c in batch])
-            report.timings["write"] += time.perf_counter() - t
-        waiting.clear()
-        if not finished:
-            return
-        t = time.perf_counter()
-        self.lib.check_writer()
-        lib = self.lib
-        for p in finished:
-            if p.job.source is not None:  # an identical document's vectors, copied
-                lib.copy_chunks(p.job.source.doc_id, p.job.source.chunks, p.doc_id,
-                                {"source": p.job.path, "filename": os.path.basename(p.job.path)})
-        with lib.transaction():
-            for p in finished:
-                job = p.job
-                n = len(p.chunks) if job.source is None else job.source.chunks
-                pages = p.pages if job.source is None else job.source.pages
-                self.files.put(FileRecord(job.path, p.doc_id, job.stat.st_size, job.stat.st_mtime_ns, job.sha256, n,
-                                          pages, p.notes or None, time.time(), self.files.owner))
-                self.journal.done(p.doc_id, "add")
-                self.files.clear_problem(job.path)
-                if job.source is None:
-                    texts = [(c.index, c.text) for c in p.chunks]
-                    lib.keywords.add(p.doc_id, texts)
-                    if lib.keeps_texts:
-                        lib.chunk_texts.add(p.doc_id, texts)
-                else:
-                    lib.keywords.copy(job.source.doc_id, p.doc_id)
-                    if lib.keeps_texts:
-                        lib.chunk_texts.copy(job.source.doc_id, p.doc_id)
-                if job.old is not None:
-                    self.journal.add(job.old.doc_id, "delete")
-                    lib.keywords.delete(job.old.doc_id)
-                    if lib.keeps_texts:
-                        lib.chunk_texts.delete(job.old.doc_id)
-        for p in finished:
-            if p.job.old is not None:
-                self._delete_chunks(p.job.old.doc_id, p.job.old.chunks)
-        report.timings["write"] += time.perf_counter() - t
-        for p in finished:
-            status = "copied" if p.job.source else ("updated" if p.job.old else "added")
-            n = len(p.chunks) if p.job.source is None else p.job.source.chunks
-            report.results.append(FileResult(p.job.path, status, n, reason=p.notes))
-            state["done"] += 1
-            self.progress(p.job.path, state["done"], state["total"], self.embedded)
-        finished.clear()
-
-class _Stopped(Exception):
-    """The ingest ended (an error in the embedding thread) while the reader waited to hand over."""
-
-
-def _put(events: queue.Queue, event, stop: threading.Event):
-    while True:
-        try:
-            return events.put(event, timeout=0.2)
-        except queue.Full:
-            if stop.is_set():
-                raise _Stopped from None
-
-
-def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:
-    meta = {
-        "doc_id": p.doc_id,
-        "source": p.job.path,
-        "filename": os.path.basename(p.job.path),
-        "sha256": p.job.sha256,
-        "chunk": c.index,
-        "start": c.start,
-        "end": c.end,
-    }
-    if c.page is not None:
-        meta["page"] = c.page
-    if c.heading:
-        meta["section"] = c.heading[:500]
-    return meta
-
+        delete_chunks(self.lib, rec.doc_id, rec.chunks)
 
 def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None) -> Report:
     """`hearth ingest --reembed`: every document of the collection (and `paths`) embedded again with

@@ -9,11 +9,11 @@ pipeline until the collection holds at least --chunks chunks. Every chunk is rea
 an order no manual has, so texts are distinct and the vocabulary and vector spread are realistic.
 
 Queries: the R FAQ dev set's questions (verbatim headings and users' own words), repeated to
---queries. Each is timed through rag.search.search (what `hearth search` and the app call), after
+--queries. Each is timed through rag.retrieval.search (what `hearth search` and the app call), after
 3 warm-up queries; the parts are timed too: embedding the query, Chroma's nearest neighbours,
 the FTS5 keyword query (which runs in a thread beside the other two), and fetching the hits' texts
 and vectors. The same queries are then timed keeping every query word in the keyword query (see
-COMMON_WORD_SHARE in rag/search.py), for the ratio.
+COMMON_WORD_SHARE in rag/retrieval.py), for the ratio.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ what the manifest holds lives in the server, in one collection, `hearth-catalog`
     collection  its embedding model                      id collection:<name>
     file        path, doc_id, size, mtime, hash, chunks  id file:<name>:<sha1 of path>
     problem     a file that could not be ingested        id problem:<name>:<sha1 of path>
-    journal     a write in flight (see manifest.py)      id journal:<name>:<instance>:<doc>:<op>
+    journal     a write in flight (see manifest/)        id journal:<name>:<instance>:<doc>:<op>
     generation  changes with every change of files       id generation:<name>
     alias       the rebuild a collection switched to     id alias:<name>
-<name> is the collection's physical name (manifest.py): its own, or its current rebuild's.
+<name> is the collection's physical name (manifest/): its own, or its current rebuild's.
 Each record's fields are JSON in its document (Chroma merges metadata on upsert, so stale keys would
 linger there); the metadata holds only what is filtered on. Vectors are a dummy [0.0].
 
@@ -37,6 +37,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .manifest import REBUILD_MARK, Database, FileRecord, is_rebuild_of
+from .manifest.files import Files
 
 CATALOG = "hearth-catalog"
 _DUMMY = [0.0]
@@ -104,8 +105,9 @@ class Catalog:
         return _Batch(self)
 
 
-class CatalogFiles:
-    """manifest.files.Files over the server's catalog."""
+class CatalogFiles(Files):
+    """manifest.files.Files over the server's catalog: the same methods, every one but refresh and
+    drop its own."""
 
     def __init__(self, catalog: Catalog, name: str, instance: str, physical: str | None = None):
         self.catalog, self.name = catalog, name
@@ -127,12 +129,6 @@ class CatalogFiles:
         rec = self.catalog.record(f"alias:{self.name}")
         return rec["physical"] if rec else self.name
 
-    def refresh(self) -> bool:
-        if self.pinned or self.physical() == self.collection:
-            return False
-        self.collection = self.physical()
-        return True
-
     def swap_to(self, physical: str):
         """One upsert switches every instance to the rebuild; the old records go after it (what a
         crash leaves of them, the next write's clean_rebuilds removes)."""
@@ -153,9 +149,6 @@ class CatalogFiles:
         self.catalog.collection.delete(where={"collection": physical})
         with self.catalog.db.transaction():
             self.catalog.db.drop_rows(physical)
-
-    def drop(self):
-        self.drop_rows(self.collection)
 
     def _bump(self):
         self._put(f"generation:{self.collection}", "generation", {"value": time.time_ns()})

@@ -241,7 +241,10 @@ def _where(source: str, page: int | None, lib: Hearth) -> str:
 
 def show_answer(answer: Answer, i: int, lib: Hearth):
     if answer.answer:
-        st.markdown(render.answer(answer.answer))
+        st.markdown(render.answer(answer.answer, [x.end for x in answer.unsupported]))
+        if answer.unsupported:
+            st.caption(render.text(f"{len(answer.unsupported)} of {sum(x.supported is not None for x in answer.sentences)} "
+                                   "sentences are not supported by the passages they cite (marked)."))
     if answer.incomplete or answer.error:
         st.warning(render.text(answer.error or "the answer is incomplete"))
     t = answer.timings
@@ -257,7 +260,7 @@ def show_answer(answer: Answer, i: int, lib: Hearth):
         mark = "cited" if n in cited else "not cited"
         label = f"[{n}] {_where(hit.source, hit.page, lib)}" + (f" · § {hit.section}" if hit.section else "")
         with st.expander(render.text(f"{label} · {mark}"), expanded=n in cited):
-            st.markdown(render.passage(hit.text, render.claims_citing(answer.answer, n) if n in cited else []))
+            st.markdown(render.passage(hit.text, [x.span for x in answer.sentences if x.supported and x.n == n]))
             source_download(hit.source, f"src-{i}-{n}")
 
 

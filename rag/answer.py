@@ -28,6 +28,7 @@ from ingest.settings import Settings
 
 from . import engines
 from .retrieval import Hit, assemble, budget_for, search
+from .support import Sentence, check_support
 
 # Worded for small local models: measured on Qwen2.5-Coder-1.5B, a longer prompt that stressed
 # "say the documents do not say" made it refuse questions its passages answered. {fence} is a random
@@ -60,6 +61,11 @@ class Citation:
     quote: str
     section: str | None = None
     chunk_id: str = ""
+    span: tuple[int, int] | None = None  # the quote's characters in the source's page (or file) text
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "source": self.source, "page": self.page, "quote": self.quote,
+                "span": list(self.span) if self.span else None}
 
 
 @dataclass
@@ -73,12 +79,14 @@ class Answer:
     timings: dict = field(default_factory=dict)
     incomplete: bool = False
     error: str = ""  # what went wrong, in plain words ("" when nothing did)
+    sentences: list[Sentence] = field(default_factory=list)  # each checked against what it cites
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict:
         return {
             "answer": self.answer,
-            "citations": [{"n": c.n, "source": c.source, "page": c.page, "quote": c.quote} for c in self.citations],
+            "citations": [c.to_json() for c in self.citations],
+            "sentences": [self.sentence_json(x) for x in self.sentences],
             "model": self.model,
             "timings": self.timings,
             "question": self.question,
@@ -87,6 +95,32 @@ class Answer:
             "error": self.error,
             "sources": [h.to_json() for h in self.passages],
         }
+
+
+    def sentence_json(self, sentence: Sentence) -> dict:
+        """text, citations, supported, span: the span as offsets into the cited source's text."""
+        row = sentence.to_json()
+        span = row.pop("span")
+        row.pop("passage")
+        if span:
+            hit = self.passages[sentence.n - 1]
+            row["span"] = {"n": sentence.n, "source": hit.source, "page": hit.page,
+                           **source_offsets(hit, sentence.span), "quote": row["quote"]}
+        else:
+            row["span"] = None
+        row.pop("quote")
+        return row
+
+    @property
+    def unsupported(self) -> list[Sentence]:
+        return [x for x in self.sentences if x.supported is False]
+
+
+def source_offsets(hit: Hit, span: tuple[int, int]) -> dict:
+    """A span of a passage as start and end in its page's text (None when the passage's start is unknown)."""
+    if hit.start is None:
+        return {"start": None, "end": None}
+    return {"start": hit.start + span[0], "end": hit.start + span[1]}
 
 
 def new_fence() -> str:
@@ -158,6 +192,19 @@ def check_citations(text: str, passages: list[Hit]) -> tuple[str, list[Citation]
         for n in sorted(used)
     ]
     return cleaned, citations
+
+
+def quote_support(citations: list[Citation], sentences: list[Sentence], passages: list[Hit]) -> None:
+    """Each citation's quote becomes the span that supports the sentences citing it (the whole
+    passage stays the quote of a citation no supported sentence rests on)."""
+    for c in citations:
+        spans = sorted({x.span for x in sentences if x.supported and x.n == c.n and x.span})
+        if not spans:
+            continue
+        text = passages[c.n - 1].text
+        c.quote = " … ".join(" ".join(text[a:b].split()) for a, b in spans)
+        offsets = source_offsets(passages[c.n - 1], (spans[0][0], spans[-1][1]))
+        c.span = (offsets["start"], offsets["end"]) if offsets["start"] is not None else None
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -295,7 +342,15 @@ class AnswerStream:
                 result.incomplete = True
                 result.error = "the model server closed the connection before finishing; the answer is incomplete"
         result.answer, result.citations = check_citations(text, self.passages)
+        self.check()
         self._finish()
+
+    def check(self):
+        """Each sentence against the passages it cites (after the stream: never before a token)."""
+        result, t = self.result, time.perf_counter()
+        result.sentences = check_support(result.answer, self.passages, self.answerer.library.embedder)
+        quote_support(result.citations, result.sentences, self.passages)
+        result.timings["support_ms"] = round(1000 * (time.perf_counter() - t))
 
     def _finish(self):
         self.result.timings["total_ms"] = round(1000 * (time.perf_counter() - self.started))

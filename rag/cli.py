@@ -175,6 +175,23 @@ def watch(
         log(f"stopped: {len(watcher.results)} change(s) made")
 
 
+def _print_support(result):
+    """Each sentence with its mark: ✓ and the quote that supports it, ✗ when nothing it cites does."""
+    claims = [x for x in result.sentences if x.supported is not None]
+    if not claims:
+        return
+    out.print(f"\n[bold]Checked[/] {sum(bool(x.supported) for x in claims)} of {len(claims)} sentences "
+              "supported by what they cite")
+    for x in claims:
+        sentence = " ".join(x.text.split())
+        if x.supported:
+            quote = x.quote if len(x.quote) <= 160 else x.quote[:157] + "…"
+            out.print(f" [green]✓[/] {escape(sentence)}\n     [dim][{x.n}] “{escape(quote)}”[/]")
+        else:
+            why = "cites nothing" if not x.citations else "not supported by " + "".join(f"[{n}]" for n in x.citations)
+            out.print(f" [red]✗[/] {escape(sentence)}  [yellow]({escape(why)})[/]")
+
+
 @app.command()
 def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
     """List the documents in the collection, and files that could not be ingested."""
@@ -285,6 +302,7 @@ def ask(
 def _print_sources(result):
     if result.error:
         err.print(f"[yellow]{escape(result.error)}[/]")
+    _print_support(result)
     cited = {c.n for c in result.citations}
     if result.passages:
         out.print("\n[bold]Sources[/]" + ("" if cited else " [dim](retrieved; none cited)[/]"))

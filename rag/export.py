@@ -1,4 +1,5 @@
-"""Answers and whole chats as Markdown: citations become footnotes with file, page and the passage.
+"""Answers and whole chats as Markdown: citations become footnotes with file, page and the quote
+that supports the sentences citing them (rag/support.py); a sentence nothing supports is marked.
 
 Everything a document or the model wrote goes through rag.render, as in the app: document text
 with every punctuation mark escaped, so nothing in a passage (markup, HTML, a stray "[^1]:") can
@@ -31,7 +32,8 @@ def display_path(source: str, library_root: Path | None) -> str:
 
 def _answer_body(answer: Answer, label: str) -> str:
     # render.answer writes a citation [2] as \[2\]: those become the footnote references
-    return re.sub(r"\\\[(\d+)\\\]", lambda m: f"[^{label}{m.group(1)}]", render.answer(answer.answer))
+    body = render.answer(answer.answer, [x.end for x in answer.unsupported], UNSUPPORTED)
+    return re.sub(r"\\\[(\d+)\\\]", lambda m: f"[^{label}{m.group(1)}]", body)
 
 
 def _footnotes(answer: Answer, label: str, library_root: Path | None) -> list[str]:
@@ -44,8 +46,15 @@ def _footnotes(answer: Answer, label: str, library_root: Path | None) -> list[st
     return notes
 
 
+UNSUPPORTED = "*(unsupported)*"
+
+
 def _status(answer: Answer) -> list[str]:
     lines = []
+    if answer.unsupported:
+        claims = sum(x.supported is not None for x in answer.sentences)
+        lines.append(f"*{len(answer.unsupported)} of {claims} sentences, marked {UNSUPPORTED}, are not supported "
+                     "by the passages they cite.*")
     if answer.incomplete:
         lines.append("*This answer is incomplete: the model stopped before it finished.*")
     if answer.error:

@@ -27,12 +27,6 @@ _BLOCK_MARK = re.compile(r"^([ \t]*)(?:(#{1,6})[ \t]+|((?:(?:[-*+]|\d{1,9}[.)])[
 _KEEP = re.compile(r"\\([*_])")  # emphasis markers, escaped by _plain, put back
 _LINKISH = re.compile(r"(?i)\b(https?|ftps?|file|mailto|data|javascript|vbscript|wss?|tel|sms|blob)(?=:)|\b(www)(?=\.)|(?=@)")
 _JOINER = "\u2060"
-_WORD = re.compile(r"[A-Za-z0-9]+")
-_SENTENCE = re.compile(r"[^.!?;\n]+(?:[.!?;]+|$)")
-_STOPWORDS = frozenset(
-    "the a an and or of to in on for is are was were be by with as at it its this that from can you your "
-    "use used using which not no if then than into also may will".split()
-)
 
 
 def printable(s: str, keep: str = "\n\t") -> str:
@@ -52,8 +46,20 @@ def text(s: str) -> str:
     return _PUNCT.sub(r"\\\1", unlinked(" ".join(s.split())))
 
 
-def answer(s: str) -> str:
-    """A model's answer as Markdown: emphasis, lists, headings and code kept, nothing else."""
+_MARK = "\ue000"  # a private-use character: where a mark goes, replaced after escaping
+UNSUPPORTED = ":orange-badge[unsupported]"  # the app's mark (a Streamlit directive of ours, not the model's)
+
+
+def answer(s: str, marks: list[int] = (), mark: str = UNSUPPORTED) -> str:
+    """A model's answer as Markdown: emphasis, lists, headings and code kept, nothing else. `marks`:
+    offsets in `s` (ends of unsupported sentences) after which `mark` is shown."""
+    s = s.replace(_MARK, "")
+    for at in sorted(set(marks), reverse=True):
+        s = s[:at] + _MARK + s[at:]
+    return _answer(s).replace(_MARK, " " + mark)
+
+
+def _answer(s: str) -> str:
     out: list[str] = []
     fence, code = "", []
     for line in s.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
@@ -119,49 +125,22 @@ def _code_block(lines: list[str]) -> str:
     return "\n".join([fence, *lines, fence])
 
 
-def _content_words(s: str) -> set[str]:
-    return {w for w in (m.lower() for m in _WORD.findall(s)) if len(w) > 2 and w not in _STOPWORDS}
-
-
-def claims_citing(answer_text: str, n: int) -> list[str]:
-    """The sentences of an answer that cite passage [n]."""
-    # "... six years. [1]" and "... six years [1]." both cite [1] for that sentence
-    moved = re.sub(r"([.!?])((?:\s*\[\d+\])+)", r"\2\1", answer_text.replace("][", "] ["))
-    return [m.group() for m in _SENTENCE.finditer(moved) if f"[{n}]" in m.group()]
-
-
-def cited_segments(passage: str, claims: list[str]) -> list[tuple[str, bool]]:
-    """The passage cut into (text, cited) pieces: for each claim, the passage sentence sharing the most
-    content words with it (at least two) is marked as the cited text."""
-    passage = " ".join(passage.split())
-    sentences = [m for m in _SENTENCE.finditer(passage) if m.group().strip()]
-    marked: set[int] = set()
-    for claim in claims:
-        words = _content_words(re.sub(r"\[\d+\]", " ", claim))
-        scored = [(len(words & _content_words(m.group())), i) for i, m in enumerate(sentences)]
-        best = max(scored, default=(0, -1))
-        if best[0] >= 2:
-            marked.add(best[1])
-    segments: list[tuple[str, bool]] = []
-    pos = 0
-    for i in sorted(marked):
-        m = sentences[i]
-        start = m.start() + len(m.group()) - len(m.group().lstrip())
-        if start > pos:
-            segments.append((passage[pos:start], False))
-        segments.append((passage[start : m.end()], True))
-        pos = m.end()
-    if pos < len(passage):
-        segments.append((passage[pos:], False))
-    return segments
-
-
-def passage(passage_text: str, claims: list[str]) -> str:
-    """A passage as Markdown, its cited sentences on a highlighted background."""
-    out = []
-    for piece, cited in cited_segments(passage_text, claims):
-        out.append(f":orange-background[{text(piece)}]" if cited else _spaced(piece))
-    return "".join(out)
+def passage(passage_text: str, spans: list[tuple[int, int]] = ()) -> str:
+    """A passage as Markdown, the characters of `spans` (offsets in passage_text: what supports the
+    answer's sentences) on a highlighted background."""
+    out, pos = [], 0
+    for a, b in sorted(set(spans)):
+        a = max(a, pos)
+        if b <= a:
+            continue
+        if a > pos:
+            out.append(_spaced(" ".join(passage_text[pos:a].split()) + (" " if passage_text[a - 1].isspace() else "")))
+        out.append(f":orange-background[{text(passage_text[a:b])}]")
+        pos = b
+    if pos < len(passage_text):
+        rest = passage_text[pos:]
+        out.append(_spaced((" " if rest[:1].isspace() else "") + " ".join(rest.split())))
+    return "".join(out).strip()
 
 
 def _spaced(piece: str) -> str:

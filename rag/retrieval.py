@@ -67,11 +67,12 @@ class Hit:
     score: float  # cosine similarity to the query, 1 is identical
     chunk_id: str
     section: str | None = None
+    start: int | None = None  # where the text begins in its page's (or file's) text; None: not known
 
     def to_json(self) -> dict:
-        """The stable shape scripts rely on: text, source, page, score, chunk_id, section."""
+        """The stable shape scripts rely on: text, source, page, score, chunk_id, section, start."""
         return {"text": self.text, "source": self.source, "page": self.page, "score": self.score,
-                "chunk_id": self.chunk_id, "section": self.section}
+                "chunk_id": self.chunk_id, "section": self.section, "start": self.start}
 
 
 def search(library: Library, query: str, k: int = 5, mode: str | None = None) -> list[Hit]:
@@ -151,7 +152,7 @@ def _hits(library: Library, ids: list[str], vector) -> list[Hit]:
             continue
         doc, meta, emb = by_id[cid]
         score = round(float(np.dot(np.asarray(emb, dtype="float32"), vector)), 4)  # both unit length
-        hits.append(Hit(doc, meta.get("source", ""), meta.get("page"), score, cid, meta.get("section")))
+        hits.append(Hit(doc, meta.get("source", ""), meta.get("page"), score, cid, meta.get("section"), meta.get("start")))
     return hits
 
 
@@ -218,7 +219,7 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
 
     passages, used = [], 0
     for b in blocks:
-        text = _join(doc=b["doc"], indices=sorted(b["indices"]), chunks=chunks, fallback=b["hit"].text)
+        text, start = _join(doc=b["doc"], indices=sorted(b["indices"]), chunks=chunks, fallback=b["hit"])
         tokens = count(text)
         if passages and used + tokens > budget:
             break
@@ -226,21 +227,25 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
         first = b["hit"]
         start_id = chunk_id(b["doc"], min(b["indices"]))
         section = chunks.get(start_id, (None, {}))[1].get("section", first.section)
-        passages.append(Hit(text, first.source, first.page, b["score"], start_id, section))
+        passages.append(Hit(text, first.source, first.page, b["score"], start_id, section, start))
     return passages
 
 
-def _join(doc: str, indices: list[int], chunks: dict, fallback: str) -> str:
-    """Consecutive chunks as one text, the overlap between neighbours counted once."""
+def _join(doc: str, indices: list[int], chunks: dict, fallback: Hit) -> tuple[str, int | None]:
+    """Consecutive chunks as one text, the overlap between neighbours counted once; and where that
+    text starts in the page's text (None when a gap between chunks makes offsets inexact)."""
     parts = [chunks[chunk_id(doc, i)] for i in indices if chunk_id(doc, i) in chunks]
     if not parts:
-        return fallback
-    text, end = parts[0][0], parts[0][1].get("end")
+        return fallback.text, fallback.start
+    text, end, first = parts[0][0], parts[0][1].get("end"), parts[0][1].get("start")
     for piece, meta in parts[1:]:
         start = meta.get("start")
         if end is not None and start is not None and start < end:
             text += piece[end - start:]  # offsets are in the same page text: what follows the overlap
+        elif end is not None and start is not None and start - end <= 8:
+            text += " " * (start - end) + piece  # the whitespace between them, offsets kept
         else:
             text += " " + piece
+            first = None
         end = meta.get("end", end)
-    return text
+    return text, first

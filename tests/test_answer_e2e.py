@@ -66,7 +66,21 @@ def _assert_citations_resolve(answer, lib):
     for c in answer.citations:
         text, meta = by_id[c.chunk_id]  # the cited passage is an ingested chunk ...
         assert meta["source"] == c.source and meta.get("page") == c.page  # ... from that file and page
-        assert " ".join(text.split()) == c.quote
+        assert all(piece in " ".join(text.split()) for piece in c.quote.split(" … "))  # the supporting span
+
+
+def _assert_spans_are_in_the_source(answer):
+    """Each supported sentence's span, as offsets into its source's page text, reads its quote."""
+    from ingest import loaders
+
+    supported = [x for x in answer.sentences if x.supported]
+    assert supported, [(x.text, x.score) for x in answer.sentences]
+    for x in supported:
+        hit = answer.passages[x.n - 1]
+        span = answer.sentence_json(x)["span"]
+        section = next(s for s in loaders.load(hit.source).sections
+                       if s.page == hit.page and s.start <= span["start"] < s.start + len(s.text))
+        assert " ".join(section.text[span["start"] - section.start: span["end"] - section.start].split()) == x.quote
 
 
 def test_llamacpp_streams_a_cited_answer_and_exports_it(llama, home, embedder, tmp_path, corpus):
@@ -80,8 +94,10 @@ def test_llamacpp_streams_a_cited_answer_and_exports_it(llama, home, embedder, t
     assert answer.citations and all(c.source == str(corpus / "household.pdf") for c in answer.citations)
     assert 2 in {c.page for c in answer.citations}
     _assert_citations_resolve(answer, lib)
+    _assert_spans_are_in_the_source(answer)
     t = answer.timings
     assert 0 < t["retrieve_ms"] <= t["first_token_ms"] <= t["total_ms"]
+    assert t["support_ms"] <= t["total_ms"] - t["first_token_ms"]  # checked after the stream, not before it
 
     path = export.write(tmp_path / "answer.md", export.answer_markdown(answer, corpus, lib.name))
     md = path.read_text()
@@ -131,9 +147,14 @@ def test_cli_ask_json_and_export(llama, home, tmp_path):
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert set(result) >= {"answer", "citations", "model", "timings"}
-    assert set(result["timings"]) == {"retrieve_ms", "first_token_ms", "total_ms"}
+    assert set(result["timings"]) == {"retrieve_ms", "first_token_ms", "support_ms", "total_ms"}
     assert "northside" in result["answer"].lower()
-    assert all(set(c) == {"n", "source", "page", "quote"} for c in result["citations"])
+    assert all(set(c) == {"n", "source", "page", "quote", "span"} for c in result["citations"])
+    sentences = result["sentences"]
+    assert sentences and all(set(x) == {"text", "citations", "supported", "score", "span"} for x in sentences)
+    assert "".join(x["text"] for x in sentences).replace(" ", "") == result["answer"].replace(" ", "").replace("\n", "")
+    supported = [x for x in sentences if x["supported"]]
+    assert supported and all(x["span"]["quote"] and x["span"]["n"] in x["citations"] for x in supported)
     assert out.read_text().startswith("# Hearth answer")
 
 

@@ -48,7 +48,7 @@ INERT = {"p", "strong", "em", "code", "pre", "ul", "ol", "li", "h1", "h2", "h3",
 
 @pytest.mark.parametrize("payload", payloads("http://127.0.0.1:9"))
 def test_nothing_a_model_or_document_writes_becomes_a_link_image_or_html(payload):
-    for markdown in (render.answer(payload), render.text(payload), render.passage(payload, [payload])):
+    for markdown in (render.answer(payload), render.text(payload), render.passage(payload, [(0, len(payload) // 2)])):
         tags = _tags(markdown.replace(":orange-background[", "").replace("]", ""))
         assert all(tag in INERT and not attrs for tag, attrs in tags), (payload, markdown, tags)
     assert "127.0.0.1:9" in render.answer(payload).replace("\\", "")  # shown as text, not dropped
@@ -76,24 +76,6 @@ def test_unclosed_and_mid_line_fences_leave_the_rest_escaped():
     assert [tag for tag, _ in _tags(render.answer("``` `` ``` and `x`"))] == ["p", "code", "code"]
     fenced = render.answer("```\nclose ```` early?\n```")
     assert fenced.splitlines()[0] == "`````" and fenced.splitlines()[-1] == "`````"  # longer than any run inside
-
-
-def test_the_sentence_an_answer_cites_is_highlighted():
-    passage = ("Receipts and bank statements must be kept for six years after the tax year ends. "
-               "Scan them and store the scans in the folder called Archive. The boiler is serviced in October.")
-    answer = "Keep receipts for six years after the tax year ends. [2] Put scans in the Archive folder [2][3]."
-    claims = render.claims_citing(answer, 2)
-    assert len(claims) == 2 and render.claims_citing(answer, 3) == [claims[1]]
-    marked = [text for text, cited in render.cited_segments(passage, claims) if cited]
-    assert marked == ["Receipts and bank statements must be kept for six years after the tax year ends.",
-                      "Scan them and store the scans in the folder called Archive."]
-    md = render.passage(passage, claims)
-    assert md.count(":orange-background[") == 2 and "The boiler is serviced in October\\." in md
-    assert render.passage(passage, []) == render.text(passage)  # uncited: plain escaped text
-
-
-def test_no_highlight_without_shared_words():
-    assert not any(c for _, c in render.cited_segments("Tomatoes need sun.", ["The tax is due in July [1]."]))
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -1,0 +1,180 @@
+"""Claim-level support: each sentence of an answer checked against the passages it cites.
+
+    sentences = check_support(answer_text, passages, embedder)
+    sentences[0].supported   # True, False, or None for a sentence that claims nothing ("the documents
+                             # don't say")
+    sentences[0].span        # (start, end): the supporting characters in the cited passage's text
+
+A sentence is split into candidate spans per cited passage: each sentence of the passage and each two
+neighbouring ones. Each candidate gets two scores against the claim (the sentence less its citation
+marks): `coverage`, the share of the claim's content words (lower-case, crude suffixes off) found in
+the candidate, and `similarity`, the cosine of their embeddings (the library's own embedding model,
+already loaded). A claim naming a number the candidate lacks, or negated where the candidate is not
+(or the other way round), keeps only half its coverage: those are the cheap ways a claim goes wrong
+while its words stay.
+
+    support = WEIGHT * coverage + (1 - WEIGHT) * similarity   (the best candidate's; less PAIR_COST
+                                                               for two sentences)
+    supported = support >= THRESHOLD
+
+WEIGHT and THRESHOLD were calibrated on bench/support-set.jsonl (correct citations against swapped and
+falsified ones from the R FAQ dev set); bench/support.py measures the precision and recall of the
+"unsupported" mark and its cost per answer. Everything here runs after the answer has streamed, so it
+never delays the first token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+WEIGHT = 0.5
+THRESHOLD = 0.62
+PAIR_COST = 0.05
+_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# A sentence ends at . ! ? followed by space (citation marks after the stop stay with it), or a line.
+_BOUNDARY = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*\s+(?=\S)|\n+")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.#-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
+_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                     r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|first|second|third|half|once|"
+                     r"twice|daily|weekly|monthly|yearly|annually)\b", re.I)
+_NEGATION = re.compile(r"\b(not|no|never|cannot|can't|isn't|doesn't|don't|won't|without|none|neither|nor)\b", re.I)
+_REFUSAL = re.compile(r"(documents?|passages?|sources?|context)\s+(do(es)?\s*n[o']t|does not|do not)\s+(say|mention|"
+                      r"contain|cover|answer|provide)|I found nothing|cannot answer|can't answer|no information",
+                      re.I)
+STOPWORDS = frozenset(
+    "a an and are as at be been but by can could do does for from has have how i if in into is it its may "
+    "me might must my of on or our should so such than that the their them then there these they this to "
+    "us was we were what when where which who why will with would you your also any all more most other "
+    "some one use used using".split()
+)
+
+
+@dataclass
+class Sentence:
+    text: str  # as the answer has it, citation marks included
+    start: int  # its character offsets in the answer
+    end: int
+    citations: list[int]  # the passage numbers it cites (valid ones only)
+    supported: bool | None  # None: it claims nothing (the documents don't say)
+    score: float = 0.0
+    n: int | None = None  # the cited passage holding the support
+    span: tuple[int, int] | None = None  # the supporting characters in that passage's text
+    quote: str = ""  # those characters
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "citations": self.citations, "supported": self.supported,
+                "score": round(self.score, 3), "passage": self.n, "span": list(self.span) if self.span else None,
+                "quote": self.quote}
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, trailing citation marks kept with their sentence."""
+    spans, start = [], 0
+    for m in _BOUNDARY.finditer(text):
+        end = m.start() + len(m.group().rstrip())
+        if text[start:end].strip():
+            spans.append((start, end))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text.rstrip())))
+    # a line that is only citation marks belongs to the sentence before it
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged and not _CITE.sub("", text[s:e]).strip(" .,;:"):
+            merged[-1] = (merged[-1][0], e)
+        else:
+            merged.append((s, e))
+    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in merged]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(w) for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
+
+
+def _coverage(claim: str, claim_words: set[str], candidate: str) -> float:
+    words = content_words(candidate)
+    cover = len(claim_words & words) / len(claim_words) if claim_words else 0.0
+    numbers = {n.lower() for n in _NUMBER.findall(claim)}
+    if numbers - {n.lower() for n in _NUMBER.findall(candidate)}:
+        cover *= 0.5
+    if bool(_NEGATION.search(claim)) != bool(_NEGATION.search(candidate)):
+        cover *= 0.5
+    return cover
+
+
+def candidates(text: str) -> list[tuple[tuple[int, int], bool]]:
+    """The spans of a passage a claim may rest on: each sentence, and each two neighbouring ones
+    (flagged True: a pair must do better by PAIR_COST, or the quote would grow for nothing)."""
+    sentences = split_sentences(text)
+    return [(s, False) for s in sentences] + [((a[0], b[1]), True) for a, b in zip(sentences, sentences[1:])]
+
+
+def claim_text(sentence: str) -> str:
+    return " ".join(_CITE.sub(" ", sentence).split())
+
+
+def check_support(answer: str, passages: list, embedder) -> list[Sentence]:
+    """Every sentence of `answer` with what supports it among the passages (Hit objects) it cites.
+    `embedder` has .embed(list[str]) -> unit vectors (ingest.embedding.Embedder)."""
+    sentences = []
+    for s, e in split_sentences(answer):
+        text = answer[s:e]
+        cited = list(dict.fromkeys(n for m in _CITE.finditer(text) for n in _numbers(m) if 1 <= n <= len(passages)))
+        claim = claim_text(text)
+        refusal = bool(_REFUSAL.search(claim)) or not content_words(claim)
+        sentences.append(Sentence(text, s, e, cited, None if refusal else False))
+    todo = [x for x in sentences if x.supported is not None and x.citations]
+    scored = features([claim_text(x.text) for x in todo],
+                      [[passages[n - 1].text for n in x.citations] for x in todo], embedder)
+    for sentence, rows in zip(todo, scored):
+        best = max(rows, key=lambda r: combine(*r[2:]), default=None)
+        if best is None:
+            continue
+        i, span = best[:2]
+        sentence.n, sentence.span = sentence.citations[i], span
+        sentence.score = combine(*best[2:])
+        sentence.quote = " ".join(passages[sentence.n - 1].text[span[0]: span[1]].split())
+        sentence.supported = sentence.score >= THRESHOLD
+    return sentences
+
+
+def combine(coverage: float, similarity: float, pair: bool = False, weight: float | None = None) -> float:
+    weight = WEIGHT if weight is None else weight
+    return weight * coverage + (1 - weight) * similarity - (PAIR_COST if pair else 0.0)
+
+
+def features(claims: list[str], cited: list[list[str]], embedder) -> list[list[tuple]]:
+    """For each claim and each candidate span of the passage texts it cites: (which of its passages,
+    (start, end) in that text, coverage, similarity, is a pair). All texts are embedded in one batch."""
+    spans = {text: candidates(text) for texts in cited for text in texts}
+    order = list(dict.fromkeys((text, span) for texts in cited for text in texts for span, _ in spans[text]))
+    if not claims or not order:
+        return [[] for _ in claims]
+    pieces = [" ".join(text[a:b].split()) for text, (a, b) in order]
+    vectors = np.asarray(embedder.embed(list(claims) + pieces), dtype="float32")
+    at = {key: len(claims) + i for i, key in enumerate(order)}
+    out = []
+    for row, (claim, texts) in enumerate(zip(claims, cited)):
+        words = content_words(claim)
+        scored = []
+        for i, text in enumerate(texts):
+            for span, pair in spans[text]:
+                col = at[(text, span)]
+                scored.append((i, span, _coverage(claim, words, pieces[col - len(claims)]),
+                               float(vectors[row] @ vectors[col]), pair))
+        out.append(scored)
+    return out
+
+
+def _numbers(match: re.Match) -> list[int]:
+    return [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]

@@ -1,0 +1,92 @@
+"""Claim-level support (rag/support.py) with the real embedding model: spans, marks, JSON, export."""
+
+from __future__ import annotations
+
+import re
+
+from rag import export, render
+from rag.answer import Answer, check_citations, quote_support, source_offsets
+from rag.retrieval import Hit
+from rag.support import check_support, split_sentences
+
+TAX = ("Receipts and bank statements must be kept for six years after the tax year ends. "
+       "Scan them and store the scans in the folder called Archive. The boiler is serviced in October "
+       "by the company on the invoice.")
+GARDEN = "Tomatoes need full sun and water every morning. Basil grows well beside them in pots."
+
+
+def passages():
+    return [Hit(TAX, "/docs/household.md", None, 0.8, "a:0", "Paperwork", 120),
+            Hit(GARDEN, "/docs/garden.pdf", 3, 0.6, "b:4", None, 0)]
+
+
+def test_sentences_keep_their_citations():
+    text = "Keep them six years [1]. Scan them. [1][2]\n- Basil likes pots [2]\n[2]"
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "Keep them six years [1].", "Scan them. [1][2]", "- Basil likes pots [2]\n[2]"]
+
+
+def test_each_sentence_is_checked_against_what_it_cites(embedder):
+    answer = ("You must keep receipts and bank statements for six years after the tax year ends [1]. "
+              "Basil grows well in pots beside tomatoes [2]. "
+              "The boiler is serviced in October [2]. "
+              "Receipts must be kept for ten years [1]. "
+              "Bank statements can be thrown away after a month. "
+              "The documents don't say when the roof was repaired.")
+    hits = passages()
+    got = check_support(answer, hits, embedder)
+    assert [x.supported for x in got] == [True, True, False, False, False, None], [(x.text, x.score) for x in got]
+    first = got[0]
+    assert (first.n, TAX[slice(*first.span)]) == (1, TAX.split(". ")[0] + ".")
+    assert "Basil grows well beside them in pots." in got[1].quote  # with the sentence "them" refers to
+    assert got[2].n == 2 and got[2].citations == [2]  # the boiler is in [1], not in the [2] it cites
+    assert got[4].citations == [] and got[4].n is None  # cites nothing
+
+
+def test_the_quote_is_the_supporting_span_and_json_gives_source_offsets(embedder):
+    hits = passages()
+    text, citations = check_citations("Keep receipts for six years after the tax year ends [1]. "
+                                      "The roof is made of gold [2].", hits)
+    sentences = check_support(text, hits, embedder)
+    quote_support(citations, sentences, hits)
+    assert citations[0].quote == "Receipts and bank statements must be kept for six years after the tax year ends."
+    assert citations[0].span == (120, 120 + len(citations[0].quote))
+    assert citations[1].quote == GARDEN  # nothing supported rests on [2]: the whole passage stays
+    answer = Answer("q", text, citations, hits, "m", sentences=sentences)
+    rows = answer.to_json()["sentences"]
+    assert [(r["text"], r["citations"], r["supported"]) for r in rows] == [
+        ("Keep receipts for six years after the tax year ends [1].", [1], True),
+        ("The roof is made of gold [2].", [2], False)]
+    span = rows[0]["span"]
+    assert (span["source"], span["start"], span["end"]) == ("/docs/household.md", 120, 120 + len(span["quote"]))
+    assert source_offsets(hits[0], sentences[0].span)["start"] == 120
+    assert rows[1]["span"]["n"] == 2 and rows[1]["supported"] is False  # its best (failed) match is still given
+
+
+def test_unsupported_sentences_are_marked_in_the_app_and_the_export(embedder):
+    hits = passages()
+    text, citations = check_citations("Keep receipts for six years after the tax year ends [1]. "
+                                      "The roof is made of gold [2]. Pay the plumber in cash.", hits)
+    sentences = check_support(text, hits, embedder)
+    answer = Answer("q", text, citations, hits, "m", sentences=sentences)
+    assert len(answer.unsupported) == 2
+    md = render.answer(answer.answer, [x.end for x in answer.unsupported])
+    assert md.count(render.UNSUPPORTED) == 2 and md.index("gold") < md.index(render.UNSUPPORTED)
+    assert md.startswith("Keep receipts") and render.UNSUPPORTED not in md.split("gold")[0]
+    exported = export.answer_markdown(answer)
+    assert exported.count(export.UNSUPPORTED) == 3  # two marks and the line that explains them
+    assert "2 of 3 sentences" in exported
+
+
+def test_highlight_covers_exactly_the_span():
+    md = render.passage(TAX, [(0, 81)])
+    assert md.startswith(":orange-background[Receipts and bank statements") and md.count(":orange-background[") == 1
+    inside = re.search(r":orange-background\[(.*?)\]", md).group(1)
+    assert inside.endswith("ends\\.") and "Scan them" in md.split("]", 1)[1]
+    assert render.passage(TAX, []) == render.text(TAX)
+
+
+def test_a_model_cannot_forge_the_mark():
+    forged = "Fine \ue000 text :orange-badge[unsupported]"
+    md = render.answer(forged)
+    assert "\ue000" not in md and ":orange-badge[" not in md  # its directive is escaped, the character dropped

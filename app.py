@@ -109,6 +109,8 @@ def sidebar(settings: Settings, lib: Hearth):
         with st.popover("New collection"):
             st.text_input("Name", key="new_collection", placeholder="work-papers")
             st.button("Create", on_click=create_collection)
+        if state.get("page", "Chat") == "Chat":
+            saved_chats(lib)
         server_status(settings)
         with st.expander("Settings"):
             model_settings(settings)
@@ -195,15 +197,72 @@ def store_status(lib: Hearth):
 
 
 # --- chat -------------------------------------------------------------------------------------
+# --- saved chats (rag/chats.py): the sidebar list, the open one per collection --------------------
+def current_chat(lib: Hearth) -> str | None:
+    chat_id = state.setdefault("open_chat", {}).get(lib.name)
+    if chat_id and lib.chats.get(chat_id) is None:  # deleted (here or elsewhere)
+        chat_id = state.open_chat[lib.name] = None
+    return chat_id
+
+
+def open_chat(collection: str, chat_id: str | None):
+    state.setdefault("open_chat", {})[collection] = chat_id
+
+
+def saved_chats(lib: Hearth):
+    st.subheader("Chats")
+    st.button("New chat", on_click=open_chat, args=(lib.name, None), icon=":material/add_comment:",
+              key="new-chat", width="stretch")
+    search = st.text_input("Search chats", key="chat_search", placeholder="Search chats",
+                           label_visibility="collapsed")
+    chats = lib.chats.list(lib.name, search)
+    current = current_chat(lib)
+    for chat in chats[:30]:
+        st.button(render.text(chat.title), key=f"chat-{chat.id}", on_click=open_chat, args=(lib.name, chat.id),
+                  type="primary" if chat.id == current else "secondary", width="stretch")
+    if len(chats) > 30:
+        st.caption(f"{len(chats) - 30} older chats: search to find them")
+    if not chats:
+        st.caption("No chats match." if search else "Your chats are kept here.")
+    if chats:
+        st.download_button("Export all chats", export.chats_zip(
+            [(c.id, c.title, lib.chats.answers(c.id)) for c in chats], lib.folder),
+            file_name="hearth-chats.zip", mime="application/zip", on_click="ignore", icon=":material/download:",
+            key="export-all-chats")
+
+
+# Callbacks run before the next page run, once this run's Hearth is closed: they open the chats anew.
+def rename_chat(chat_id: str):
+    with api.saved_chats(current_settings()) as chats:
+        try:
+            chats.rename(chat_id, state.get(f"rename-{chat_id}", ""))
+        except ValueError as exc:
+            flash("error", str(exc))
+
+
+def delete_chat(collection: str, chat_id: str):
+    with api.saved_chats(current_settings()) as chats:
+        chats.delete(chat_id)
+    open_chat(collection, None)
+    flash("success", "chat deleted")
+
+
 def chat_page(lib: Hearth):
-    history: list[Answer] = state.setdefault("chats", {}).setdefault(lib.name, [])
+    chat_id = current_chat(lib)
+    chat = lib.chats.get(chat_id) if chat_id else None
+    history: list[Answer] = lib.chats.answers(chat_id) if chat_id else []
     left, right = st.columns([3, 1])
-    left.header("Ask your documents")
+    left.header(render.text(chat.title) if chat else "Ask your documents")
     with right:
-        if history:
-            st.button("New chat", on_click=history.clear, icon=":material/add_comment:")
-            st.download_button("Export chat", export.chat_markdown(history, lib.folder, lib.name),
-                               file_name="hearth-chat.md", mime="text/markdown", on_click="ignore", icon=":material/download:")
+        if chat:
+            st.download_button("Export chat", export.chat_markdown(history, lib.folder, lib.name, chat.title),
+                               file_name=f"hearth-chat-{chat.id}.md", mime="text/markdown", on_click="ignore",
+                               icon=":material/download:")
+            with st.popover("Rename or delete", icon=":material/edit:"):
+                st.text_input("Title", value=chat.title, key=f"rename-{chat.id}")
+                st.button("Rename", on_click=rename_chat, args=(chat.id,), key=f"do-rename-{chat.id}")
+                st.button("Delete this chat", on_click=delete_chat, args=(lib.name, chat.id), key=f"do-delete-{chat.id}",
+                          icon=":material/delete:")
     if not lib.has_documents():
         st.info("The library is empty: add documents on the Library page (sidebar).")
     for i, answer in enumerate(history):
@@ -213,15 +272,18 @@ def chat_page(lib: Hearth):
             show_answer(answer, i, lib)
     question = st.chat_input("Ask a question about your documents")
     if question:
-        ask(lib, question, history)
+        ask(lib, question, chat_id)
 
 
-def ask(lib: Hearth, question: str, history: list[Answer]):
+def ask(lib: Hearth, question: str, chat_id: str | None):
     with st.chat_message("user"):
         st.markdown(render.text(question))
+    if chat_id is None:
+        chat_id = lib.new_chat(question).id
+        open_chat(lib.name, chat_id)
     with st.chat_message("assistant"):
         with st.spinner("Searching your documents…"):
-            stream = lib.ask(question, [(a.question, a.answer) for a in history if a.answer])
+            stream = lib.ask(question, chat=chat_id)
         shown = st.empty()
         if stream.passages:  # sources are known before the first token: show them while it streams
             st.caption(render.text("Sources: " + " · ".join(_where(h.source, h.page, lib) for h in stream.passages)))
@@ -231,7 +293,6 @@ def ask(lib: Hearth, question: str, history: list[Answer]):
         for delta in stream:
             text += delta
             shown.markdown(render.answer(text) + " ▌")
-    history.append(stream.result)
     st.rerun()
 
 

@@ -34,6 +34,7 @@ from ingest.watch import Watcher, describe
 
 from . import evaluate, export, llm_server, render, uploads  # noqa: F401  (render, export: for the front ends)
 from .answer import Answer, Answerer, AnswerStream
+from .chats import Chat, Chats, SavedStream
 from .retrieval import MODES, Hit, search
 
 SUPPORTED_TYPES = sorted(loaders.SUPPORTED)  # file extensions Hearth reads
@@ -42,7 +43,7 @@ ServerInfo = llm_server.ServerInfo
 tail = llm_server.tail
 Progress = Callable[[str, int, int, int], None]  # (path, files done, files in all, chunks embedded)
 
-__all__ = ["Hearth", "Answer", "AnswerStream", "FileRecord", "FileResult", "Hit", "Report", "MODES",
+__all__ = ["Hearth", "Answer", "AnswerStream", "Chat", "FileRecord", "FileResult", "Hit", "Report", "MODES",
            "SUPPORTED_TYPES", "check_collection_name", "describe", "load_settings", "model_server"]
 
 
@@ -59,6 +60,7 @@ class Hearth:
             self.library.embedder = embedder
         self.name = self.library.name
         self._last: Answerer | None = None
+        self._chats: Chats | None = None
 
     def __enter__(self):
         return self
@@ -68,6 +70,8 @@ class Hearth:
 
     def close(self):
         self.library.close()
+        if self._chats is not None:
+            self._chats.close()
 
     @property
     def folder(self) -> Path:
@@ -164,12 +168,37 @@ class Hearth:
             return search(self.library, query, k, mode=mode)
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
-            server: llm_server.ServerInfo | None = None) -> AnswerStream:
+            server: llm_server.ServerInfo | None = None, chat: str | None = None) -> AnswerStream:
         """A streamed answer from the model server (`server`, else HEARTH_LLM_URL's or Hearth's own),
         grounded in the passages found for `question` (or for its standalone form, given the earlier
-        (question, answer) turns of a chat)."""
+        (question, answer) turns of a chat). `chat`: the id of a saved chat to continue: its turns
+        are the history, and the answer is saved into it as it streams."""
+        if chat is not None:
+            found = self.chat(chat)
+            if found.collection != self.name:
+                raise ValueError(f"chat {chat} is in collection '{found.collection}', not '{self.name}'")
+            history = self.chats.history(chat)
         with store_errors(self.settings):
-            return self._answerer(server).ask(question, history, k)
+            stream = self._answerer(server).ask(question, history, k)
+        return SavedStream(stream, self.chats, chat) if chat is not None else stream
+
+    # --- saved chats ------------------------------------------------------------------------------
+    @property
+    def chats(self) -> Chats:
+        """The saved chats of this HEARTH_HOME (all collections): list, rename, delete, answers."""
+        if self._chats is None:
+            self._chats = Chats(self.settings)
+        return self._chats
+
+    def new_chat(self, question: str) -> Chat:
+        """A chat in this collection, titled by its first question."""
+        return self.chats.create(self.name, question)
+
+    def chat(self, chat_id: str) -> Chat:
+        found = self.chats.get(chat_id)
+        if found is None:
+            raise ValueError(f"no saved chat has the id {chat_id!r} (`hearth chats` lists them)")
+        return found
 
     def _answerer(self, server=None) -> Answerer:
         server = server or llm_server.current(self.settings)
@@ -200,6 +229,11 @@ def load_embedder(settings: Settings):
     from ingest.embedding import Embedder
 
     return Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
+
+
+def saved_chats(settings: Settings) -> Chats:
+    """The saved chats of settings.home, without opening a collection (close it, or use `with`)."""
+    return Chats(settings)
 
 
 # --- the model server (no collection needed) -------------------------------------------------------

@@ -277,21 +277,36 @@ def ask(
     k: Optional[int] = typer.Option(None, "--k", "-k", min=1, max=50, help="Passages to give the model [default: HEARTH_TOP_K]"),
     collection: Optional[str] = CollectionOpt,
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the answer as Markdown to this file"),
+    chat: Optional[str] = typer.Option(None, "--chat", help="Continue this saved chat (`hearth chats` lists them)"),
+    no_save: bool = typer.Option(False, "--no-save", help="Don't save the question and answer as a chat"),
     as_json: bool = JsonOpt,
 ):
-    """Answer QUESTION from your documents, streaming, then list the sources it cites."""
+    """Answer QUESTION from your documents, streaming, then check each sentence against its sources.
+    The answer is saved as a new chat (or into --chat ID) that the app lists too."""
+    if chat and not collection:
+        with api.saved_chats(load_settings()) as chats:
+            found = chats.get(chat)
+        if found is None:
+            _fail(ValueError(f"no saved chat has the id {chat!r} (`hearth chats` lists them)"), 2)
+        collection = found.collection
     with _library(collection) as lib:
         lib.load_model()  # before the answer's clock starts: its timings measure the question
-        stream = lib.ask(question, k=k)
+        try:
+            chat_id = chat or (None if no_save else lib.new_chat(question).id)
+            stream = lib.ask(question, k=k, chat=chat_id)
+        except ValueError as exc:
+            _fail(exc, 2)
         if as_json:
             result = stream.collect()
-            print(json.dumps(result.to_json(), indent=2))
+            print(json.dumps({**result.to_json(), **({"chat": chat_id} if chat_id else {})}, indent=2))
         else:
             for text in stream:
                 out.print(escape(text), end="", soft_wrap=True)
             out.print()
             result = stream.result
             _print_sources(result)
+            if chat_id:
+                out.print(f"[dim]saved as chat {chat_id}: continue it with --chat {chat_id}[/]")
         if export:
             api.export.write(export, api.export.answer_markdown(result, lib.settings.library_dir, lib.name))
             if not as_json:
@@ -379,6 +394,101 @@ def evaluate(
         out.print(f"| {mode} | {row['hit@1']:.3f} | {row[f'hit@{k}']:.3f} | {row['mrr']:.3f} |")
     if resolved:
         out.print(f"answers whose citations all resolve: {resolved[0]}/{resolved[1]}")
+
+
+chats_app = typer.Typer(help="Saved chats (the app's and `hearth ask`'s): list, show, export, rename, delete.",
+                        invoke_without_command=True)
+app.add_typer(chats_app, name="chats")
+
+
+@contextmanager
+def _chats():
+    with api.saved_chats(load_settings()) as chats:
+        yield chats
+
+
+def _chat_or_fail(chats, chat_id: str):
+    found = chats.get(chat_id)
+    if found is None:
+        _fail(ValueError(f"no saved chat has the id {chat_id!r} (`hearth chats` lists them)"), 2)
+    return found
+
+
+@chats_app.callback()
+def chats_list(
+    ctx: typer.Context,
+    search: str = typer.Option("", "--search", "-s", help="Only chats with these words in a title, question or answer"),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection's chats"),
+    as_json: bool = JsonOpt,
+):
+    """List saved chats, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _chats() as chats:
+        found = chats.list(collection, search)
+    if as_json:
+        print(json.dumps([c.to_json() for c in found], indent=2))
+        return
+    if not found:
+        out.print("No saved chats" + (" match." if search else " yet: `hearth ask` and the app save them."))
+        return
+    table = Table("id", "title", "collection", "turns", "updated", box=None)
+    for c in found:
+        table.add_row(c.id, escape(c.title, keep=""), escape(c.collection), str(c.turns), _when(c.updated_at))
+    out.print(table)
+
+
+@chats_app.command("show")
+def chats_show(chat_id: str = typer.Argument(..., help="The chat's id"), as_json: bool = JsonOpt):
+    """Print a saved chat: each question, its answer and the check of its sentences."""
+    with _chats() as chats:
+        chat = _chat_or_fail(chats, chat_id)
+        answers = chats.answers(chat_id)
+    if as_json:
+        print(json.dumps({**chat.to_json(), "answers": [a.to_json() for a in answers]}, indent=2))
+        return
+    out.print(f"[bold]{escape(chat.title, keep='')}[/] [dim]({chat.id}, collection {escape(chat.collection)})[/]")
+    for a in answers:
+        out.print(f"\n[bold]Q:[/] {escape(a.question)}\n{escape(a.answer)}")
+        _print_sources(a)
+
+
+@chats_app.command("export")
+def chats_export(
+    chat_id: Optional[str] = typer.Argument(None, help="The chat's id [default: every chat]"),
+    to: Path = typer.Option(..., "--out", "-o", help="Markdown file (one chat) or folder (every chat)"),
+):
+    """Write one chat, or every chat, as Markdown with its citations."""
+    settings = load_settings()
+    with _chats() as chats:
+        picked = [_chat_or_fail(chats, chat_id)] if chat_id else chats.list()
+        written = []
+        for chat in picked:
+            md = api.export.chat_markdown(chats.answers(chat.id), settings.library_dir, chat.collection, chat.title)
+            target = to if chat_id else to / f"hearth-chat-{chat.id}.md"
+            written.append(api.export.write(target, md))
+    out.print(f"{len(written)} chat{'s' if len(written) != 1 else ''} written to {shown(to)}")
+
+
+@chats_app.command("rename")
+def chats_rename(chat_id: str = typer.Argument(...), title: str = typer.Argument(...)):
+    """Give a saved chat a new title."""
+    with _chats() as chats:
+        _chat_or_fail(chats, chat_id)
+        try:
+            chats.rename(chat_id, title)
+        except ValueError as exc:
+            _fail(exc, 2)
+    out.print(f"renamed {chat_id}")
+
+
+@chats_app.command("delete")
+def chats_delete(chat_id: str = typer.Argument(...)):
+    """Delete a saved chat (its documents stay)."""
+    with _chats() as chats:
+        _chat_or_fail(chats, chat_id)
+        chats.delete(chat_id)
+    out.print(f"deleted {chat_id}")
 
 
 llm_app = typer.Typer(help="The local model server Hearth runs (llama.cpp on CPU, vLLM on GPU).", no_args_is_help=True)

@@ -10,8 +10,10 @@ are its own footnotes.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import zipfile
 from pathlib import Path
 
 from . import render
@@ -71,8 +73,8 @@ def answer_markdown(answer: Answer, library_root: Path | None = None, collection
     return "\n".join(parts).rstrip() + "\n"
 
 
-def chat_markdown(answers: list[Answer], library_root: Path | None = None, collection: str = "") -> str:
-    parts = ["# Hearth chat", ""]
+def chat_markdown(answers: list[Answer], library_root: Path | None = None, collection: str = "", title: str = "") -> str:
+    parts = [f"# {render.text(title)}" if title else "# Hearth chat", ""]
     notes: list[str] = []
     for i, answer in enumerate(answers, 1):
         label = f"q{i}-"
@@ -89,6 +91,15 @@ def _meta(answer: Answer, collection: str) -> str:
     if collection:
         bits.append(f"Collection: {render.text(collection)}")
     return "*" + " · ".join(bits) + "*"
+
+
+def chats_zip(chats: list[tuple[str, str, list[Answer]]], library_root: Path | None = None) -> bytes:
+    """Every chat, (id, title, answers), as one Markdown file each in a zip archive."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for chat_id, title, answers in chats:
+            archive.writestr(f"hearth-chat-{chat_id}.md", chat_markdown(answers, library_root, title=title))
+    return buffer.getvalue()
 
 
 def write(path: str | os.PathLike, markdown: str) -> Path:

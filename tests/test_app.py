@@ -58,6 +58,15 @@ def _plain(md: str) -> str:
     return md.replace("\\", "").replace("\u2060", "")
 
 
+def _answers(at) -> list:
+    """The answers of the chat open in the app (saved in HEARTH_HOME's chats)."""
+    from ingest.settings import load_settings
+    from rag.chats import Chats
+
+    chat_id = at.session_state.open_chat.get("default")
+    return Chats(load_settings()).answers(chat_id) if chat_id else []
+
+
 def test_empty_library_and_no_model_server_are_said_plainly(home):
     at = run_app()
     assert not at.exception
@@ -76,7 +85,7 @@ def test_question_without_a_server_shows_sources_and_says_why(filled, corpus):
     # The document's HTML is shown as text (escaped), and nothing else renders it.
     cards = [_plain(m.value) for m in at.markdown if "window.pwned" in _plain(m.value)]
     assert cards and "<script>window.pwned=1</script>" in cards[0] and "df$x" in cards[0]
-    assert at.session_state.chats["default"][0].question == "How long must receipts be kept?"
+    assert _answers(at)[0].question == "How long must receipts be kept?"
 
 
 def test_model_server_starting_is_shown_and_sources_still_come(filled, home):
@@ -100,9 +109,9 @@ def test_model_server_starting_is_shown_and_sources_still_come(filled, home):
 def test_new_chat_clears_the_history(filled):
     at = run_app()
     at.chat_input[0].set_value("When is the tax return due?").run()
-    assert len(at.session_state.chats["default"]) == 1 and "New chat" in _labels(at.button)
+    assert len(_answers(at)) == 1 and "New chat" in _labels(at.button)
     _button(at, "New chat").click().run()
-    assert at.session_state.chats["default"] == [] and not at.main.expander
+    assert _answers(at) == [] and not at.main.expander
 
 
 def test_collections_are_created_and_switched(filled):
@@ -203,7 +212,7 @@ def test_the_api_key_goes_only_to_the_configured_server(filled, monkeypatch):
         at.sidebar.text_input(key="llm_url").set_value(typed.url("hostile")).run()
         at.chat_input[0].set_value("How long are receipts kept?").run()
         assert typed.httpd.authorizations and not any("s3cret" in (a or "") for a in typed.httpd.authorizations)
-        assert "Six years" in _plain(at.session_state.chats["default"][-1].answer)
+        assert "Six years" in _plain(_answers(at)[-1].answer)
 
         at.sidebar.text_input(key="llm_url").set_value("http://gpu-box.invalid:8000/v1").run()
         assert any("gpu-box.invalid is not on this machine" in _plain(e.value) for e in at.sidebar.error)

@@ -263,8 +263,13 @@ def chat_page(lib: Hearth):
                 st.button("Rename", on_click=rename_chat, args=(chat.id,), key=f"do-rename-{chat.id}")
                 st.button("Delete this chat", on_click=delete_chat, args=(lib.name, chat.id), key=f"do-delete-{chat.id}",
                           icon=":material/delete:")
+    scope: list[str] = []
     if not lib.has_documents():
         st.info("The library is empty: add documents on the Library page (sidebar).")
+    else:
+        scope = st.multiselect("Ask about", [r.path for r in lib.documents()], key=f"scope-{lib.name}",
+                               format_func=lambda path: export.display_path(path, lib.folder),
+                               placeholder="All documents (or choose some)")
     for i, answer in enumerate(history):
         with st.chat_message("user"):
             st.markdown(render.text(answer.question))
@@ -272,10 +277,10 @@ def chat_page(lib: Hearth):
             show_answer(answer, i, lib)
     question = st.chat_input("Ask a question about your documents")
     if question:
-        ask(lib, question, chat_id)
+        ask(lib, question, chat_id, scope)
 
 
-def ask(lib: Hearth, question: str, chat_id: str | None):
+def ask(lib: Hearth, question: str, chat_id: str | None, scope: list[str]):
     with st.chat_message("user"):
         st.markdown(render.text(question))
     if chat_id is None:
@@ -283,7 +288,7 @@ def ask(lib: Hearth, question: str, chat_id: str | None):
         open_chat(lib.name, chat_id)
     with st.chat_message("assistant"):
         with st.spinner("Searching your documents…"):
-            stream = lib.ask(question, chat=chat_id)
+            stream = lib.ask(question, chat=chat_id, only=scope or None)
         shown = st.empty()
         if stream.passages:  # sources are known before the first token: show them while it streams
             st.caption(render.text("Sources: " + " · ".join(_where(h.source, h.page, lib) for h in stream.passages)))

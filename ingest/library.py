@@ -13,6 +13,8 @@ is opened on first use, so cheap operations stay cheap.
 
 from __future__ import annotations
 
+import os
+
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -161,17 +163,27 @@ class Library:
                                 embeddings=got["embeddings"], documents=texts,
                                 metadatas=[{**m, "doc_id": new_doc, **changes} for m in got["metadatas"]])
 
-    def nearest(self, vector, n: int) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) of the n nearest chunks of live documents."""
-        got = self.collection.query(query_embeddings=[vector], n_results=n, include=["metadatas", "distances"])
+    def nearest(self, vector, n: int, docs: list[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the n nearest chunks of live documents (of `docs` only,
+        when given: doc ids)."""
+        where = {"doc_id": {"$in": list(docs)}} if docs else None
+        got = self.collection.query(query_embeddings=[vector], n_results=n, where=where,
+                                    include=["metadatas", "distances"])
         ids, metas, dists = got["ids"][0], got["metadatas"][0], got["distances"][0]
         # Chunks of a document whose write was interrupted are not in the manifest: never show them.
         live = self.files.live_doc_ids(m.get("doc_id") for m in metas)
         return [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
 
-    def keyword_search(self, match: str, n: int) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score) for an FTS5 MATCH expression."""
-        return [(chunk_id(doc, i), score) for doc, i, score in self.keywords.search(match, n)]
+    def keyword_search(self, match: str, n: int, docs: list[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) for an FTS5 MATCH expression (in `docs` only, when given)."""
+        return [(chunk_id(doc, i), score) for doc, i, score in self.keywords.search(match, n, docs)]
+
+    def docs_under(self, paths) -> list[str]:
+        """The doc ids of the documents at or under `paths` (files or folders, as given or resolved)."""
+        roots = [os.path.realpath(os.path.expanduser(str(p))) for p in paths]
+        roots += [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+        return sorted(r.doc_id for r in self.documents()
+                      if any(r.path == root or r.path.startswith(root.rstrip(os.sep) + os.sep) for root in roots))
 
     def chunks(self, ids: list[str], vectors: bool = False) -> dict[str, tuple[str, dict, object]]:
         """{chunk id: (text, metadata, vector or None)} for those of `ids` that exist."""

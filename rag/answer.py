@@ -274,8 +274,10 @@ class Answerer:
         standalone = inert((reply.message.content or "").strip().split("\n")[0], fence)[:300].strip()
         return standalone or question
 
-    def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None) -> "AnswerStream":
-        """Condense (a follow-up), retrieve and assemble the passages; the stream does the rest."""
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
+            only=None) -> "AnswerStream":
+        """Condense (a follow-up), retrieve (from the documents under `only`, when given) and assemble
+        the passages; the stream does the rest."""
         started = time.perf_counter()
         question = " ".join(question.split())
         query, error = question, ""
@@ -285,7 +287,7 @@ class Answerer:
             except Exception as exc:  # retrieval still works on the question as asked
                 error = f"could not rewrite the follow-up question ({_plain(exc)})"
         t = time.perf_counter()
-        hits = search(self.library, query, k or self.settings.top_k) if question else []
+        hits = search(self.library, query, k or self.settings.top_k, only=only) if question else []
         passages = assemble(self.library, [h for h in hits if h.score >= self.settings.min_score],
                             budget_for(self.library, self.server))
         result = Answer(question, "", [], passages, self.server.model if self.server else "", query,

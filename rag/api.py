@@ -162,24 +162,26 @@ class Hearth:
         return Watcher(library, folders, on_change=on_change)
 
     # --- answers ----------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, mode: str | None = None) -> list[Hit]:
-        """The k passages that best match `query` (mode: hybrid, dense or keyword)."""
+    def search(self, query: str, k: int = 5, mode: str | None = None, only=None) -> list[Hit]:
+        """The k passages that best match `query` (mode: hybrid, dense or keyword), from the
+        documents at or under the paths `only` when given."""
         with store_errors(self.settings):
-            return search(self.library, query, k, mode=mode)
+            return search(self.library, query, k, mode=mode, only=only)
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
-            server: llm_server.ServerInfo | None = None, chat: str | None = None) -> AnswerStream:
+            server: llm_server.ServerInfo | None = None, chat: str | None = None, only=None) -> AnswerStream:
         """A streamed answer from the model server (`server`, else HEARTH_LLM_URL's or Hearth's own),
         grounded in the passages found for `question` (or for its standalone form, given the earlier
         (question, answer) turns of a chat). `chat`: the id of a saved chat to continue: its turns
-        are the history, and the answer is saved into it as it streams."""
+        are the history, and the answer is saved into it as it streams. `only`: files or folders
+        whose documents alone are searched."""
         if chat is not None:
             found = self.chat(chat)
             if found.collection != self.name:
                 raise ValueError(f"chat {chat} is in collection '{found.collection}', not '{self.name}'")
             history = self.chats.history(chat)
         with store_errors(self.settings):
-            stream = self._answerer(server).ask(question, history, k)
+            stream = self._answerer(server).ask(question, history, k, only=only)
         return SavedStream(stream, self.chats, chat) if chat is not None else stream
 
     # --- saved chats ------------------------------------------------------------------------------

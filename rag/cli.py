@@ -40,6 +40,7 @@ def shown(path) -> str:
 
 CollectionOpt = typer.Option(None, "--collection", "-c", help="Collection (workspace) to use [default: HEARTH_COLLECTION or 'default']")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout")
+OnlyOpt = typer.Option(None, "--only", help="Search only the documents at or under this file or folder (repeatable)")
 
 
 def _fail(exc: Exception, code: int) -> NoReturn:
@@ -242,6 +243,7 @@ def search(
     query: str = typer.Argument(..., help="The query, or '-' to read one query per line from stdin"),
     k: int = typer.Option(5, "--k", "-k", min=1, max=200, help="Number of passages"),
     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid, dense or keyword [default: HEARTH_RETRIEVAL, hybrid]"),
+    only: Optional[List[Path]] = OnlyOpt,
     collection: Optional[str] = CollectionOpt,
     as_json: bool = JsonOpt,
 ):
@@ -250,7 +252,7 @@ def search(
         queries = (line.rstrip("\n") for line in sys.stdin) if query == "-" else [query]
         for q in queries:
             try:
-                hits = lib.search(q, k, mode=mode)
+                hits = lib.search(q, k, mode=mode, only=only)
             except ValueError as exc:
                 _fail(exc, 2)
             if as_json:
@@ -278,6 +280,7 @@ def ask(
     collection: Optional[str] = CollectionOpt,
     export: Optional[Path] = typer.Option(None, "--export", help="Also write the answer as Markdown to this file"),
     chat: Optional[str] = typer.Option(None, "--chat", help="Continue this saved chat (`hearth chats` lists them)"),
+    only: Optional[List[Path]] = OnlyOpt,
     no_save: bool = typer.Option(False, "--no-save", help="Don't save the question and answer as a chat"),
     as_json: bool = JsonOpt,
 ):
@@ -293,7 +296,7 @@ def ask(
         lib.load_model()  # before the answer's clock starts: its timings measure the question
         try:
             chat_id = chat or (None if no_save else lib.new_chat(question).id)
-            stream = lib.ask(question, k=k, chat=chat_id)
+            stream = lib.ask(question, k=k, chat=chat_id, only=only)
         except ValueError as exc:
             _fail(exc, 2)
         if as_json:

@@ -75,12 +75,16 @@ class Hit:
                 "chunk_id": self.chunk_id, "section": self.section, "start": self.start}
 
 
-def search(library: Library, query: str, k: int = 5, mode: str | None = None) -> list[Hit]:
+def search(library: Library, query: str, k: int = 5, mode: str | None = None, only=None) -> list[Hit]:
+    """`only`: files or folders; then only the documents at or under them are searched."""
     mode = mode or library.settings.retrieval
     if mode not in MODES:
         raise ValueError(f"unknown retrieval mode {mode!r}: use {', '.join(MODES)}")
     query = " ".join(query.split())
     if not query or not library.files.has_files():
+        return []
+    docs = library.docs_under(only) if only else None
+    if only and not docs:
         return []
     depth = max(CANDIDATES, k) if mode == "hybrid" else k
     library.collection  # opened here, not in two threads at once
@@ -89,9 +93,9 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None) ->
         library.ensure_keywords()
         # The keyword query runs beside the query's embedding and the dense search: SQLite and torch
         # both let go of the GIL, so on two cores a hybrid search takes about as long as the slower.
-        keyword = _threads.submit(_keyword, library, query, depth, mode == "hybrid")
+        keyword = _threads.submit(_keyword, library, query, depth, mode == "hybrid", docs)
     vector = library.embedder.embed([query])[0]
-    dense = _dense(library, vector, depth) if mode != "keyword" else []
+    dense = _dense(library, vector, depth, docs) if mode != "keyword" else []
     keyword = keyword.result() if keyword else []
     if mode == "dense":
         ranked = [cid for cid, _ in dense]
@@ -114,8 +118,8 @@ def fuse(*rankings: list[str], weights=None) -> list[str]:
     return sorted(scores, key=lambda cid: -scores[cid])
 
 
-def _dense(library: Library, vector, n: int) -> list[tuple[str, float]]:
-    return library.nearest(vector, n)
+def _dense(library: Library, vector, n: int, docs=None) -> list[tuple[str, float]]:
+    return library.nearest(vector, n, docs)  # a function of its own: bench/search.py times it
 
 
 def query_words(query: str) -> list[str]:
@@ -135,11 +139,11 @@ def rare_words(keywords, words: list[str]) -> list[str]:
     return [w for w in words if counts[w] < cap] or words
 
 
-def _keyword(library: Library, query: str, n: int, rare_only: bool) -> list[tuple[str, float]]:
+def _keyword(library: Library, query: str, n: int, rare_only: bool, docs=None) -> list[tuple[str, float]]:
     words = query_words(query)
     if words and rare_only:
         words = rare_words(library.keywords, words)
-    return library.keyword_search(keyword_query(words), n) if words else []
+    return library.keyword_search(keyword_query(words), n, docs) if words else []
 
 
 def _hits(library: Library, ids: list[str], vector) -> list[Hit]:

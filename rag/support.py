@@ -33,6 +33,8 @@ import numpy as np
 WEIGHT = 0.5
 THRESHOLD = 0.62
 PAIR_COST = 0.05
+MISMATCH_COST = 0.2
+NOVEL_COST = 0.2
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? followed by space (citation marks after the stop stay with it), or a line.
 _BOUNDARY = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*\s+(?=\S)|\n+")
@@ -44,6 +46,11 @@ _NEGATION = re.compile(r"\b(not|no|never|cannot|can't|isn't|doesn't|don't|won't|
 _REFUSAL = re.compile(r"(documents?|passages?|sources?|context)\s+(do(es)?\s*n[o']t|does not|do not)\s+(say|mention|"
                       r"contain|cover|answer|provide)|I found nothing|cannot answer|can't answer|no information",
                       re.I)
+# Tokens of a claim that name something specific: code (digits, _ ( ) $ / . # +), capitalised names
+# after the first word, upper-case words; and words that restrict a statement.
+_TOKEN = re.compile(r"[A-Za-z0-9_$/.()#+-]*[A-Za-z0-9_)#+]")
+_CODELIKE = re.compile(r"[0-9_()$/#+]|\w\.\w")
+RESTRICTIVE = frozenset("only always never every all none solely exclusively".split())
 STOPWORDS = frozenset(
     "a an and are as at be been but by can could do does for from has have how i if in into is it its may "
     "me might must my of on or our should so such than that the their them then there these they this to "
@@ -101,15 +108,37 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
 
 
-def _coverage(claim: str, claim_words: set[str], candidate: str) -> float:
-    words = content_words(candidate)
-    cover = len(claim_words & words) / len(claim_words) if claim_words else 0.0
-    numbers = {n.lower() for n in _NUMBER.findall(claim)}
-    if numbers - {n.lower() for n in _NUMBER.findall(candidate)}:
-        cover *= 0.5
-    if bool(_NEGATION.search(claim)) != bool(_NEGATION.search(candidate)):
-        cover *= 0.5
-    return cover
+def _terms(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def novel_terms(claim: str, sources: list[str]) -> list[str]:
+    """The claim's specific terms (code, names, upper-case words: see _TOKEN) that none of `sources`
+    (its cited passages, and the question) contains: where a made-up claim usually differs."""
+    haystack = _terms(" ".join(sources))
+    out = []
+    for i, m in enumerate(_TOKEN.finditer(claim)):
+        token = m.group().strip(".-()")
+        if len(token) < 2 or token.lower() in STOPWORDS:
+            continue
+        specific = bool(_CODELIKE.search(token)) or (i > 0 and token[0].isupper()) or token.isupper()
+        if specific and token.lower() not in haystack:
+            out.append(token)
+    return out
+
+
+def mismatches(claim: str, candidate: str) -> int:
+    """Cheap ways a claim differs from a span whose words it shares: a number the span lacks, a
+    different count of negations, a restricting word ("only", "always") the span lacks."""
+    numbers = {n.lower() for n in _NUMBER.findall(claim)} - {n.lower() for n in _NUMBER.findall(candidate)}
+    negation = len(_NEGATION.findall(claim)) != len(_NEGATION.findall(candidate))
+    words = set(_WORD.findall(candidate.lower()))
+    restrictive = any(w in RESTRICTIVE and w not in words for w in _WORD.findall(claim.lower()))
+    return bool(numbers) + negation + restrictive
+
+
+def _coverage(claim_words: set[str], candidate: str) -> float:
+    return len(claim_words & content_words(candidate)) / len(claim_words) if claim_words else 0.0
 
 
 def candidates(text: str) -> list[tuple[tuple[int, int], bool]]:
@@ -123,9 +152,10 @@ def claim_text(sentence: str) -> str:
     return " ".join(_CITE.sub(" ", sentence).split())
 
 
-def check_support(answer: str, passages: list, embedder) -> list[Sentence]:
+def check_support(answer: str, passages: list, embedder, question: str = "") -> list[Sentence]:
     """Every sentence of `answer` with what supports it among the passages (Hit objects) it cites.
-    `embedder` has .embed(list[str]) -> unit vectors (ingest.embedding.Embedder)."""
+    `embedder` has .embed(list[str]) -> unit vectors (ingest.embedding.Embedder); `question`: what
+    was asked (its words are not new when an answer repeats them)."""
     sentences = []
     for s, e in split_sentences(answer):
         text = answer[s:e]
@@ -135,7 +165,7 @@ def check_support(answer: str, passages: list, embedder) -> list[Sentence]:
         sentences.append(Sentence(text, s, e, cited, None if refusal else False))
     todo = [x for x in sentences if x.supported is not None and x.citations]
     scored = features([claim_text(x.text) for x in todo],
-                      [[passages[n - 1].text for n in x.citations] for x in todo], embedder)
+                      [[passages[n - 1].text for n in x.citations] for x in todo], embedder, question)
     for sentence, rows in zip(todo, scored):
         best = max(rows, key=lambda r: combine(*r[2:]), default=None)
         if best is None:
@@ -148,14 +178,20 @@ def check_support(answer: str, passages: list, embedder) -> list[Sentence]:
     return sentences
 
 
-def combine(coverage: float, similarity: float, pair: bool = False, weight: float | None = None) -> float:
+def combine(coverage: float, similarity: float, pair: bool = False, mismatched: int = 0, novel: int = 0,
+            weight: float | None = None, mismatch_cost: float | None = None, novel_cost: float | None = None) -> float:
+    """A candidate span's support for a claim (the constants above unless given: bench/support.py)."""
     weight = WEIGHT if weight is None else weight
-    return weight * coverage + (1 - weight) * similarity - (PAIR_COST if pair else 0.0)
+    mismatch_cost = MISMATCH_COST if mismatch_cost is None else mismatch_cost
+    novel_cost = NOVEL_COST if novel_cost is None else novel_cost
+    return (weight * coverage + (1 - weight) * similarity - (PAIR_COST if pair else 0.0)
+            - mismatch_cost * mismatched - novel_cost * min(novel, 2))
 
 
-def features(claims: list[str], cited: list[list[str]], embedder) -> list[list[tuple]]:
+def features(claims: list[str], cited: list[list[str]], embedder, question: str = "") -> list[list[tuple]]:
     """For each claim and each candidate span of the passage texts it cites: (which of its passages,
-    (start, end) in that text, coverage, similarity, is a pair). All texts are embedded in one batch."""
+    (start, end) in that text, coverage, similarity, is a pair, mismatches, novel terms). All texts
+    are embedded in one batch."""
     spans = {text: candidates(text) for texts in cited for text in texts}
     order = list(dict.fromkeys((text, span) for texts in cited for text in texts for span, _ in spans[text]))
     if not claims or not order:
@@ -166,12 +202,14 @@ def features(claims: list[str], cited: list[list[str]], embedder) -> list[list[t
     out = []
     for row, (claim, texts) in enumerate(zip(claims, cited)):
         words = content_words(claim)
+        novel = len(novel_terms(claim, [*texts, question]))
         scored = []
         for i, text in enumerate(texts):
             for span, pair in spans[text]:
                 col = at[(text, span)]
-                scored.append((i, span, _coverage(claim, words, pieces[col - len(claims)]),
-                               float(vectors[row] @ vectors[col]), pair))
+                piece = pieces[col - len(claims)]
+                scored.append((i, span, _coverage(words, piece), float(vectors[row] @ vectors[col]), pair,
+                               mismatches(claim, piece), novel))
         out.append(scored)
     return out
 

@@ -88,6 +88,19 @@ def test_question_without_a_server_shows_sources_and_says_why(filled, corpus):
     assert _answers(at)[0].question == "How long must receipts be kept?"
 
 
+def test_a_question_can_be_asked_of_chosen_documents(filled, corpus):
+    (corpus / "receipts-faq.md").write_text("# Receipts\n\nShop receipts for a warranty are kept until it ends.\n")
+    Ingestor(filled).sync([corpus])
+    at = run_app()
+    question = "How long must receipts be kept?"
+    at.chat_input[0].set_value(question).run()
+    assert {h.source for h in _answers(at)[0].passages} == {str(corpus / "household.pdf"), str(corpus / "receipts-faq.md")}
+    at.multiselect(key="scope-default").select(str(corpus / "receipts-faq.md")).run()
+    at.chat_input[0].set_value(question).run()
+    answer = _answers(at)[-1]
+    assert {h.source for h in answer.passages} == {str(corpus / "receipts-faq.md")}
+
+
 def test_model_server_starting_is_shown_and_sources_still_come(filled, home):
     # A real managed-server process that does not answer yet: the state Hearth is in while it starts.
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])

@@ -135,6 +135,9 @@ def test_eval_and_search_modes(tmp_path, docs):
     keyword = json.loads(hearth(home, "search", "sixteen hours", "--mode", "keyword", "--json").stdout)
     assert keyword["hits"][0]["source"].endswith("pets.pdf")
     assert hearth(home, "search", "cats", "--mode", "fuzzy").returncode == 2
+    others = [p for p in docs.rglob("*") if p.is_file() and p.name != "pets.pdf"]
+    only = json.loads(hearth(home, "search", "sixteen hours", "--only", others[0], "--json").stdout)
+    assert only["hits"] and {h["source"] for h in only["hits"]} == {str(others[0])}  # --only: that file alone
     (tmp_path / "bad.jsonl").write_text('{"question": "no answer"}\n')
     assert hearth(home, "eval", tmp_path / "bad.jsonl").returncode == 2
 

@@ -180,3 +180,21 @@ def test_a_local_store_keeps_chunk_texts_in_the_manifest(library, tmp_path):
     assert library.db.execute(rows, (doc,)).fetchone()[0] == 1
     Ingestor(library).remove([tmp_path / "b.txt"])
     assert library.db.execute(rows, (doc,)).fetchone()[0] == 0  # deleted with the document
+
+
+def test_a_question_can_be_limited_to_chosen_documents_or_folders(library, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "trips").mkdir(parents=True)
+    (docs / "trips" / "ferry.md").write_text("# Boats\n\nThe ferry to Skye leaves at seven from the pier.\n")
+    (docs / "trips" / "train.md").write_text("# Trains\n\nThe sleeper train to Inverness departs at nine.\n")
+    (docs / "boat-club.md").write_text("# Club\n\nThe boat club ferry trip to Skye is on Sunday.\n")
+    Ingestor(library).sync([docs])
+    everything = {h.source for h in search(library, "ferry to Skye", 5)}
+    assert everything == {str(docs / n) for n in ("trips/ferry.md", "trips/train.md", "boat-club.md")}
+    for mode in retrieval.MODES:
+        hits = search(library, "ferry to Skye", 5, mode=mode, only=[docs / "boat-club.md"])
+        assert {h.source for h in hits} == {str(docs / "boat-club.md")}, mode
+        hits = search(library, "ferry to Skye", 5, mode=mode, only=[docs / "trips"])  # a folder: what is under it
+        assert {h.source for h in hits} <= {str(docs / "trips/ferry.md"), str(docs / "trips/train.md")} and hits, mode
+    assert search(library, "ferry", 5, only=[docs / "trips" / "ferry"]) == []  # a prefix of a name is not a folder
+    assert search(library, "ferry", 5, only=[tmp_path / "elsewhere"]) == []  # nothing there: nothing found

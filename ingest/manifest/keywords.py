@@ -4,6 +4,8 @@ Against a Chroma server it is this instance's cache of the server's chunks (Cach
 
 from __future__ import annotations
 
+import json
+
 import re
 
 from . import Database
@@ -72,11 +74,14 @@ class Keywords:
         return {w: self.db.execute("SELECT count(*) FROM (SELECT 1 FROM keywords WHERE keywords MATCH ? LIMIT ?)",
                                    (f'"{w}"', cap)).fetchone()[0] for w in words}
 
-    def search(self, match: str, limit: int) -> list[tuple[str, int, float]]:
-        """(doc id, chunk index, BM25 score: higher is better) for an FTS5 MATCH expression."""
+    def search(self, match: str, limit: int, docs: list[str] | None = None) -> list[tuple[str, int, float]]:
+        """(doc id, chunk index, BM25 score: higher is better) for an FTS5 MATCH expression, in the
+        documents `docs` only when given."""
+        only = " AND k.doc_id IN (SELECT value FROM json_each(?))" if docs else ""
         rows = self.db.execute(
             "SELECT k.doc_id, k.chunk, bm25(keywords) AS rank FROM keywords JOIN keyword_chunks k ON k.id = keywords.rowid "
-            "WHERE keywords MATCH ? AND k.collection = ? ORDER BY rank LIMIT ?", (match, self.files.collection, limit))
+            f"WHERE keywords MATCH ? AND k.collection = ?{only} ORDER BY rank LIMIT ?",
+            (match, self.files.collection, *([json.dumps(list(docs))] if docs else []), limit))
         return [(doc, chunk, -rank) for doc, chunk, rank in rows]
 
 

@@ -143,8 +143,34 @@ def server_status(settings: Settings):
             st.success(render.text(f"{info.engine} · {info.model} · answering"))
         if info is not None:
             st.caption(render.text(info.url))
+        model_choice(settings, info)
 
     status()
+
+
+def model_choice(settings: Settings, info):
+    """The models this machine (or the remote server) offers; choosing one restarts Hearth's server."""
+    choices = api.available_models(settings)
+    if len(choices) < 2 and not (choices and info is None):
+        return
+    names = [c.name for c in choices]
+    current = names.index(info.model) if info is not None and info.model in names else 0
+    picked = st.selectbox("Model", names, index=current, key="model_choice",
+                          format_func=lambda n: f"{n} ({next(c.engine for c in choices if c.name == n)})")
+    choice = choices[names.index(picked)]
+    if choice.engine == "remote":
+        state.llm_model = picked  # the Settings expander, drawn after this, makes it this session's model
+    elif info is None or picked != info.model:
+        st.button("Answer with this model", on_click=use_model, args=(settings, choice), key="use-model",
+                  help="Restarts Hearth's model server with it (for every session)")
+
+
+def use_model(settings: Settings, choice):
+    try:
+        api.switch_model(settings, choice, wait=False)
+        flash("success", f"starting {choice.name} ({choice.engine})")
+    except ServerError as exc:
+        flash("error", f"could not start {choice.name}: {exc}")
 
 
 def start_server(settings: Settings):

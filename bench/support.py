@@ -1,6 +1,6 @@
 """How well the "unsupported" mark finds claims their citation does not back, and what it costs.
 
-    .venv/bin/python bench/support.py [bench/support-set.jsonl]
+    .venv/bin/python bench/support.py [bench/support-set.jsonl] [--words-only]
 
 The labelled set (bench/support_set.py) holds sentences from the R FAQ dev set that cite the right
 passage (paraphrase, verbatim) or do not rest on the passage they cite (swapped, falsified). Each
@@ -9,6 +9,11 @@ embedding similarity) and THRESHOLD are calibrated by two-fold cross-validation 
 each half's best setting (the highest of min(precision, recall) of the mark) is scored on the other
 half, so the figures are held out. Then the constants in rag/support.py are scored on the whole set,
 and the cost of checking a three-sentence answer over five passages is timed (median of 20).
+
+Second stage (unless --words-only): Hearth's own llama.cpp server (the CPU default model) is started
+and judges every sentence whose support lies between LOW and HIGH, through Answerer.verify, the code
+answers use. The P(Yes) threshold is cross-validated the same way; its cost is the median time of one
+judgement times the share of sentences in the band.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def calibrate(rows, feats):
     return best[1], best[2]
 
 
-def main(path: Path):
+def main(path: Path, words_only: bool = False, band_limits=None, save=None):
     print(describe())
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     settings = load_settings()
@@ -114,9 +119,75 @@ def main(path: Path):
         t0 = time.perf_counter()
         support.check_support(answer, passages, embedder, rows[0]["question"])
         times.append(1000 * (time.perf_counter() - t0))
-    print(f"cost: {statistics.median(times):.0f} ms median per three-sentence answer over five passages "
+    words_ms = statistics.median(times)
+    print(f"cost: {words_ms:.0f} ms median per three-sentence answer over five passages "
           "(after the answer has streamed)")
+    if not words_only:
+        second_stage(rows, feats, best, half, words_ms, band_limits, save)
+
+
+def second_stage(rows, feats, best, half, words_ms, band_limits=None, save=None):
+    import tempfile
+
+    from ingest.library import Library
+    from rag import llm_server
+    from rag.answer import Answerer
+
+    setting = (support.WEIGHT, support.MISMATCH_COST, support.NOVEL_COST)
+    low, high = band_limits or (support.LOW, support.HIGH)
+    band = [i for i, b in enumerate(best) if low <= b <= high]
+    settings = load_settings(home=Path(tempfile.mkdtemp(prefix="hearth-support-")), llm_engine="llamacpp")
+    server = llm_server.start(settings)
+    answerer = Answerer(Library(settings), server)
+    p_yes, times = {}, []
+    try:
+        for i in band:
+            r = rows[i]
+            top = max(feats[i], key=lambda f: support.combine(*f[2:], weight=setting[0], mismatch_cost=setting[1],
+                                                               novel_cost=setting[2]))
+            a, b = top[1]
+            context = " ".join(r["passage"][max(0, a - support.CONTEXT_CHARS): b + support.CONTEXT_CHARS].split())
+            t0 = time.perf_counter()
+            p_yes[i] = answerer.verify(context, r["sentence"])
+            times.append(1000 * (time.perf_counter() - t0))
+    finally:
+        llm_server.stop(settings)
+    if save:
+        Path(save).write_text(json.dumps({"score": best, "p_yes": p_yes, "ms": times}))
+
+    def marks(idx, yes):
+        return [(p_yes[i] is not None and p_yes[i] < yes) if i in p_yes else best[i] < support.THRESHOLD for i in idx]
+
+    held_marks, held_truth = [], []
+    for fold in (0, 1):
+        train = [i for i, r in enumerate(rows) if half[r["question"]] != fold]
+        test = [i for i, r in enumerate(rows) if half[r["question"]] == fold]
+        yes = max((min(mark_quality([rows[i] for i in train], [0.0 if m else 1.0 for m in marks(train, y)], 0.5)), y)
+                  for y in [t / 100 for t in range(30, 91)])[1]
+        held_marks += marks(test, yes)
+        held_truth += [not rows[i]["supported"] for i in test]
+        print(f"fold {fold}: YES threshold {yes:.2f}")
+    tp = sum(m and t for m, t in zip(held_marks, held_truth))
+    print(f"\nwith the model judging the {len(band)} sentences between LOW {low} and HIGH {high} "
+          f"({server.model}): held out precision {tp / max(1, sum(held_marks)):.3f}, recall "
+          f"{tp / max(1, sum(held_truth)):.3f} of the unsupported mark")
+    everything = list(range(len(rows)))
+    p, r = mark_quality(rows, [0.0 if m else 1.0 for m in marks(everything, support.YES)], 0.5)
+    print(f"rag/support.py (YES {support.YES}) on all {len(rows)} sentences: precision {p:.3f}, recall {r:.3f}")
+    share = len(band) / len(rows)
+    print(f"cost: {statistics.median(times):.0f} ms median per judged sentence; {100 * share:.0f}% of sentences "
+          f"are judged, so a three-sentence answer costs about {words_ms + 3 * share * statistics.median(times):.0f} ms "
+          "after it has streamed")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench/support-set.jsonl")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("set", nargs="?", default=str(ROOT / "bench/support-set.jsonl"))
+    parser.add_argument("--words-only", action="store_true", help="no second stage (no model server)")
+    parser.add_argument("--band", default="", help="LOW,HIGH for the model to judge (default: rag/support.py's)")
+    parser.add_argument("--save", default="", help="write each sentence's score and P(Yes) to this JSON file")
+    args = parser.parse_args()
+    band = tuple(float(x) for x in args.band.split(",")) if args.band else None
+    main(Path(args.set), args.words_only, band, args.save or None)

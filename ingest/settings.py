@@ -86,6 +86,9 @@ class Settings:
     """Passages less similar than this are not shown to the model. Measured on the R manuals: off-topic
     questions top out near 0.22, real ones start near 0.45."""
     answer_max_tokens: int = 400
+    verify_claims: bool = True
+    """Let the model server judge the sentences whose support the word and embedding check can't
+    decide (rag/support.py); after the answer has streamed, a few seconds on a CPU. Off: words alone."""
     context_tokens: int = 0
     """Most passage tokens sent to the model; 0 = auto: CPU_CONTEXT_TOKENS for llama.cpp on the CPU
     (prompt processing is the first-token wait there: bench/first_token.py), else what fits."""

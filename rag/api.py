@@ -40,6 +40,7 @@ from .retrieval import MODES, Hit, search
 SUPPORTED_TYPES = sorted(loaders.SUPPORTED)  # file extensions Hearth reads
 load_qa = evaluate.load_qa
 ServerInfo = llm_server.ServerInfo
+ModelChoice = llm_server.ModelChoice
 tail = llm_server.tail
 Progress = Callable[[str, int, int, int], None]  # (path, files done, files in all, chunks embedded)
 
@@ -264,6 +265,17 @@ def model_server_log(settings: Settings, lines: int = 40) -> str:
     logs = sorted(logs_dir.glob("llm-*.log"), key=os.path.getmtime) if logs_dir.is_dir() else []
     log = info.log if info and info.log else (str(logs[-1]) if logs else None)
     return llm_server.tail(log, lines) if log else ""
+
+
+def available_models(settings: Settings) -> list[llm_server.ModelChoice]:
+    """The models that can answer: GGUF files and vLLM model folders in the models folder, or the
+    remote server's own list (HEARTH_LLM_URL)."""
+    return llm_server.available_models(settings)
+
+
+def switch_model(settings: Settings, choice: llm_server.ModelChoice, wait: bool = True, on_wait=None):
+    """Restart Hearth's own server with `choice` (a remote model is picked per request instead)."""
+    return llm_server.switch(settings, choice, wait=wait, on_wait=on_wait)
 
 
 def free_port(preferred: int) -> int:

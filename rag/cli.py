@@ -187,7 +187,8 @@ def _print_support(result):
         sentence = " ".join(x.text.split())
         if x.supported:
             quote = x.quote if len(x.quote) <= 160 else x.quote[:157] + "…"
-            out.print(f" [green]✓[/] {escape(sentence)}\n     [dim][{x.n}] “{escape(quote)}”[/]")
+            judged = " (judged by the model)" if x.judged_by == "model" else ""
+            out.print(f" [green]✓[/] {escape(sentence)}\n     [dim][{x.n}] “{escape(quote)}”{judged}[/]")
         else:
             why = "cites nothing" if not x.citations else "not supported by " + "".join(f"[{n}]" for n in x.citations)
             out.print(f" [red]✗[/] {escape(sentence)}  [yellow]({escape(why)})[/]")
@@ -513,6 +514,40 @@ def llm_start(
         _fail(exc, 1)
     out.print(f"{info.engine} serving {escape(info.model)} at {info.url} (pid {info.pid}; "
               f"ready in {time.perf_counter() - started:.1f} s)")
+
+
+@llm_app.command("models")
+def llm_models(as_json: bool = JsonOpt):
+    """The models Hearth can answer with (GGUF files, vLLM folders, or the remote server's list)."""
+    settings = load_settings()
+    choices = api.available_models(settings)
+    running = api.model_server(settings)
+    if as_json:
+        print(json.dumps([{**c.to_json(), "running": bool(running and running.model == c.name)} for c in choices], indent=2))
+        return
+    if not choices:
+        out.print("No models found: run `make setup`, or put GGUF files or model folders in "
+                  f"{shown(settings.models_dir)}")
+    for c in choices:
+        mark = "[green]●[/]" if running and running.model == c.name else " "
+        out.print(f" {mark} {escape(c.name)}  [dim]{c.engine} · {shown(c.model)}[/]")
+    out.print("[dim]switch with: hearth llm use NAME[/]")
+
+
+@llm_app.command("use")
+def llm_use(name: str = typer.Argument(..., help="A model's name from `hearth llm models`")):
+    """Answer with this model from now on: Hearth's own server is restarted with it."""
+    settings = load_settings()
+    choice = next((c for c in api.available_models(settings) if c.name == name), None)
+    if choice is None:
+        _fail(ValueError(f"no model named {name!r}: `hearth llm models` lists them"), 2)
+    if choice.engine == "remote":
+        _fail(ValueError("a remote server's model is chosen with HEARTH_LLM_MODEL"), 2)
+    try:
+        info = api.switch_model(settings, choice, on_wait=lambda m: err.print(f"[dim]{escape(m)}[/]"))
+    except ServerError as exc:
+        _fail(exc, 1)
+    out.print(f"{info.engine} serving {escape(info.model)} at {info.url} (pid {info.pid})")
 
 
 @llm_app.command("stop")

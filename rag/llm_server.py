@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -211,6 +211,45 @@ def current(settings: Settings) -> ServerInfo | None:
         _forget(settings, info)  # stale: the server died, or the machine restarted
         return None
     return info
+
+
+@dataclass
+class ModelChoice:
+    engine: str  # llamacpp or vllm (a server Hearth starts), or remote (HEARTH_LLM_URL's)
+    name: str  # what answers show as the model
+    model: str  # what HEARTH_LLM_MODEL takes: a GGUF file, a model folder, or the remote server's id
+
+    def to_json(self) -> dict:
+        return {"engine": self.engine, "name": self.name, "model": self.model}
+
+
+def available_models(settings: Settings) -> list[ModelChoice]:
+    """What can answer: the remote server's /v1/models when HEARTH_LLM_URL is set; otherwise the GGUF
+    files (llama.cpp) and model folders with a config.json (vLLM) in the models folder, and
+    HEARTH_LLM_MODEL if it lies elsewhere."""
+    if settings.llm_url:
+        info = current(settings)
+        return [ModelChoice("remote", m, m) for m in (healthy(info.url, settings.llm_api_key) or [])] if info else []
+    folder = Path(settings.models_dir).expanduser()
+    found = sorted(folder.glob("*.gguf")) + sorted(p for p in folder.iterdir() if (p / "config.json").is_file()) \
+        if folder.is_dir() else []
+    if settings.llm_model and Path(settings.llm_model).expanduser().exists():
+        found.append(Path(settings.llm_model).expanduser())
+    choices = {}
+    for path in found:
+        engine = "llamacpp" if path.suffix == ".gguf" else "vllm"
+        choices.setdefault(str(path.absolute()), ModelChoice(engine, path.stem if engine == "llamacpp" else path.name,
+                                                              str(path.absolute())))
+    return list(choices.values())
+
+
+def switch(settings: Settings, choice: ModelChoice, wait: bool = True, on_wait=None) -> ServerInfo | None:
+    """Answer with `choice` from now on: Hearth's own server is stopped and started again with it (for
+    every session of this HEARTH_HOME). A remote model is chosen by name per request: None here."""
+    if choice.engine == "remote":
+        return None
+    stop(settings)
+    return start(replace(settings, llm_engine=choice.engine, llm_model=choice.model), wait=wait, on_wait=on_wait)
 
 
 def free_port(preferred: int) -> int:

@@ -20,7 +20,7 @@ from ingest.library import Library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 from make_files import HOUSEHOLD as FACTS, text_pdf
-from rag import export, llm_server
+from rag import export, llm_server, support
 from rag.answer import NOTHING_FOUND, SYSTEM_PROMPT, Answerer
 
 # One model server at a time on this machine (they would race for its port): `make test` runs on
@@ -109,6 +109,20 @@ def test_llamacpp_streams_a_cited_answer_and_exports_it(llama, home, embedder, t
         assert quote.replace("\\", "")[:40] == cite.quote[:40].replace("&", "&amp;")
     for n, *_ in notes:
         assert f"[^{n}]" in md.split("\n---\n")[0]  # each footnote is referenced from the answer
+
+
+def test_the_model_judges_what_words_cannot(llama, home, embedder):
+    """The second stage of the support check, against the real llama.cpp server: P(Yes) from its
+    first token's log-probabilities; a server that can't judge gives None and words decide."""
+    from faulty_server import FaultyServer
+
+    lib = _library(home, embedder)
+    judge = Answerer(lib, llama).verify
+    context = "Receipts and bank statements must be kept for six years after the tax year ends."
+    assert judge(context, "Keep receipts for six years.") > support.YES
+    assert judge(context, "Receipts only need to be kept for one year.") < support.YES
+    with FaultyServer() as broken:
+        assert Answerer(lib, llm_server.ServerInfo("llamacpp", "x", broken.url("html"))).verify(context, "x") is None
 
 
 def test_follow_up_is_condensed_before_retrieval(llama, home, embedder):

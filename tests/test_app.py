@@ -243,3 +243,36 @@ def test_only_configured_hosts_may_be_typed_as_a_model_server():
     for refused in ("http://10.0.0.5:8000/v1", "http://gpu-box.evil:8000/v1", "http://example.com/v1"):
         with pytest.raises(ServerError, match="HEARTH_LLM_ALLOWED_HOSTS"):
             check_url(refused, settings)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("model-server")  # see tests/test_answer_e2e.py
+def test_the_model_is_chosen_in_the_app_and_each_answer_names_it(filled, home, tmp_path, monkeypatch):
+    """The models folder's GGUF files are listed; choosing one restarts Hearth's own llama.cpp server
+    with it, and an answer says which model wrote it."""
+    from ingest.settings import load_settings
+
+    models = tmp_path / "models"
+    models.mkdir()
+    gguf = ROOT / ".cache/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    for name in ("household-a.gguf", "household-b.gguf"):
+        (models / name).symlink_to(gguf)
+    monkeypatch.setenv("HEARTH_MODELS_DIR", str(models))
+    monkeypatch.setenv("HEARTH_LLM_ENGINE", "llamacpp")
+    try:
+        at = run_app()
+        assert at.sidebar.selectbox(key="model_choice").options == ["household-a (llamacpp)", "household-b (llamacpp)"]
+        at.sidebar.selectbox(key="model_choice").set_value("household-b").run()
+        next(b for b in at.sidebar.button if b.key == "use-model").click().run()
+        assert not at.exception
+        info = llm_server.current(load_settings())
+        assert info.model == "household-b"
+        llm_server.wait_until_ready(load_settings(), info)
+        at = run_app()
+        assert at.sidebar.selectbox(key="model_choice").value == "household-b"
+        at.chat_input[0].set_value("When is the boiler serviced?").run()
+        answer = _answers(at)[-1]
+        assert answer.model == "household-b" and answer.answer
+        assert any("household-b" in _plain(c.value) for c in at.main.caption)  # under the answer
+    finally:
+        llm_server.stop(load_settings())

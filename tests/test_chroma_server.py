@@ -286,6 +286,7 @@ def test_the_app_on_a_chroma_server_says_when_it_is_down_and_recovers(chroma, tm
     chroma.start()
     next(b for b in at.button if b.label == "Try again").click().run()
     assert not at.exception and not at.error
+    from ingest.settings import load_settings
     from rag.chats import Chats
 
     assert len(Chats(load_settings()).answers(at.session_state.open_chat["default"])) == 1  # the chat so far is kept

@@ -60,3 +60,19 @@ def test_an_unreadable_state_file_is_kept_and_explained(home):
     with pytest.raises(llm_server.ServerError, match="llm.json is not readable.*delete it"):
         llm_server.start(settings, wait=False)
     assert state.read_text().startswith('{"engine"')  # untouched, and no second server was started
+
+
+def test_the_models_on_this_machine_are_listed(tmp_path, home):
+    from conftest import run_hearth
+
+    models = tmp_path / "models"
+    (models / "my-vllm-model").mkdir(parents=True)
+    (models / "my-vllm-model" / "config.json").write_text("{}")
+    (models / "notes").mkdir()  # no config.json: not a model
+    (models / "small.gguf").write_bytes(b"GGUF")
+    run = run_hearth(home, "llm", "models", "--json", HEARTH_MODELS_DIR=str(models))
+    assert run.returncode == 0, run.stderr
+    assert [(m["name"], m["engine"], m["running"]) for m in json.loads(run.stdout)] == [
+        ("small", "llamacpp", False), ("my-vllm-model", "vllm", False)]
+    missing = run_hearth(home, "llm", "use", "nope", HEARTH_MODELS_DIR=str(models))
+    assert missing.returncode == 2 and "no model named 'nope'" in missing.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ingest import loaders
@@ -111,8 +113,36 @@ def test_chunks_fit_the_model_and_offsets_point_into_the_page(embedder, manuals)
     loaded = loaders.load(manuals / "R-data.pdf")
     chunks = Chunker(192, 24, embedder.tokenize).chunk(loaded.sections)
     assert len(chunks) > len(loaded.sections)
-    pages = {s.page: s.text for s in loaded.sections}
+    pages: dict[int, str] = {}  # each page's text, rebuilt from its sections and their offsets
+    for sec in loaded.sections:
+        text = pages.get(sec.page, "")
+        pages[sec.page] = text.ljust(sec.start) + sec.text
     for c in chunks:
         assert len(embedder.tokenize(c.text)) <= 192
         assert pages[c.page][c.start : c.end] == c.text
     assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_a_heading_starts_its_passage_and_a_section_that_fits_is_one(embedder, manuals):
+    """The R FAQ's questions are outline headings: each starts a section (with its number), so no
+    passage ends with the next question, and a short question-and-answer is one passage."""
+    import pypdf
+
+    from ingest.loaders import pdf
+
+    loaded = loaders.load(manuals / "R-FAQ.pdf")
+    _, titles = pdf._outline_headings(pypdf.PdfReader(str(manuals / "R-FAQ.pdf")))
+    starting = [s for s in loaded.sections if s.start > 0]
+    def unnumbered(text):
+        return re.sub(r"^\d+(\.\d+)*\s+", "", " ".join(text.split()))
+
+    assert len(starting) > 60
+    # each starts with its heading (or with the bare heading above it, "2.5 How can R be installed?")
+    assert all(" ".join(s.heading.split()) in unnumbered(s.text)[:200] for s in starting)
+    chunks = Chunker(192, 24, embedder.tokenize).chunk(loaded.sections)
+    for c in chunks:
+        last_line = c.text.strip().split("\n")[-1].strip()
+        assert not any(last_line.endswith(t) for t in titles if len(t) > 12), last_line
+    cran = [c for c in chunks if c.heading == "What is CRAN?"]
+    assert cran[0].text.startswith("2.10 What is CRAN?")
+    assert len([c for c in chunks if c.heading == "Why is R named R?"]) == 1  # it fits: one passage

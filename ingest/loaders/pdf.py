@@ -69,6 +69,35 @@ def _outline_headings(reader) -> tuple[list[int], list[str]]:
 PAGES_PER_PART = 32  # pages handed to a sink at a time (see loaders.load)
 
 
+def _page_sections(text: str, index: int, starts: list[int], titles: list[str]) -> list[Section]:
+    """A page's text cut where the outline's headings for this page begin in it, so that a heading
+    starts its passage instead of ending the one before (the R FAQ's questions are such headings).
+    The text before the first of them keeps the heading in force from earlier pages."""
+    before = bisect.bisect_left(starts, index) - 1
+    cuts, cursor = [], 0
+    for j in range(before + 1, bisect.bisect_right(starts, index)):
+        words = [re.escape(w) for w in titles[j].split()]
+        found = re.compile(r"\s*".join(words)).search(text, cursor) if words else None
+        if found:
+            number = re.search(r"(?:^|\s)(\d+(?:\.\d+)*\s*)$", text[cursor:found.start()])  # "2.5.1 " before it
+            cuts.append((found.start() - (len(number.group(1)) if number else 0), titles[j]))
+            cursor = found.end()
+    heading = titles[before] if before >= 0 else None
+    if not cuts:
+        return [Section(text, page=index + 1, heading=titles[bisect.bisect_right(starts, index) - 1]
+                        if bisect.bisect_right(starts, index) > 0 else None)]
+    out = [Section(text[: cuts[0][0]], page=index + 1, heading=heading)] if text[: cuts[0][0]].strip() else []
+    pending = None  # a heading with no text of its own ("2.5 How can R be installed?" before 2.5.1)
+    for (at, title), (end, _) in zip(cuts, cuts[1:] + [(len(text), None)]):
+        start = pending if pending is not None else at
+        if end < len(text) and len(text[at:end].split()) <= len(title.split()) + 1:
+            pending = start
+            continue
+        out.append(Section(text[start:end], page=index + 1, heading=title, start=start))
+        pending = None
+    return out
+
+
 def load(path: Path, sink=None) -> Loaded:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
@@ -110,8 +139,7 @@ def load(path: Path, sink=None) -> Loaded:
                 text = alt
         if not text.strip():
             continue
-        where = bisect.bisect_right(starts, index) - 1
-        sections.append(Section(text, page=index + 1, heading=titles[where] if where >= 0 else None))
+        sections += _page_sections(text, index, starts, titles)
         if sink is not None and len(sections) >= PAGES_PER_PART:
             sink(sections)
             streamed, sections = streamed + len(sections), []

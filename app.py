@@ -352,8 +352,48 @@ def show_answer(answer: Answer, i: int, lib: Hearth):
         mark = "cited" if n in cited else "not cited"
         label = f"[{n}] {_where(hit.source, hit.page, lib)}" + (f" · § {hit.section}" if hit.section else "")
         with st.expander(render.text(f"{label} · {mark}"), expanded=n in cited):
-            st.markdown(render.passage(hit.text, [x.span for x in answer.sentences if x.supported and x.n == n]))
-            source_download(hit.source, f"src-{i}-{n}")
+            spans = [x.span for x in answer.sentences if x.supported and x.n == n]
+            st.markdown(render.passage(hit.text, spans))
+            left, right = st.columns(2)
+            with left:
+                source_download(hit.source, f"src-{i}-{n}")
+            key = f"{i}-{n}"
+            viewing = state.setdefault("viewing", {})
+            with right:
+                if key in viewing:
+                    st.button("Close the document", key=f"close-{key}", on_click=viewing.pop, args=(key, None),
+                              icon=":material/close:")
+                else:
+                    st.button("Show in the document", key=f"view-{key}", on_click=viewing.__setitem__,
+                              args=(key, hit.chunk_id), icon=":material/find_in_page:")
+            if key in viewing:
+                quote = " … ".join(" ".join(hit.text[a:b].split()) for a, b in sorted(spans))
+                source_view(lib, key, hit, quote)
+
+
+def source_view(lib: Hearth, key: str, cited, quote: str):
+    """The passage where it stands: a PDF page with the span highlighted, or the text around it;
+    the previous and next passage of the document one click away."""
+    viewing = state.viewing
+    hit = cited if viewing[key] == cited.chunk_id else lib.passage(viewing[key])
+    if hit is None:
+        viewing[key] = cited.chunk_id
+        hit = cited
+    shown = lib.view(hit, quote if hit.chunk_id == cited.chunk_id and quote else "")
+    before, after = lib.passage(hit.chunk_id, -1), lib.passage(hit.chunk_id, 1)
+    prev_col, where_col, next_col = st.columns([1, 2, 1])
+    prev_col.button("Previous passage", key=f"prev-{key}", disabled=before is None, icon=":material/arrow_back:",
+                    on_click=viewing.__setitem__, args=(key, before.chunk_id if before else hit.chunk_id))
+    where_col.caption(render.text(_where(hit.source, hit.page, lib) + (f" · § {hit.section}" if hit.section else "")))
+    next_col.button("Next passage", key=f"next-{key}", disabled=after is None, icon=":material/arrow_forward:",
+                    on_click=viewing.__setitem__, args=(key, after.chunk_id if after else hit.chunk_id))
+    if shown["kind"] == "page":
+        st.image(shown["png"], caption=f"page {hit.page}", width="stretch")
+    elif shown["kind"] == "text":
+        st.markdown(render.passage(shown["text"], [shown["span"]] if shown["span"] else []))
+    else:
+        st.caption(render.text(f"{hit.source} can't be shown: it is no longer on disk or can't be read"
+                               + (f" ({shown['why']})" if shown.get("why") else "")))
 
 
 def source_download(path: str, key: str):

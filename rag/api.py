@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ingest import loaders
-from ingest.library import Library
+from ingest.library import Library, chunk_id, split_id
 from ingest.manifest import FileRecord
 from ingest.pipeline import FileResult, Ingestor, Report, rebuild
 from ingest.settings import Settings, load_settings
 from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)
 from ingest.watch import Watcher, describe
 
-from . import evaluate, export, llm_server, render, uploads  # noqa: F401  (render, export: for the front ends)
+from . import evaluate, export, llm_server, render, uploads, viewer  # noqa: F401  (render, export: for the front ends)
 from .answer import Answer, Answerer, AnswerStream
 from .chats import Chat, Chats, SavedStream
 from .retrieval import MODES, Hit, search
@@ -210,6 +210,42 @@ class Hearth:
             self._last = Answerer(self.library, server)
         self._last.starting = starting
         return self._last
+
+    # --- the source viewer ------------------------------------------------------------------------
+    def passage(self, cid: str, step: int = 0) -> Hit | None:
+        """The stored passage `cid`, or the one `step` places after (negative: before) it in its
+        document; None past either end."""
+        doc, i = split_id(cid)
+        wanted = chunk_id(doc, i + step)
+        with store_errors(self.settings):
+            got = self.library.chunks([wanted])
+        if wanted not in got:
+            return None
+        text, meta, _ = got[wanted]
+        return Hit(text, meta.get("source", ""), meta.get("page"), 0.0, wanted, meta.get("section"), meta.get("start"))
+
+    def view(self, hit: Hit, quote: str = "") -> dict:
+        """What the viewer shows for a passage: a PDF page as a PNG with `quote` (default: the passage)
+        highlighted, {"kind": "page", "png", "boxes"}; any other file, the text around the passage,
+        {"kind": "text", "text", "span"}; {"kind": "missing"} when the file is gone or unreadable."""
+        quote = quote or " ".join(hit.text.split())
+        if not os.path.isfile(hit.source):
+            return {"kind": "missing"}
+        try:
+            if hit.page:
+                png, boxes = viewer.page_image(hit.source, hit.page, quote)
+                return {"kind": "page", "png": png, "boxes": boxes}
+            text = ""
+            for section in loaders.load(hit.source).sections:  # the file's text, as it was indexed
+                text = text.ljust(section.start) + section.text if section.start >= len(text) else text
+            where = viewer.find_words(text[max(0, (hit.start or 0) - 200):], quote)
+            if where is None:
+                return {"kind": "text", "text": hit.text, "span": None}
+            base = max(0, (hit.start or 0) - 200)
+            shown, span = viewer.in_context(text, base + where[0], base + where[1])
+            return {"kind": "text", "text": shown, "span": span}
+        except Exception as exc:  # changed on disk since it was indexed, damaged, ...
+            return {"kind": "missing", "why": f"{type(exc).__name__}: {str(exc)[:120]}"}
 
     def evaluate(self, qa: list[dict], k: int = 5) -> dict[str, dict]:
         """hit@1, hit@k and MRR of each retrieval mode on a QA set (rag/evaluate.py)."""

@@ -370,3 +370,60 @@ def test_the_app_is_private_however_it_is_started(browser, tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_a_citation_opens_its_page_with_the_supporting_span_highlighted(browser, tmp_path):
+    """"Show in the document" renders the cited PDF page (pypdfium2) with the sentence that supports
+    the answer painted over it: the yellow in the image the browser shows lies on the span's
+    character boxes, as pdfium gives them; Next passage moves on to page 3."""
+    import io
+
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    from faulty_server import FaultyServer
+    from rag import viewer
+
+    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
+    home = tmp_path / "home"
+    lib = Library(load_settings(home=home))
+    Ingestor(lib).sync([tmp_path / "household.pdf"])
+    lib.close()
+    span = "Receipts and bank statements must be kept for six years after the tax year ends."
+    doc = pdfium.PdfDocument(str(tmp_path / "household.pdf"))
+    text_page = doc[1].get_textpage()
+    a, b = viewer.find_words(text_page.get_text_range(), span)
+    height = doc[1].get_size()[1]
+    chars = [text_page.get_charbox(i) for i in range(a, b) if not text_page.get_text_range()[i].isspace()]
+    expected = (min(c[0] for c in chars) * viewer.SCALE, (height - max(c[3] for c in chars)) * viewer.SCALE,
+                max(c[2] for c in chars) * viewer.SCALE, (height - min(c[1] for c in chars)) * viewer.SCALE)
+    doc.close()
+    with FaultyServer(answer="Receipts must be kept for six years after the tax year ends [1].") as server:
+        proc, url = _serve(home, HEARTH_LLM_URL=server.url("hostile"), HEARTH_VERIFY_CLAIMS="false")
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(url)
+            page.get_by_placeholder(ASK).wait_for(timeout=120_000)
+            page.get_by_placeholder(ASK).fill("How long do I keep receipts?")
+            page.get_by_placeholder(ASK).press("Enter")
+            page.get_by_role("button", name="Show in the document").first.click()
+            image = page.locator("[data-testid='stImage'] img").first
+            image.wait_for(timeout=60_000)
+            src = image.get_attribute("src")
+            assert not src.startswith("http") or src.startswith(url)  # served by the app itself
+            png = page.evaluate("async (src) => { const r = await fetch(src); const b = new Uint8Array(await "
+                                "r.arrayBuffer()); return Array.from(b); }", src)
+            shown = Image.open(io.BytesIO(bytes(png))).convert("RGB")
+            yellow = [(x, y) for y in range(0, shown.height, 2) for x in range(0, shown.width, 2)
+                      if (lambda p: p[2] < 150 and p[0] > 200 and p[1] > 150)(shown.getpixel((x, y)))]
+            assert yellow, "no highlight in the page image"
+            box = (min(x for x, _ in yellow), min(y for _, y in yellow), max(x for x, _ in yellow), max(y for _, y in yellow))
+            overlap_w = min(box[2], expected[2]) - max(box[0], expected[0])
+            overlap_h = min(box[3], expected[3]) - max(box[1], expected[1])
+            assert overlap_w > 0.8 * (expected[2] - expected[0]) and overlap_h > 0.5 * (expected[3] - expected[1]), (box, expected)
+            page.screenshot(path=ARTIFACTS / "08-source-viewer.png", full_page=True)
+            page.get_by_role("button", name="Next passage").first.click()
+            page.get_by_text("page 3").first.wait_for(timeout=60_000)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -90,3 +90,23 @@ def test_a_model_cannot_forge_the_mark():
     forged = "Fine \ue000 text :orange-badge[unsupported]"
     md = render.answer(forged)
     assert "\ue000" not in md and ":orange-badge[" not in md  # its directive is escaped, the character dropped
+
+
+def test_a_passage_is_shown_in_its_document_with_its_neighbours(home, embedder, tmp_path):
+    from rag.api import Hearth
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Boiler\n\nThe boiler is serviced every October.\n\n# Garden\n\n" + GARDEN + "\n\n# Car\n\n"
+                     "The car's tyres are changed in November.\n")
+    with Hearth(embedder=embedder) as h:
+        h.sync([notes])
+        hit = h.search("basil pots", 1)[0]
+        shown = h.view(hit, "Basil grows well beside them in pots.")
+        assert shown["kind"] == "text" and "The boiler is serviced" in shown["text"]  # the document around it
+        a, b = shown["span"]
+        assert shown["text"][a:b] == "Basil grows well beside them in pots."
+        first = h.passage(hit.chunk_id, -2) or h.passage(hit.chunk_id, -1)
+        assert "boiler" in first.text.lower() and h.passage(first.chunk_id, -1) is None  # no passage before the first
+        assert "tyres" in h.passage(hit.chunk_id, 1).text
+        notes.unlink()
+        assert h.view(hit)["kind"] == "missing"

@@ -1,0 +1,82 @@
+"""The source viewer: a cited passage shown where it stands, its supporting span highlighted.
+
+    page_image(path, page, quote)   # PDF: the page rendered by pdfium, the span's character boxes
+                                    # painted over; PNG bytes and the boxes (in image pixels)
+    in_context(text, start, end)    # other files: the text around the span, and where the span is
+
+A span's offsets come from pypdf's text of the page, pdfium's text of it differs in spacing and line
+breaks, so the quote is found again in pdfium's text by its words (any whitespace between them), and
+the boxes are those of its characters, merged per line.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+SCALE = 1.5  # 108 dpi: a page fits a column and its text stays legible
+HIGHLIGHT = (255, 210, 0, 110)  # translucent yellow
+CONTEXT_CHARS = 1500
+
+
+def find_words(haystack: str, quote: str) -> tuple[int, int] | None:
+    """Where `quote` occurs in `haystack`, matching its words in order with any whitespace between
+    (and a line-end hyphen inside a word); None when it is not there."""
+    words = re.findall(r"\S+", quote)
+    if not words:
+        return None
+    joiner = r"(?:\s+|-\s*\r?\n\s*|\s*)"
+    pattern = joiner.join(re.escape(w) for w in words[:60])
+    found = re.search(pattern, haystack)
+    return (found.start(), found.end()) if found else None
+
+
+def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tuple[float, float, float, float]]]:
+    """PNG of PDF page `page` (1-based) with the characters of `quote` highlighted, and the highlighted
+    boxes as (left, top, right, bottom) in the image's pixels (empty when the quote is not found)."""
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageDraw
+
+    doc = pdfium.PdfDocument(str(path))
+    try:
+        pdf_page = doc[page - 1]
+        width, height = pdf_page.get_size()
+        image = pdf_page.render(scale=SCALE).to_pil().convert("RGBA")
+        text_page = pdf_page.get_textpage()
+        text = text_page.get_text_range()
+        boxes = []
+        where = find_words(text, quote) if quote else None
+        if where:
+            lines: dict[int, list[float]] = {}
+            for i in range(where[0], where[1]):
+                if text[i].isspace():
+                    continue
+                left, bottom, right, top = text_page.get_charbox(i)
+                key = round(bottom / 4)  # characters of one line share a baseline (in 4-point bands)
+                box = lines.setdefault(key, [left, bottom, right, top])
+                box[0], box[1], box[2], box[3] = min(box[0], left), min(box[1], bottom), max(box[2], right), max(box[3], top)
+            # PDF points (origin bottom left) to image pixels (origin top left)
+            boxes = [(l * SCALE, (height - t) * SCALE, r * SCALE, (height - b) * SCALE) for l, b, r, t in lines.values()]
+        overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(overlay)
+        for left, top, right, bottom in boxes:
+            draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=HIGHLIGHT)
+        out = io.BytesIO()
+        Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG")
+        del width
+        return out.getvalue(), boxes
+    finally:
+        doc.close()
+
+
+def in_context(text: str, start: int, end: int, chars: int = CONTEXT_CHARS) -> tuple[str, tuple[int, int]]:
+    """The document text around [start, end) (about `chars` each side, cut at line breaks where
+    possible) and the span's offsets in it."""
+    lo = max(0, start - chars)
+    hi = min(len(text), end + chars)
+    if lo > 0 and "\n" in text[lo:start]:
+        lo = text.index("\n", lo) + 1
+    if hi < len(text) and "\n" in text[end:hi]:
+        hi = text.rindex("\n", end, hi)
+    return text[lo:hi], (start - lo, end - lo)

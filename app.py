@@ -296,6 +296,8 @@ def chat_page(lib: Hearth):
         scope = st.multiselect("Ask about", [r.path for r in lib.documents()], key=f"scope-{lib.name}",
                                format_func=lambda path: export.display_path(path, lib.folder),
                                placeholder="All documents (or choose some)")
+        if len(scope) == 1 and st.button("Summarize this document", icon=":material/summarize:", key="summarize"):
+            summarize(lib, scope[0], chat_id)
     for i, answer in enumerate(history):
         with st.chat_message("user"):
             st.markdown(render.text(answer.question))
@@ -321,6 +323,34 @@ def ask(lib: Hearth, question: str, chat_id: str | None, scope: list[str]):
         text = ""
         with shown.container():
             st.caption("Thinking…")
+        for delta in stream:
+            text += delta
+            shown.markdown(render.answer(text) + " ▌")
+    st.rerun()
+
+
+def summarize(lib: Hearth, path: str, chat_id: str | None):
+    """Map (each part's summary shown as it is written), then reduce into the chat, saved like an answer."""
+    name = export.display_path(path, lib.folder)
+    question = f"Summarize {os.path.basename(path)}"
+    if chat_id is None:
+        chat_id = lib.new_chat(question).id
+        open_chat(lib.name, chat_id)
+    with st.chat_message("user"):
+        st.markdown(render.text(question))
+    with st.chat_message("assistant"):
+        with st.status(render.text(f"Reading {name} part by part…"), expanded=True) as progress:
+            lines: dict[int, object] = {}
+
+            def on_part(i, n, page, text):
+                if i not in lines:
+                    lines[i] = st.empty()
+                    progress.update(label=render.text(f"Part {i} of {n}" + (f" (page {page})" if page else "")))
+                lines[i].markdown(render.text(f"{i}. {text}"))
+
+            stream = lib.summarize(path, on_part, chat=chat_id)
+            progress.update(label=render.text(f"Read {len(lines)} part(s) of {name}"), state="complete", expanded=False)
+        shown, text = st.empty(), ""
         for delta in stream:
             text += delta
             shown.markdown(render.answer(text) + " ▌")

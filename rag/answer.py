@@ -358,7 +358,7 @@ class AnswerStream:
             return self._finish()
         text, finished = "", False
         try:
-            for chunk in self.answerer.llm().stream_chat(build_messages(result.query, self.passages)):
+            for chunk in self.answerer.llm().stream_chat(self._messages()):
                 finished = finished or _finish_reason(chunk) is not None
                 delta = chunk.delta or ""
                 if not delta:
@@ -387,6 +387,9 @@ class AnswerStream:
         result.answer, result.citations = check_citations(text, self.passages)
         self.check()
         self._finish()
+
+    def _messages(self):
+        return build_messages(self.result.query, self.passages)
 
     def check(self):
         """Each sentence against the passages it cites (after the stream: never before a token)."""

@@ -32,7 +32,7 @@ from ingest.settings import Settings, load_settings
 from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)
 from ingest.watch import Watcher, describe
 
-from . import evaluate, export, llm_server, render, uploads, viewer  # noqa: F401  (render, export: for the front ends)
+from . import evaluate, export, llm_server, render, summary, uploads, viewer  # noqa: F401  (render, export: for the front ends)
 from .answer import Answer, Answerer, AnswerStream
 from .chats import Chat, Chats, SavedStream
 from .retrieval import MODES, Hit, search
@@ -183,6 +183,18 @@ class Hearth:
             history = self.chats.history(chat)
         with store_errors(self.settings):
             stream = self._answerer(server).ask(question, history, k, only=only)
+        return SavedStream(stream, self.chats, chat) if chat is not None else stream
+
+    def summarize(self, path: str, on_part=None, server: llm_server.ServerInfo | None = None,
+                  chat: str | None = None) -> AnswerStream:
+        """A streamed summary of the document at `path` (map over its parts, then reduce; see
+        rag/summary.py); on_part(i, n, page, text) shows each part's summary as it is written.
+        `chat`: a saved chat the summary is saved into as it streams."""
+        record = next((r for r in self.documents() if r.path == os.path.abspath(os.path.expanduser(path))), None)
+        if record is None:
+            raise ValueError(f"{path} is not in collection '{self.name}' (`hearth docs` lists them)")
+        with store_errors(self.settings):
+            stream = summary.summarize(self._answerer(server), record, on_part)
         return SavedStream(stream, self.chats, chat) if chat is not None else stream
 
     # --- saved chats ------------------------------------------------------------------------------

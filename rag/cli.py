@@ -318,6 +318,39 @@ def ask(
     raise typer.Exit(1 if result.error and not result.answer else 0)
 
 
+@app.command()
+def summarize(
+    path: Path = typer.Argument(..., help="A document of the collection"),
+    collection: Optional[str] = CollectionOpt,
+    as_json: bool = JsonOpt,
+):
+    """Summarize a whole document: each part in turn (shown as it is written), then the whole, with
+    page citations checked like an answer's."""
+    with _library(collection) as lib:
+        lib.load_model()
+
+        def on_part(i, n, page, text):
+            if not as_json:
+                err.print(f"\r[dim]part {i}/{n}{f' (page {page})' if page else ''}: "
+                          f"{escape(' '.join(text.split())[-100:])}[/]", end="")
+
+        try:
+            stream = lib.summarize(str(path), on_part)
+        except ValueError as exc:
+            _fail(exc, 2)
+        if as_json:
+            result = stream.collect()
+            print(json.dumps(result.to_json(), indent=2))
+        else:
+            err.print()
+            for text in stream:
+                out.print(escape(text), end="", soft_wrap=True)
+            out.print()
+            result = stream.result
+            _print_sources(result)
+    raise typer.Exit(1 if result.error and not result.answer else 0)
+
+
 def _print_sources(result):
     if result.error:
         err.print(f"[yellow]{escape(result.error)}[/]")

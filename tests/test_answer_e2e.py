@@ -125,6 +125,32 @@ def test_the_model_judges_what_words_cannot(llama, home, embedder):
         assert Answerer(lib, llm_server.ServerInfo("llamacpp", "x", broken.url("html"))).verify(context, "x") is None
 
 
+def test_a_whole_document_is_summarized_part_by_part_with_page_citations(llama, home, embedder, tmp_path):
+    from rag.api import Hearth
+
+    topics = ["the tax return, due on the 31st of July", "receipts, kept for six years", "the boiler, serviced in October",
+              "the car insurance, renewed in March", "the garden, watered every morning", "the roof, inspected in spring"]
+    pages = [" ".join(f"This page is about {t}. Sentence {n} repeats that {t} matters to the household."
+                      for n in range(14)) for t in topics]
+    text_pdf(tmp_path / "year.pdf", pages, title="Year")
+    with Hearth(load_settings(home=tmp_path / "home2"), embedder=embedder) as h:
+        h.sync([tmp_path / "year.pdf"])
+        seen: list[tuple[int, int]] = []
+        stream = h.summarize(str(tmp_path / "year.pdf"), lambda i, n, page, text: seen.append((i, n)), server=llama)
+        summary_text = "".join(stream)
+        result = stream.result
+    parts = {i for i, _ in seen}
+    assert len(parts) >= 2 and seen[-1][0] == seen[-1][1]  # every part summarized, in order, as it was written
+    assert summary_text and not result.error, result.error
+
+    assert result.citations and {c.page for c in result.citations} <= set(range(1, 7))
+    assert result.passages[0].page == 1 and "first_token_ms" in result.timings
+    print(f"summary: first words of part 1 after {result.timings['first_token_ms'] / 1000:.1f} s, "
+          f"{len(parts)} parts, {result.timings['total_ms'] / 1000:.1f} s in all")
+    with pytest.raises(ValueError):
+        Hearth(load_settings(home=tmp_path / "home2"), embedder=embedder).summarize("/nowhere.pdf")
+
+
 def test_follow_up_is_condensed_before_retrieval(llama, home, embedder):
     lib = _library(home, embedder)
     first = Answerer(lib, llama).ask("When is the tax return due?").collect()

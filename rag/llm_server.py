@@ -19,6 +19,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -278,8 +279,44 @@ def start(settings: Settings, engine: str | None = None, wait: bool = True, on_w
     return info
 
 
+def reserve_port(preferred: int) -> tuple[int, int]:
+    """A free port for a model server, and the descriptor of a lock on it (tempdir/hearth-ports/PORT).
+    A server loads its model for seconds before it binds; two Hearth homes starting servers at once
+    both found the preferred port free, and the loser's health check was answered by the winner.
+    The lock goes to the server process (pass_fds), so the port stays reserved while it lives."""
+    folder = Path(tempfile.gettempdir()) / "hearth-ports"
+    folder.mkdir(exist_ok=True)
+    for port in [preferred + i for i in range(32)] + [0] * 8:
+        if port == 0:
+            port = free_port(0)
+        try:
+            fd = os.open(folder / str(port), os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:  # another user's reservation file: treat the port as theirs
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return port, fd
+            except OSError:
+                os.close(fd)
+    raise ServerError("no free port for the model server")
+
+
 def _spawn(settings: Settings, engine) -> tuple[ServerInfo, subprocess.Popen]:
-    port = free_port(settings.llm_port)
+    port, reservation = reserve_port(settings.llm_port)
+    try:
+        return _run(settings, engine, port, reservation)
+    finally:
+        os.close(reservation)  # the server's copy keeps the lock
+
+
+def _run(settings: Settings, engine, port: int, reservation: int) -> tuple[ServerInfo, subprocess.Popen]:
     argv, extra_env, name = engine.command(settings, port)
     if not Path(argv[0]).exists():
         raise ServerError(f"{engine.NAME} is not installed ({argv[0]} missing): run `make setup`")
@@ -290,7 +327,7 @@ def _spawn(settings: Settings, engine) -> tuple[ServerInfo, subprocess.Popen]:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **extra_env}, start_new_session=True)
+                                env={**os.environ, **extra_env}, start_new_session=True, pass_fds=(reservation,))
     info = ServerInfo(engine.NAME, name, f"http://127.0.0.1:{port}/v1", proc.pid, port, str(log_path), time.time(),
                       proc_start=process_start_time(proc.pid))
     return info, proc

@@ -191,7 +191,7 @@ def test_cli_ask_json_and_export(llama, home, tmp_path):
     assert "northside" in result["answer"].lower()
     assert all(set(c) == {"n", "source", "page", "quote", "span"} for c in result["citations"])
     sentences = result["sentences"]
-    assert sentences and all(set(x) == {"text", "citations", "supported", "score", "span"} for x in sentences)
+    assert sentences and all(set(x) == {"text", "citations", "supported", "score", "span", "judged_by"} for x in sentences)
     assert "".join(x["text"] for x in sentences).replace(" ", "") == result["answer"].replace(" ", "").replace("\n", "")
     supported = [x for x in sentences if x["supported"]]
     assert supported and all(x["span"]["quote"] and x["span"]["n"] in x["citations"] for x in supported)

@@ -4,6 +4,7 @@ state file that is never half-written or thrown away, and no signal to a process
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -76,3 +77,17 @@ def test_the_models_on_this_machine_are_listed(tmp_path, home):
         ("small", "llamacpp", False), ("my-vllm-model", "vllm", False)]
     missing = run_hearth(home, "llm", "use", "nope", HEARTH_MODELS_DIR=str(models))
     assert missing.returncode == 2 and "no model named 'nope'" in missing.stderr
+
+
+def test_a_port_being_started_on_is_not_handed_out_again(tmp_path):
+    """Servers load their model before they bind: while one is starting, its port stays reserved."""
+    first, lock = llm_server.reserve_port(18765)
+    try:
+        second, other = llm_server.reserve_port(18765)
+        os.close(other)
+        assert second != first
+    finally:
+        os.close(lock)
+    again, lock = llm_server.reserve_port(18765)  # released: free again
+    os.close(lock)
+    assert again == first

@@ -73,7 +73,7 @@ def test_hybrid_keyword_query_leaves_out_common_words(library, tmp_path, monkeyp
     assert rare_words(library.keywords, ["kettle", "zebras"]) == ["zebras"]  # counted as FTS5 stems it
     assert rare_words(library.keywords, ["kettle"]) == ["kettle"]  # nothing rarer: every word kept
     asked = []
-    monkeypatch.setattr(library.keywords, "search", lambda match, n: asked.append(match) or [])
+    monkeypatch.setattr(library.keywords, "search", lambda match, n, docs=None: asked.append(match) or [])
     search(library, "kettle zebra", 3, mode="hybrid")
     search(library, "kettle zebra", 3, mode="keyword")
     assert asked == ['"zebra"', '"kettle" OR "zebra"']  # keyword-only searches keep every word

@@ -150,8 +150,8 @@ def mismatches(claim: str, candidate: str) -> int:
     return bool(numbers) + negation + restrictive
 
 
-def _coverage(claim_words: set[str], candidate: str) -> float:
-    return len(claim_words & content_words(candidate)) / len(claim_words) if claim_words else 0.0
+def _coverage(claim_words: set[str], candidate_words: set[str]) -> float:
+    return len(claim_words & candidate_words) / len(claim_words) if claim_words else 0.0
 
 
 def candidates(text: str) -> list[tuple[tuple[int, int], bool]]:
@@ -219,6 +219,7 @@ def features(claims: list[str], cited: list[list[str]], embedder, question: str 
     if not claims or not order:
         return [[] for _ in claims]
     pieces = [" ".join(text[a:b].split()) for text, (a, b) in order]
+    piece_words = [content_words(piece) for piece in pieces]  # once, however many claims cite it
     vectors = np.asarray(embedder.embed(list(claims) + pieces), dtype="float32")
     at = {key: len(claims) + i for i, key in enumerate(order)}
     out = []
@@ -230,7 +231,8 @@ def features(claims: list[str], cited: list[list[str]], embedder, question: str 
             for span, pair in spans[text]:
                 col = at[(text, span)]
                 piece = pieces[col - len(claims)]
-                scored.append((i, span, _coverage(words, piece), float(vectors[row] @ vectors[col]), pair,
+                scored.append((i, span, _coverage(words, piece_words[col - len(claims)]),
+                               float(vectors[row] @ vectors[col]), pair,
                                mismatches(claim, piece), novel))
         out.append(scored)
     return out

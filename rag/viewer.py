@@ -41,7 +41,7 @@ def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tup
     doc = pdfium.PdfDocument(str(path))
     try:
         pdf_page = doc[page - 1]
-        width, height = pdf_page.get_size()
+        height = pdf_page.get_size()[1]
         image = pdf_page.render(scale=SCALE).to_pil().convert("RGBA")
         text_page = pdf_page.get_textpage()
         text = text_page.get_text_range()
@@ -64,7 +64,6 @@ def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tup
             draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=HIGHLIGHT)
         out = io.BytesIO()
         Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG")
-        del width
         return out.getvalue(), boxes
     finally:
         doc.close()

@@ -319,7 +319,7 @@ def ask(lib: Hearth, question: str, chat_id: str | None, scope: list[str]):
             stream = lib.ask(question, chat=chat_id, only=scope or None)
         shown = st.empty()
         if stream.passages:  # sources are known before the first token: show them while it streams
-            st.caption(render.text("Sources: " + " · ".join(_where(h.source, h.page, lib) for h in stream.passages)))
+            st.caption(render.text("Sources: " + " · ".join(_where(h.source, h.page, lib, h.ocr) for h in stream.passages)))
         text = ""
         with shown.container():
             st.caption("Thinking…")
@@ -357,8 +357,8 @@ def summarize(lib: Hearth, path: str, chat_id: str | None):
     st.rerun()
 
 
-def _where(source: str, page: int | None, lib: Hearth) -> str:
-    return export.display_path(source, lib.folder) + (f", page {page}" if page else "")
+def _where(source: str, page: int | None, lib: Hearth, ocr: bool = False) -> str:
+    return export.display_path(source, lib.folder) + (f", page {page}" if page else "") + (" (read by OCR)" if ocr else "")
 
 
 def show_answer(answer: Answer, i: int, lib: Hearth):
@@ -380,7 +380,7 @@ def show_answer(answer: Answer, i: int, lib: Hearth):
     cited = {c.n for c in answer.citations}
     for n, hit in enumerate(answer.passages, 1):
         mark = "cited" if n in cited else "not cited"
-        label = f"[{n}] {_where(hit.source, hit.page, lib)}" + (f" · § {hit.section}" if hit.section else "")
+        label = f"[{n}] {_where(hit.source, hit.page, lib, hit.ocr)}" + (f" · § {hit.section}" if hit.section else "")
         with st.expander(render.text(f"{label} · {mark}"), expanded=n in cited):
             spans = [x.span for x in answer.sentences if x.supported and x.n == n]
             st.markdown(render.passage(hit.text, spans))
@@ -414,7 +414,7 @@ def source_view(lib: Hearth, key: str, cited, quote: str):
     prev_col, where_col, next_col = st.columns([1, 2, 1])
     prev_col.button("Previous passage", key=f"prev-{key}", disabled=before is None, icon=":material/arrow_back:",
                     on_click=viewing.__setitem__, args=(key, before.chunk_id if before else hit.chunk_id))
-    where_col.caption(render.text(_where(hit.source, hit.page, lib) + (f" · § {hit.section}" if hit.section else "")))
+    where_col.caption(render.text(_where(hit.source, hit.page, lib, hit.ocr) + (f" · § {hit.section}" if hit.section else "")))
     next_col.button("Next passage", key=f"next-{key}", disabled=after is None, icon=":material/arrow_forward:",
                     on_click=viewing.__setitem__, args=(key, after.chunk_id if after else hit.chunk_id))
     if shown["kind"] == "page":

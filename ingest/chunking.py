@@ -38,6 +38,7 @@ class Chunk:
     heading: str | None
     start: int  # character offsets in the page (PDF) or the file's text
     end: int
+    ocr: bool = False  # read from an image by OCR
 
 
 class Chunker:
@@ -45,6 +46,7 @@ class Chunker:
         from llama_index.core.node_parser import SentenceSplitter
 
         check_sizes(chunk_size, chunk_overlap)
+        self.size, self.tokenize = chunk_size, tokenize
         self.splitter = SentenceSplitter(
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
@@ -58,6 +60,11 @@ class Chunker:
         """Chunks numbered from first_index (a document chunked part by part keeps one numbering)."""
         chunks: list[Chunk] = []
         for section in sections:
+            if section.header:  # offsets: the rows' own span (the repeated header is not in the source there)
+                for text, at, end in self._table_pieces(section):
+                    chunks.append(Chunk(text, first_index + len(chunks), section.page, section.heading,
+                                        section.start + at, section.start + end, section.ocr))
+                continue
             cursor = 0
             for piece in self.splitter.split_text(section.text):
                 # The splitter keeps the original characters, so each piece is found in order;
@@ -68,7 +75,34 @@ class Chunker:
                 if at >= 0:
                     cursor = at + 1
                 start = section.start + max(at, 0)
-                chunks.append(
-                    Chunk(piece, first_index + len(chunks), section.page, section.heading, start, start + len(piece))
-                )
+                chunks.append(Chunk(piece, first_index + len(chunks), section.page, section.heading, start,
+                                    start + len(piece), section.ocr))
         return chunks
+
+    def _table_pieces(self, section: Section) -> list[tuple[str, int, int]]:
+        """(text, offsets of its first row's start and last row's end) of a table cut between rows, each piece headed by the
+        table's header lines; a row too long for a chunk of its own is split by the sentence splitter."""
+        header = section.header
+        room = self.size - len(self.tokenize(header)) - 1
+        rows, at = [], len(header) + 1
+        for line in section.text[at:].split("\n"):
+            rows.append((line, at))
+            at += len(line) + 1
+        pieces, group, used = [], [], 0
+        for line, offset in rows:
+            size = len(self.tokenize(line)) + 1
+            if group and used + size > room:
+                pieces.append(self._rows_piece(header, group))
+                group, used = [], 0
+            if size > room:  # one huge row: its pieces carry no header (there is no room for one)
+                pieces += [(p, offset, offset + len(line)) for p in self.splitter.split_text(line)]
+                continue
+            group.append((line, offset))
+            used += size
+        if group:
+            pieces.append(self._rows_piece(header, group))
+        return pieces or [(header, 0, len(header))]
+
+    @staticmethod
+    def _rows_piece(header: str, group: list[tuple[str, int]]) -> tuple[str, int, int]:
+        return header + "\n" + "\n".join(line for line, _ in group), group[0][1], group[-1][1] + len(group[-1][0])

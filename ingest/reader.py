@@ -35,10 +35,11 @@ from dataclasses import asdict
 
 from . import heap, loaders
 from .chunking import Chunk, ChunkSpec
-from .loaders import LoadError, Loaded, Section
+from .loaders import LoadError, Loaded, Section, ocr
 
 _HEADER = struct.Struct("!Q")
 STARTUP_S = 120  # importing the parser libraries, on a busy machine
+OCR_SHARE = 0.6  # of a file's time limit, OCR may take this much; then it stops and keeps what it read
 
 
 def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
@@ -241,6 +242,7 @@ def _child(memory_bytes: int, timeout_s: float) -> None:
             signal.alarm(alarm)
 
         spec = ChunkSpec(**request["chunk"]) if request["chunk"] else None
+        ocr.start_file(OCR_SHARE * timeout_s)
         reply = read_one(request["path"], spec, send, request.get("limits"))
         signal.alarm(0)
         _send(replies, reply)

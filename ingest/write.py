@@ -328,4 +328,6 @@ def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:
         meta["page"] = c.page
     if c.heading:
         meta["section"] = c.heading[:500]
+    if c.ocr:
+        meta["ocr"] = True
     return meta

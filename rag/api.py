@@ -234,7 +234,8 @@ class Hearth:
         if wanted not in got:
             return None
         text, meta, _ = got[wanted]
-        return Hit(text, meta.get("source", ""), meta.get("page"), 0.0, wanted, meta.get("section"), meta.get("start"))
+        return Hit(text, meta.get("source", ""), meta.get("page"), 0.0, wanted, meta.get("section"), meta.get("start"),
+                   bool(meta.get("ocr")))
 
     def view(self, hit: Hit, quote: str = "") -> dict:
         """What the viewer shows for a passage: a PDF page as a PNG with `quote` (default: the passage)

@@ -208,10 +208,12 @@ def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
         }, indent=2))
         return
     table = Table(title=f"{len(records)} documents in '{escape(lib.name)}'")
-    for col, just in (("file", "left"), ("pages", "right"), ("chunks", "right"), ("size", "right"), ("indexed", "left")):
+    for col, just in (("file", "left"), ("pages", "right"), ("chunks", "right"), ("size", "right"), ("indexed", "left"),
+                      ("notes", "left")):
         table.add_column(col, justify=just, overflow="fold")
-    for r in records:
-        table.add_row(shown(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), _when(r.indexed_at))
+    for r in records:  # notes: pages read by OCR, tables, capped sheets, re-read pages
+        table.add_row(shown(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), _when(r.indexed_at),
+                      escape(r.notes or ""))
     out.print(table)
     for path, reason in problems.items():
         out.print(f"[red]not ingested[/] {shown(path)}: {escape(reason)}")
@@ -267,7 +269,7 @@ def _print_hits(query: str, hits):
         out.print(f"no passages found for {escape(query)!r}")
         return
     for rank, h in enumerate(hits, 1):
-        where = shown(h.source) + (f", page {h.page}" if h.page else "")
+        where = shown(h.source) + (f", page {h.page}" if h.page else "") + (" (read by OCR)" if h.ocr else "")
         out.print(f"[bold]{rank}.[/] [green]{h.score:.3f}[/] {where}"
                   + (f"  [dim]§ {escape(h.section)}[/]" if h.section else ""))
         snippet = " ".join(h.text.split())
@@ -360,7 +362,7 @@ def _print_sources(result):
         out.print("\n[bold]Sources[/]" + ("" if cited else " [dim](retrieved; none cited)[/]"))
     for n, hit in enumerate(result.passages, 1):
         mark = "[green]✓[/]" if n in cited else " "
-        where = shown(hit.source) + (f", page {hit.page}" if hit.page else "")
+        where = shown(hit.source) + (f", page {hit.page}" if hit.page else "") + (" (read by OCR)" if hit.ocr else "")
         out.print(f" {mark} [{n}] {where}" + (f"  [dim]§ {escape(hit.section)}[/]" if hit.section else ""))
     t = result.timings
     out.print(f"[dim]{escape(result.model or 'no model')} · retrieve {t.get('retrieve_ms', 0)} ms · first token "

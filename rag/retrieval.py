@@ -68,11 +68,12 @@ class Hit:
     chunk_id: str
     section: str | None = None
     start: int | None = None  # where the text begins in its page's (or file's) text; None: not known
+    ocr: bool = False  # the page was read from an image by OCR
 
     def to_json(self) -> dict:
-        """The stable shape scripts rely on: text, source, page, score, chunk_id, section, start."""
+        """The stable shape scripts rely on: text, source, page, score, chunk_id, section, start, ocr."""
         return {"text": self.text, "source": self.source, "page": self.page, "score": self.score,
-                "chunk_id": self.chunk_id, "section": self.section, "start": self.start}
+                "chunk_id": self.chunk_id, "section": self.section, "start": self.start, "ocr": self.ocr}
 
 
 def search(library: Library, query: str, k: int = 5, mode: str | None = None, only=None) -> list[Hit]:
@@ -156,7 +157,8 @@ def _hits(library: Library, ids: list[str], vector) -> list[Hit]:
             continue
         doc, meta, emb = by_id[cid]
         score = round(float(np.dot(np.asarray(emb, dtype="float32"), vector)), 4)  # both unit length
-        hits.append(Hit(doc, meta.get("source", ""), meta.get("page"), score, cid, meta.get("section"), meta.get("start")))
+        hits.append(Hit(doc, meta.get("source", ""), meta.get("page"), score, cid, meta.get("section"), meta.get("start"),
+                        bool(meta.get("ocr"))))
     return hits
 
 
@@ -231,7 +233,7 @@ def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> li
         first = b["hit"]
         start_id = chunk_id(b["doc"], min(b["indices"]))
         section = chunks.get(start_id, (None, {}))[1].get("section", first.section)
-        passages.append(Hit(text, first.source, first.page, b["score"], start_id, section, start))
+        passages.append(Hit(text, first.source, first.page, b["score"], start_id, section, start, first.ocr))
     return passages
 
 

@@ -12,7 +12,8 @@ import zlib
 import zipfile
 from pathlib import Path
 
-from make_files import corrupt_pdf, docx_file, encrypted_pdf, image_only_pdf, text_pdf, truncated_copy
+from make_files import (corrupt_pdf, docx_file, encrypted_pdf, epub_file, image_only_pdf, pptx_file, text_pdf,
+                        truncated_copy, xlsx_file)
 
 CORRUPT = "corrupt or unreadable PDF"
 LIMITS = "took longer than|memory limit|crashed the file reader|too deeply nested|corrupt or unreadable"
@@ -111,6 +112,52 @@ def zip_bomb_docx(path: Path, expanded_mb: int = 400) -> Path:
     return path
 
 
+def zip_bomb(path: Path, member: str, head: bytes, block: bytes, tail: bytes, expanded_mb: int = 400) -> Path:
+    """The zip archive at `path` with `member` rewritten to expand to `expanded_mb` MB of `block`."""
+    with zipfile.ZipFile(path) as src:
+        parts = {name: src.read(name) for name in src.namelist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+        for name, data in parts.items():
+            if name != member:
+                dst.writestr(name, data)
+        with dst.open(member, "w") as fh:
+            fh.write(head)
+            for _ in range(expanded_mb * 2**20 // len(block)):
+                fh.write(block)
+            fh.write(tail)
+    return path
+
+
+def pixel_bomb_png(path: Path, side: int = 30_000) -> Path:
+    """A PNG of side x side pixels (900 megapixels) that is a few hundred kB on disk."""
+    import struct
+
+    row = b"\x00" + b"\x00" * (side // 8)  # filter byte, then one bit per pixel
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def blank_scan_pdf(path: Path, pages: int = 10_000) -> Path:
+    """A 'scan' of `pages` blank pages: one small image, drawn on every page (a few hundred kB)."""
+    from fpdf import FPDF
+    from PIL import Image
+
+    image = Image.new("L", (200, 280), 255)
+    pdf = FPDF()
+    for _ in range(pages):
+        pdf.add_page()
+        pdf.image(image, x=0, y=0, w=pdf.w, h=pdf.h)
+    pdf.output(str(path))
+    return path
+
+
 def malformed_corpus(root: Path, manuals: Path) -> dict[str, str]:
     """Write the bad files; returns {name: a regular expression the reported reason must match}."""
     root.mkdir(parents=True, exist_ok=True)
@@ -124,7 +171,8 @@ def malformed_corpus(root: Path, manuals: Path) -> dict[str, str]:
     corrupt_pdf(bad("corrupt.pdf", CORRUPT))
     truncated_copy(manuals / "R-data.pdf", bad("truncated.pdf", CORRUPT))
     encrypted_pdf(bad("locked.pdf", "encrypted PDF; needs a password"), user_password="hunter2")
-    image_only_pdf(bad("scan.pdf", "no text layer; needs OCR"))
+    image_only_pdf(bad("drawings-only.pdf", "no text found in the PDF"))
+    blank_scan_pdf(bad("blank-10000-page-scan.pdf", "OCR found no text .*of 10000|took longer than"))
     bad("header-only.pdf", CORRUPT).write_bytes(b"%PDF-1.4\n")
     bad("webpage.pdf", CORRUPT).write_bytes(b"<!doctype html><html><body>Not found</body></html>\n" * 20)
     bad("zero.pdf", "empty file").write_bytes(b"")
@@ -156,7 +204,44 @@ def malformed_corpus(root: Path, manuals: Path) -> dict[str, str]:
     good = docx_file(root / "cut.tmpdocx", [("Heading", ["Some text. " * 200])])
     truncated_copy(good, bad("truncated.docx", "not a valid .docx file"), 0.5)
     good.unlink()
+    # Office, OpenDocument, e-books, mail, spreadsheets
+    for kind, ext, make in (("Excel", "xlsx", lambda p: xlsx_file(p, {"S": [["a", "b"], ["1", "2"]] * 200})),
+                            ("PowerPoint", "pptx", lambda p: pptx_file(p, [("Title", "Body text. " * 200, "Notes")]))):
+        bad(f"locked.{ext}", f"password-protected or an old {kind}").write_bytes(
+            bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 4088)
+        truncated_copy(make(root / f"cut.tmp{ext}"), bad(f"truncated.{ext}", f"not a valid .{ext} file"), 0.5)
+        (root / f"cut.tmp{ext}").unlink()
+        bad(f"fake.{ext}", f"not a valid .{ext} file").write_bytes(b"PK\x03\x04 but not really a zip archive")
+    zip_bomb(xlsx_file(bad("zip-bomb.xlsx", "expands to .* MB .a zip bomb"), {"S": [["a"]]}), "xl/worksheets/sheet1.xml",
+             b"<worksheet><sheetData>", b"<row><c><v>1</v></c></row>" * 1000, b"</sheetData></worksheet>")
+    zip_bomb(epub_file(bad("zip-bomb.epub", "expands to .* MB .a zip bomb"), [("One", "<p>x</p>")]), "OEBPS/text/c0.xhtml",
+             b"<html><body>", b"<p>spam</p>" * 1000, b"</body></html>")
+    with zipfile.ZipFile(bad("no-container.epub", "damaged e-book|container.xml is missing"), "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+    bad("broken.ods", "damaged .ods file").write_bytes(_odf_broken())
+    bad("not-mail.eml", "not an e-mail message").write_bytes(b"\n\n just some words, no headers")
+    bad("not-mail.mbox", "no messages found").write_bytes(b"Dear diary, no From line here.\n" * 20)
+    # Images
+    pixel_bomb_png(bad("pixel-bomb.png", "larger than .* pixels .a decompression bomb"))
+    bad("noise.png", "not a readable image").write_bytes(os.urandom(5000))
+    bad("html.jpg", "not a readable image").write_bytes(b"<html>not an image</html>" * 40)
+    from PIL import Image
+
+    Image.new("L", (800, 600), 255).save(root / "whole.tmppng", format="PNG")
+    truncated_copy(root / "whole.tmppng", bad("truncated.png", "not a readable image|no text"), 0.5)
+    (root / "whole.tmppng").unlink()
+    Image.new("RGB", (640, 480), (255, 255, 255)).save(bad("blank.jpg", "OCR found no text in the image"))
     return expected
+
+
+def _odf_broken() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", "<office:document-content><unclosed>")
+    return buffer.getvalue()
 
 
 def good_neighbours(root: Path) -> dict[str, str]:

@@ -105,3 +105,31 @@ def test_a_file_over_the_character_or_passage_limit_is_reported_and_the_rest_ing
     assert lib.collection.count() == 1 and store_snapshot(lib)["orphans"] == []  # R-data's first parts undone
     again = Ingestor(open_library(max_file_chunks=100_000)).sync([folder / "R-data.pdf"], force=True)
     assert again.count("added") == 1  # the shared reader process is fine after stopping a file mid-way
+
+
+@pytest.mark.slow
+def test_a_million_row_csv_is_capped_with_a_note_and_read_within_the_limits(tmp_path, open_library):
+    from ingest.loaders import sheets
+
+    big = tmp_path / "readings.csv"
+    with open(big, "w") as fh:
+        fh.write("reading,meter,kwh\n")
+        for i in range(1_000_000):
+            fh.write(f"{i},meter-{i % 97},{i % 1000}\n")
+    lib = open_library()
+    report = Ingestor(lib).sync([big])
+    [result] = report.results
+    assert result.status == "added", result.reason
+    assert result.reason == f"the file has 1,000,001 rows; only the first {sheets.MAX_ROWS:,} were read"
+    hit = search(lib, "| 4242 | meter-71 | 242 |", k=1, mode="keyword")[0]
+    assert "| 4242 | meter-71 | 242 |" in hit.text and hit.text.startswith("| reading | meter | kwh |")
+
+
+def test_ocr_stops_at_the_time_limit_and_keeps_the_pages_it_read(tmp_path, manuals):
+    from make_files import page_images, scanned_pdf
+
+    pdf = scanned_pdf(tmp_path / "long-scan.pdf", page_images(manuals / "R-intro.pdf", [11]) * 40)
+    loaded = reader.Reader(timeout_s=16, memory_mb=1536).load(str(pdf))
+    read = len(loaded.sections)
+    assert 1 <= read < 40 and all(s.ocr for s in loaded.sections)
+    assert any(f"OCR stopped at the time limit after {read} of 40 scanned page(s)" in n for n in loaded.notes), loaded.notes

@@ -21,6 +21,8 @@ class Section:
     page: int | None = None  # 1-based page number, PDFs only
     heading: str | None = None  # nearest section heading, where known
     start: int = 0  # offset of `text` within its page (PDF) or within the whole file
+    header: str | None = None  # a table's header lines (tables.py), repeated atop each chunk cut from it
+    ocr: bool = False  # the text was read from an image by OCR (ocr.py)
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Loaded:
 
 
 def _loaders():
-    from . import docx, html, markdown, pdf, text
+    from . import docx, epub, html, images, mail, markdown, odf, pdf, pptx, sheets, text
 
     return {
         ".pdf": pdf.load,
@@ -45,10 +47,21 @@ def _loaders():
         ".html": html.load,
         ".htm": html.load,
         ".docx": docx.load,
+        ".odt": odf.load_text,
+        ".pptx": pptx.load,
+        ".xlsx": sheets.load_xlsx,
+        ".ods": odf.load_sheets,
+        ".csv": sheets.load_csv,
+        ".epub": epub.load,
+        ".eml": mail.load_eml,
+        ".mbox": mail.load_mbox,
+        **{ext: images.load for ext in images.EXTENSIONS},
     }
 
 
-SUPPORTED = frozenset({".pdf", ".txt", ".text", ".rst", ".md", ".markdown", ".html", ".htm", ".docx"})
+SUPPORTED = frozenset({".pdf", ".txt", ".text", ".rst", ".md", ".markdown", ".html", ".htm", ".docx", ".odt",
+                       ".pptx", ".xlsx", ".ods", ".csv", ".epub", ".eml", ".mbox",
+                       ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
 
 
 def is_supported(path: str | Path) -> bool:
@@ -76,7 +89,11 @@ def warm_up() -> None:
     """Import the parser libraries now, so that no file's time limit pays for them."""
     import charset_normalizer  # noqa: F401
     import docx  # noqa: F401
+    import lxml.etree  # noqa: F401
+    import openpyxl  # noqa: F401
+    import pptx  # noqa: F401
     import pypdf  # noqa: F401
+    from PIL import Image  # noqa: F401
     from llama_index.core.node_parser import MarkdownNodeParser  # noqa: F401
 
     _loaders()

@@ -1,38 +1,18 @@
-"""Word .docx: paragraphs and tables, split at Heading/Title styled paragraphs."""
+"""Word .docx: paragraphs, split at Heading/Title styled paragraphs, and tables (tables.py)."""
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
 
-from . import LoadError, Loaded, Section
-
-OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")  # Office's older container, also used for encrypted .docx
-MAX_EXPANDED = 256 * 2**20  # no real .docx expands to more; a zip bomb does
-MAX_RATIO = 100  # XML compresses ~10:1; a bomb far more
-
-
-def _check_archive(path: Path) -> None:
-    with open(path, "rb") as fh:
-        if fh.read(8) == OLE_MAGIC:
-            raise LoadError("password-protected or an old Word (.doc) file renamed to .docx; "
-                            "open and save it as .docx without a password")
-    try:
-        with zipfile.ZipFile(path) as z:
-            expanded = sum(info.file_size for info in z.infolist())
-    except zipfile.BadZipFile:
-        return  # python-docx says why
-    size = max(path.stat().st_size, 1)
-    if expanded > MAX_EXPANDED or (expanded > 16 * 2**20 and expanded / size > MAX_RATIO):
-        raise LoadError(f"suspicious archive: {size / 2**20:.2g} MB that expands to {expanded / 2**20:,.0f} MB "
-                        "(a zip bomb?); not read")
-
+from . import LoadError, Loaded, Section, archive
+from .tables import table_section
 
 def load(path: Path) -> Loaded:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
-    _check_archive(path)
+    archive.check(path, "Word")
     try:
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as exc:
@@ -45,6 +25,14 @@ def load(path: Path) -> Loaded:
         sections.append(Section(text, heading=heading, start=offset))
         offset += len(text) + 1
         lines = []
+
+    def add_table(rows):
+        nonlocal offset
+        close()
+        table = table_section(rows, heading=heading, start=offset)
+        if table is not None:
+            sections.append(table)
+            offset += len(table.text) + 1
 
     for block in document.element.body.iterchildren():
         tag = block.tag.rsplit("}", 1)[-1]
@@ -59,9 +47,6 @@ def load(path: Path) -> Loaded:
                 lines.append(text)
         elif tag == "tbl":
             table = docx.table.Table(block, document)
-            for row in table.rows:
-                cells = [c.text.strip() for c in row.cells]
-                if any(cells):
-                    lines.append(" | ".join(cells))
+            add_table([[c.text for c in row.cells] for row in table.rows])
     close()
     return Loaded(sections)

@@ -1,4 +1,5 @@
-"""HTML: the visible text only (no script, style or markup), split at headings."""
+"""HTML: the visible text only (no script, style or markup), split at headings; tables as tables
+(tables.py). A table inside a table cell is read as that cell's text."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from . import Loaded, Section
+from .tables import table_section
 from .text import read_text
 
 _HIDDEN = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
@@ -24,12 +26,30 @@ class _Visible(HTMLParser):
         self.heading: list[str] | None = None
         self.title: list[str] = []
         self.in_title = False
+        self.tables = 0  # depth of <table> nesting
+        self.rows: list[list[list[str]]] = []  # the outermost table's rows of cells (cell: its pieces)
+        self.tables_at: dict[int, list] = {}  # index in self.sections -> the rows of the table before it
+
+    def _in_cell(self) -> bool:
+        return self.tables >= 1 and bool(self.rows) and bool(self.rows[-1])
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
             self.in_title = True
         if tag in _HIDDEN:
             self.hidden += 1
+        elif tag == "table" and not self.hidden:
+            self.tables += 1
+            if self.tables == 1:
+                self.rows = []
+        elif self.tables == 1 and tag == "tr":
+            self.rows.append([])
+        elif self.tables == 1 and tag in ("td", "th"):
+            if not self.rows:
+                self.rows.append([])
+            self.rows[-1].append([])
+        elif self.tables > 1 and tag in ("td", "th", "tr") and self._in_cell():
+            self.rows[-1][-1].append(" ")
         elif tag in _HEADINGS and not self.hidden:
             self.heading = []
         elif tag in _BLOCK:
@@ -44,6 +64,12 @@ class _Visible(HTMLParser):
             self.in_title = False
         if tag in _HIDDEN:
             self.hidden = max(0, self.hidden - 1)
+        elif tag == "table" and self.tables and not self.hidden:
+            self.tables -= 1
+            if self.tables == 0:
+                self.sections.append((self.sections[-1][0], []))  # the text after the table
+                self.tables_at[len(self.sections) - 1] = [["".join(cell) for cell in row] for row in self.rows]
+                self.rows = []
         elif tag in _HEADINGS and self.heading is not None:
             title = " ".join("".join(self.heading).split())
             self.sections.append((title or None, [title, "\n"]))
@@ -55,6 +81,10 @@ class _Visible(HTMLParser):
         if self.in_title:
             self.title.append(data)
         if self.hidden:
+            return
+        if self.tables:
+            if self._in_cell():
+                self.rows[-1][-1].append(data)
             return
         (self.heading if self.heading is not None else self.sections[-1][1]).append(data)
 
@@ -70,12 +100,22 @@ def _tidy(text: str) -> str:
 
 
 def load(path: Path) -> Loaded:
+    return Loaded(sections_of(read_text(path)))
+
+
+def sections_of(markup: str) -> list[Section]:
+    """The visible text of an HTML document, split at headings, tables as tables (e-book chapters
+    and mail bodies come here too)."""
     parser = _Visible()
-    parser.feed(read_text(path))
+    parser.feed(markup)
     parser.close()
-    sections, offset = [], 0
-    for heading, parts in parser.sections:
+    sections, offset, title = [], 0, _tidy("".join(parser.title)) or None
+    for i, (heading, parts) in enumerate(parser.sections):
+        table = table_section(parser.tables_at[i], heading=heading or title, start=offset) if i in parser.tables_at else None
+        if table is not None:
+            sections.append(table)
+            offset += len(table.text) + 2
         text = _tidy("".join(parts))
-        sections.append(Section(text, heading=heading or (_tidy("".join(parser.title)) or None), start=offset))
+        sections.append(Section(text, heading=heading or title, start=offset))
         offset += len(text) + 2
-    return Loaded(sections)
+    return sections

@@ -5,6 +5,10 @@ an odd space width (common in TeX output) defeat that and give "thepackagemainte
 page has most of its letters in implausibly long runs; for those pages (only) we ask pdfium, which
 places spaces from glyph positions, and keep its text when it finds clearly more words.
 The outline (bookmarks), where present, gives each page its nearest section heading.
+A page with no text but an image on it (a scan) is rendered by pdfium and read by OCR (ocr.py);
+pages that have text are never OCR'd. A page drawn with enough lines to hold a ruled table is
+searched for tables by pdfplumber: each becomes a table passage (tables.py), and the page's text is
+then what lies outside them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import logging
 import re
 from pathlib import Path
 
-from . import LoadError, Loaded, Section
+from . import LoadError, Loaded, Section, ocr
+from .tables import table_section
 
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 GLUE_RUN = 20  # letters: English words this long are rare, glued runs are common
@@ -30,14 +35,79 @@ def glued_share(text: str) -> float:
     return sum(len(r) for r in runs if len(r) >= GLUE_RUN) / letters
 
 
-def _pdfium_text(path: Path, cache: dict, index: int) -> str:
+def _pdfium_page(path: Path, cache: dict, index: int):
     if "doc" not in cache:
         import pypdfium2
 
         cache["doc"] = pypdfium2.PdfDocument(str(path))
-    page = cache["doc"][index]
+    return cache["doc"][index]
+
+
+def _pdfium_text(path: Path, cache: dict, index: int) -> str:
+    page = _pdfium_page(path, cache, index)
     try:
         return page.get_textpage().get_text_range().replace("\r\n", "\n").replace("\r", "\n")
+    finally:
+        page.close()
+
+
+def _ocr_text(path: Path, cache: dict, index: int) -> str | None:
+    """The OCR'd text of a page that shows an image (None: it shows none, so it is blank)."""
+    import pypdfium2.raw as pdfium_c
+
+    page = _pdfium_page(path, cache, index)
+    try:
+        if next(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3), None) is None:
+            return None
+        width, height = page.get_size()
+        scale = min(ocr.DPI / 72, ocr.MAX_SIDE / max(width, height, 1))
+        return ocr.read(page.render(scale=scale).to_pil())
+    finally:
+        page.close()
+
+
+MIN_RULES = 8  # drawn paths on a page before it is worth searching for a ruled table
+
+
+def _may_hold_table(path: Path, cache: dict, index: int) -> bool:
+    """Whether the page draws at least MIN_RULES paths (lines, rectangles): a cheap count in pdfium,
+    so that pdfplumber (slow) sees only the pages that could hold a ruled table."""
+    import pypdfium2.raw as pdfium_c
+
+    page = _pdfium_page(path, cache, index)
+    try:
+        raw, paths = page.raw, 0
+        for i in range(pdfium_c.FPDFPage_CountObjects(raw)):
+            if pdfium_c.FPDFPageObj_GetType(pdfium_c.FPDFPage_GetObject(raw, i)) == pdfium_c.FPDF_PAGEOBJ_PATH:
+                paths += 1
+                if paths >= MIN_RULES:
+                    return True
+        return False
+    finally:
+        page.close()
+
+
+def _tables(path: Path, cache: dict, index: int, heading: str | None) -> tuple[str | None, list[Section]]:
+    """(the page's text outside its tables, the tables as sections); (None, []) when it has none."""
+    import pdfplumber
+
+    if "plumber" not in cache:
+        cache["plumber"] = pdfplumber.open(str(path))
+    page = cache["plumber"].pages[index]
+    try:
+        found = [(t.bbox, t.extract()) for t in page.find_tables()]
+        found = [(box, rows) for box, rows in found if len(rows) >= 2 and max(len(r) for r in rows) >= 2]
+        if not found:
+            return None, []
+        boxes = [box for box, _ in found]
+
+        def outside(obj) -> bool:
+            middle_x, middle_y = (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
+            return not any(x0 <= middle_x <= x1 and top <= middle_y <= bottom for x0, top, x1, bottom in boxes)
+
+        text = page.filter(lambda obj: obj.get("object_type") != "char" or outside(obj)).extract_text() or ""
+        sections = [t for _, rows in found if (t := table_section(rows, page=index + 1, heading=heading))]
+        return text, sections
     finally:
         page.close()
 
@@ -67,6 +137,12 @@ def _outline_headings(reader) -> tuple[list[int], list[str]]:
 
 
 PAGES_PER_PART = 32  # pages handed to a sink at a time (see loaders.load)
+OCR_PAGES_PER_PART = 4  # OCR'd pages: so that a long scan shows progress and its passages are embedded as it goes
+
+
+def _heading_at(index: int, starts: list[int], titles: list[str]) -> str | None:
+    at = bisect.bisect_right(starts, index) - 1
+    return titles[at] if at >= 0 else None
 
 
 def _page_sections(text: str, index: int, starts: list[int], titles: list[str]) -> list[Section]:
@@ -84,8 +160,7 @@ def _page_sections(text: str, index: int, starts: list[int], titles: list[str]) 
             cursor = found.end()
     heading = titles[before] if before >= 0 else None
     if not cuts:
-        return [Section(text, page=index + 1, heading=titles[bisect.bisect_right(starts, index) - 1]
-                        if bisect.bisect_right(starts, index) > 0 else None)]
+        return [Section(text, page=index + 1, heading=_heading_at(index, starts, titles))]
     out = [Section(text[: cuts[0][0]], page=index + 1, heading=heading)] if text[: cuts[0][0]].strip() else []
     pending = None  # a heading with no text of its own ("2.5 How can R be installed?" before 2.5.1)
     for (at, title), (end, _) in zip(cuts, cuts[1:] + [(len(text), None)]):
@@ -123,7 +198,8 @@ def load(path: Path, sink=None) -> Loaded:
 
     starts, titles = _outline_headings(reader)
     sections, pdfium, notes, streamed = [], {}, [], 0
-    reextracted, failed = [], []
+    reextracted, failed, scanned, unread, table_pages = [], [], [], 0, []
+    since_sink = 0  # OCR'd pages not yet handed to the sink (each takes seconds: hand them on soon)
     for index in range(n_pages):
         try:
             text = reader.pages[index].extract_text() or ""
@@ -138,21 +214,58 @@ def load(path: Path, sink=None) -> Loaded:
                 (failed if text is None else reextracted).append(index + 1)
                 text = alt
         if not text.strip():
-            continue
-        sections += _page_sections(text, index, starts, titles)
-        if sink is not None and len(sections) >= PAGES_PER_PART:
+            if ocr.out_of_time():
+                unread += 1
+                continue
+            try:
+                read = _ocr_text(path, pdfium, index)
+            except Exception:  # an image pdfium cannot render: the page stays unread
+                read = None
+            if read is None:
+                continue
+            scanned.append(index + 1)
+            since_sink += 1
+            if read.strip():
+                sections.append(Section(read, page=index + 1, heading=_heading_at(index, starts, titles), ocr=True))
+        else:
+            tables: list[Section] = []
+            if _may_hold_table(path, pdfium, index):
+                try:
+                    outside, tables = _tables(path, pdfium, index, _heading_at(index, starts, titles))
+                except Exception:  # pdfplumber failing on a page costs its tables, not its text
+                    outside, tables = None, []
+                if tables:
+                    text = outside
+                    table_pages.append(index + 1)
+            if text.strip():
+                sections += _page_sections(text, index, starts, titles)
+            sections += tables
+        if sink is not None and sections and (len(sections) >= PAGES_PER_PART or since_sink >= OCR_PAGES_PER_PART):
             sink(sections)
-            streamed, sections = streamed + len(sections), []
+            streamed, sections, since_sink = streamed + len(sections), [], 0
+    if "plumber" in pdfium:
+        pdfium["plumber"].close()
     if "doc" in pdfium:
         pdfium["doc"].close()
     if reextracted:
         notes.append(f"{len(reextracted)} page(s) had glued words; re-read with pdfium: {_pages(reextracted)}")
     if failed:
         notes.append(f"pypdf failed on {len(failed)} page(s), read with pdfium: {_pages(failed)}")
+    if scanned:
+        notes.append(f"{len(scanned)} page(s) read by OCR: {_pages(scanned)}")
+    if table_pages:
+        notes.append(f"tables read as tables on {len(table_pages)} page(s): {_pages(table_pages)}")
+    if unread:
+        notes.append(ocr.stopped_note(len(scanned), len(scanned) + unread))
     if not sections and not streamed:
         if n_pages == 0:
             raise LoadError("PDF has no pages")
-        raise LoadError("no text layer; needs OCR (scanned or image-only PDF)")
+        if unread:
+            raise LoadError(f"scanned PDF: OCR found no text in the {len(scanned)} page(s) it read before the time "
+                            f"limit, of {len(scanned) + unread} (HEARTH_PARSE_TIMEOUT)")
+        if scanned:
+            raise LoadError(f"scanned PDF: OCR found no text on its {len(scanned)} page(s)")
+        raise LoadError("no text found in the PDF (its pages are blank)")
     return Loaded(sections, pages=n_pages, notes=notes, streamed=streamed)
 
 

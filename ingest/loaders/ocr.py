@@ -1,0 +1,101 @@
+"""OCR of page images with RapidOCR: PaddleOCR's PP-OCRv4 detection and recognition models run by
+ONNX Runtime. The models ship in the rapidocr-onnxruntime wheel, so `make setup` installs them from
+PyPI and nothing is fetched at run time. (Tesseract, compared in bench/ocr.py, needs Debian
+packages and root to install; see docs/performance.md for the comparison.)
+
+It runs in the reader child (reader.py), under the file's time and memory limits. RapidOCR gives
+text boxes; they are put back into lines (boxes whose vertical middles fall within half a line
+height of each other, left to right) and paragraphs (a gap of more than a line between lines).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import unicodedata
+
+DPI = 150  # pages are rendered at this resolution for OCR: 10 pt text is ~20 px high, enough for PP-OCR
+MAX_PIXELS = 60_000_000  # larger images are refused (PIL's decompression-bomb guard is at 179 MP)
+
+_engine = None
+
+
+def engine():
+    global _engine
+    if _engine is None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        threads = max(1, min(4, os.cpu_count() or 1))
+        # No text-direction classifier: pages are upright, and it turned some upright lines by 180
+        # degrees, which garbled them (bench/ocr.py: character error rate 4.3 % with it, see README).
+        _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, use_cls=False,
+                           det_box_thresh=0.3)  # fainter boxes kept: fewer lines missed (1.5 % -> 1.0 %)
+    return _engine
+
+
+def read(image) -> str:
+    """The text of a PIL image, in reading order ('' when none is found)."""
+    import numpy as np
+
+    global _last_page_s
+    started = time.monotonic()
+    rgb = image.convert("RGB")
+    found, _ = engine()(np.asarray(rgb)[:, :, ::-1])  # RapidOCR expects OpenCV's BGR order
+    _last_page_s = time.monotonic() - started
+    return lines_to_text(found or [])
+
+
+def lines_to_text(found: list) -> str:
+    """RapidOCR's [box, text, score] results, grouped into lines and paragraphs."""
+    boxes = []
+    for box, text, _score in found:
+        ys = [p[1] for p in box]
+        xs = [p[0] for p in box]
+        boxes.append((min(ys), max(ys), min(xs), text.strip()))
+    boxes.sort()
+    lines: list[list] = []  # [top, bottom, [(x, text), ...]]
+    for top, bottom, left, text in boxes:
+        middle = (top + bottom) / 2
+        for line in lines[-3:]:
+            if abs((line[0] + line[1]) / 2 - middle) < (line[1] - line[0]) / 2:
+                line[2].append((left, text))
+                break
+        else:
+            lines.append([top, bottom, [(left, text)]])
+    out, last_bottom, last_height = [], None, None
+    for top, bottom, words in lines:
+        if last_bottom is not None and top - last_bottom > 1.0 * last_height:
+            out.append("")
+        out.append(" ".join(t for _, t in sorted(words) if t))
+        last_bottom, last_height = bottom, bottom - top
+    # NFKC: the recognition model also reads Chinese and returns full-width punctuation ("，" "）")
+    return unicodedata.normalize("NFKC", "\n".join(out)).strip()
+
+
+MAX_SIDE = 2400  # pixels: RapidOCR works on at most 2000 anyway; a poster-sized page is scaled down
+_deadline: float | None = None  # set per file by the reader child: OCR stops here, keeping what it read
+_last_page_s = 0.0  # how long the last page took: the next one is not started if it would end too late
+
+
+def start_file(time_s: float | None) -> None:
+    """Allow OCR `time_s` seconds for the next file (None: no limit). The reader child gives it most
+    of the file's time limit, so that a long scan keeps the pages read in time instead of failing."""
+    global _deadline
+    _deadline = None if time_s is None else time.monotonic() + time_s
+
+
+def out_of_time() -> bool:
+    return _deadline is not None and time.monotonic() + 1.5 * _last_page_s > _deadline
+
+
+def stopped_note(done: int, total: int) -> str:
+    return (f"OCR stopped at the time limit after {done} of {total} scanned page(s); the rest is not "
+            "searchable (raise HEARTH_PARSE_TIMEOUT and re-index it: hearth ingest --force)")
+
+
+def fit(image):
+    """The image scaled down so that its longer side is at most MAX_SIDE pixels."""
+    if max(image.size) > MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((MAX_SIDE, MAX_SIDE))
+    return image

@@ -10,9 +10,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from . import LoadError, Loaded, Section, archive
+from . import LoadError, Loaded, archive
 from .sheets import MAX_COLUMNS, MAX_ROWS, sheet
-from .tables import table_section
+from .tables import Blocks
 
 TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
@@ -91,33 +91,18 @@ def load_text(path: Path) -> Loaded:
     body = root.find(f"{OFFICE}body/{OFFICE}text")
     if body is None:
         raise LoadError("not an OpenDocument text file (no text body)")
-    sections, heading, lines, offset = [], None, [], 0
-
-    def close():
-        nonlocal offset, lines
-        text = "\n".join(lines)
-        sections.append(Section(text, heading=heading, start=offset))
-        offset += len(text) + 1
-        lines = []
+    blocks = Blocks()
 
     def walk(element):
-        nonlocal heading, offset
         for child in element:
             if child.tag == TEXT + "h":
-                close()
-                heading = " ".join(_text(child).split()) or heading
-                lines.append(heading or "")
+                blocks.start(" ".join(_text(child).split()) or blocks.heading or "")
             elif child.tag == TEXT + "p":
-                lines.append(_text(child).strip())
+                blocks.line(_text(child).strip())
             elif child.tag == TABLE + "table":
-                close()
-                table = table_section(list(_rows(child)), heading=heading, start=offset)
-                if table is not None:
-                    sections.append(table)
-                    offset += len(table.text) + 1
+                blocks.table(list(_rows(child)))
             elif child.tag in (TEXT + "list", TEXT + "list-item", TEXT + "section", TEXT + "list-header"):
                 walk(child)
 
     walk(body)
-    close()
-    return Loaded(sections)
+    return Loaded(blocks.done())

@@ -35,3 +35,40 @@ def table_section(rows: list[list], page: int | None = None, heading: str | None
         return None
     header = lines[0] + "\n" + "|" + " --- |" * width
     return Section("\n".join([header] + lines[1:]), page=page, heading=heading, start=start, header=header, ocr=ocr)
+
+
+class Blocks:
+    """A document's sections, built block by block (Word, OpenDocument): lines gather under the
+    current heading; a heading or a table closes them. Offsets count the text as joined by newlines."""
+
+    def __init__(self):
+        self.sections: list[Section] = []
+        self.heading: str | None = None
+        self.lines: list[str] = []
+        self.offset = 0
+
+    def _close(self):
+        text = "\n".join(self.lines)
+        self.sections.append(Section(text, heading=self.heading, start=self.offset))
+        self.offset += len(text) + 1
+        self.lines = []
+
+    def line(self, text: str):
+        self.lines.append(text)
+
+    def start(self, heading: str):
+        """A heading: the lines so far end their section; it starts the next (and is its first line)."""
+        self._close()
+        self.heading = heading
+        self.lines.append(heading)
+
+    def table(self, rows: list[list]):
+        self._close()
+        table = table_section(rows, heading=self.heading, start=self.offset)
+        if table is not None:
+            self.sections.append(table)
+            self.offset += len(table.text) + 1
+
+    def done(self) -> list[Section]:
+        self._close()
+        return self.sections

@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 from ingest import loaders
 from ingest.library import Library, chunk_id, split_id
+from ingest.loaders.images import EXTENSIONS as IMAGE_TYPES
 from ingest.manifest import FileRecord
 from ingest.pipeline import FileResult, Ingestor, Report, rebuild
 from ingest.settings import Settings, load_settings
@@ -245,12 +246,16 @@ class Hearth:
         if not os.path.isfile(hit.source):
             return {"kind": "missing"}
         try:
-            if hit.page:
+            suffix = Path(hit.source).suffix.lower()
+            if suffix == ".pdf" and hit.page:  # a scanned page shows as scanned: no text layer to highlight
                 png, boxes = viewer.page_image(hit.source, hit.page, quote)
                 return {"kind": "page", "png": png, "boxes": boxes}
-            text = ""
-            for section in loaders.load(hit.source).sections:  # the file's text, as it was indexed
-                text = text.ljust(section.start) + section.text if section.start >= len(text) else text
+            if suffix in IMAGE_TYPES:  # a photo or scan: the image itself (OCR has no offsets)
+                return {"kind": "page", "png": viewer.image_page(hit.source, hit.page or 1), "boxes": []}
+            text = ""  # the file's text (of the passage's page: a slide, a sheet), as it was indexed
+            for section in loaders.load(hit.source).sections:
+                if section.page == hit.page:
+                    text = text.ljust(section.start) + section.text if section.start >= len(text) else text
             where = viewer.find_words(text[max(0, (hit.start or 0) - 200):], quote)
             if where is None:
                 return {"kind": "text", "text": hit.text, "span": None}

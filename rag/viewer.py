@@ -2,6 +2,7 @@
 
     page_image(path, page, quote)   # PDF: the page rendered by pdfium, the span's character boxes
                                     # painted over; PNG bytes and the boxes (in image pixels)
+    image_page(path, page)          # an image file (OCR'd): the image itself, PNG bytes
     in_context(text, start, end)    # other files: the text around the span, and where the span is
 
 A span's offsets come from pypdf's text of the page, pdfium's text of it differs in spacing and line
@@ -67,6 +68,19 @@ def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tup
         return out.getvalue(), boxes
     finally:
         doc.close()
+
+
+def image_page(path: str | Path, page: int = 1, side: int = 1600) -> bytes:
+    """PNG of an image file's page `page` (a multi-page TIFF's frame), at most `side` pixels across."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.seek(min(max(page - 1, 0), getattr(image, "n_frames", 1) - 1))
+        frame = image.convert("RGB")
+    frame.thumbnail((side, side))
+    out = io.BytesIO()
+    frame.save(out, format="PNG")
+    return out.getvalue()
 
 
 def in_context(text: str, start: int, end: int, chars: int = CONTEXT_CHARS) -> tuple[str, tuple[int, int]]:

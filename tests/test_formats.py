@@ -181,3 +181,22 @@ def test_every_format_is_ingested_and_a_row_question_finds_its_row(tmp_path, hom
     assert "tables read as tables on 1 page(s): 1" in docs[str(folder / "costs.pdf")]["notes"]
     shown = run_hearth(home, "search", "recall and editing capabilities under UNIX", "-k", "1")
     assert "scan.pdf, page 1 (read by OCR)" in " ".join(shown.stdout.split()), shown.stdout
+
+
+def test_the_source_viewer_shows_a_slide_a_sheet_and_a_scanned_image(tmp_path, home, embedder, manuals):
+    from rag.api import Hearth, load_settings
+    from rag.retrieval import Hit
+
+    deck = pptx_file(tmp_path / "talk.pptx", [("Budget", "We spend less on heating.", "Mention the boiler."),
+                                              ("Suppliers", "Three firms look after the house.", "Ask about the sweep.")])
+    book = xlsx_file(tmp_path / "house.xlsx", {"Costs": PRICES, "Readings": [["Month", "kWh"], ["May", 312]]})
+    page_images(manuals / "R-intro.pdf", [11])[0].save(tmp_path / "scan.png")
+    with Hearth(load_settings(), embedder=embedder) as h:
+        slide = h.view(Hit("Three firms look after the house.", str(deck), 2, 0.0, "d:1", "Slide 2: Suppliers", 0))
+        assert slide["kind"] == "text" and "Ask about the sweep" in slide["text"] and "heating" not in slide["text"]
+        start, end = slide["span"]
+        assert slide["text"][start:end] == "Three firms look after the house."
+        sheet = h.view(Hit("| May | 312 |", str(book), 2, 0.0, "d:2", "Readings", 0), quote="| May | 312 |")
+        assert sheet["kind"] == "text" and "| Month | kWh |" in sheet["text"] and "Northside" not in sheet["text"]
+        scan = h.view(Hit("The recall and editing", str(tmp_path / "scan.png"), 1, 0.0, "d:3", None, 0, ocr=True))
+        assert scan["kind"] == "page" and scan["png"].startswith(b"\x89PNG")

@@ -200,3 +200,13 @@ def test_the_source_viewer_shows_a_slide_a_sheet_and_a_scanned_image(tmp_path, h
         assert sheet["kind"] == "text" and "| Month | kWh |" in sheet["text"] and "Northside" not in sheet["text"]
         scan = h.view(Hit("The recall and editing", str(tmp_path / "scan.png"), 1, 0.0, "d:3", None, 0, ocr=True))
         assert scan["kind"] == "page" and scan["png"].startswith(b"\x89PNG")
+
+
+def test_uploads_and_the_watcher_take_every_new_type(tmp_path):
+    from rag import uploads
+
+    for ext in (".pptx", ".xlsx", ".ods", ".csv", ".epub", ".odt", ".eml", ".mbox", ".png", ".jpg", ".jpeg",
+                ".tif", ".tiff", ".webp", ".bmp"):
+        assert loaders.is_supported(f"a/b/file{ext.upper()}")  # what the watcher and scans ask
+        saved = uploads.save(tmp_path, f"upload{ext}", b"bytes", 10)
+        assert saved.suffix == ext and saved.read_bytes() == b"bytes"

@@ -56,6 +56,8 @@ def pick(all_parts: list[Hit], cap: int = MAX_PARTS) -> list[Hit]:
     """At most `cap` parts, evenly spaced from the first to the last."""
     if len(all_parts) <= cap:
         return all_parts
+    if cap <= 1:
+        return all_parts[:max(cap, 0)]
     step = (len(all_parts) - 1) / (cap - 1)
     return [all_parts[round(i * step)] for i in range(cap)]
 

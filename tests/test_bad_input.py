@@ -131,5 +131,6 @@ def test_ocr_stops_at_the_time_limit_and_keeps_the_pages_it_read(tmp_path, manua
     pdf = scanned_pdf(tmp_path / "long-scan.pdf", page_images(manuals / "R-intro.pdf", [11]) * 40)
     loaded = reader.Reader(timeout_s=16, memory_mb=1536).load(str(pdf))
     read = len(loaded.sections)
+    # How many pages fit in the time depends on the machine's speed: at least one, never all 40.
     assert 1 <= read < 40 and all(s.ocr for s in loaded.sections)
     assert any(f"OCR stopped at the time limit after {read} of 40 scanned page(s)" in n for n in loaded.notes), loaded.notes

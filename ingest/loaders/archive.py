@@ -42,3 +42,14 @@ def read_member(z: zipfile.ZipFile, name: str) -> bytes:
         raise LoadError(f"damaged file: {name} is missing from the archive") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise LoadError(f"damaged file: {name} cannot be unpacked ({type(exc).__name__})") from None
+
+
+def parse_xml(data: bytes, what: str, member: str):
+    """A member's XML, parsed without entities or network access (an archive is untrusted); a
+    syntax error becomes LoadError("damaged <what> (<member>: ...)")."""
+    from lxml import etree
+
+    try:
+        return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise LoadError(f"damaged {what} ({member}: {str(exc)[:100]})") from None

@@ -16,13 +16,8 @@ OPF = "{http://www.idpf.org/2007/opf}"
 CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 
 
-def _xml(data: bytes, what: str):
-    from lxml import etree
-
-    try:
-        return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
-        raise LoadError(f"damaged e-book ({what}: {str(exc)[:100]})") from None
+def _xml(data: bytes, member: str):
+    return archive.parse_xml(data, "e-book", member)
 
 
 def load(path: Path) -> Loaded:

@@ -27,7 +27,7 @@ def engine():
 
         threads = max(1, min(4, os.cpu_count() or 1))
         # No text-direction classifier: pages are upright, and it turned some upright lines by 180
-        # degrees, which garbled them (bench/ocr.py: character error rate 4.3 % with it, see README).
+        # degrees, which garbled them (4.0 % characters wrong with it, 1.5 % without; docs/performance.md).
         _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, use_cls=False,
                            det_box_thresh=0.3)  # fainter boxes kept: fewer lines missed (1.5 % -> 1.0 %)
     return _engine

@@ -20,19 +20,13 @@ OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
 
 
 def _content(path: Path, kind: str):
-    from lxml import etree
-
     archive.check(path, kind)
     try:
         with zipfile.ZipFile(path) as z:
             data = archive.read_member(z, "content.xml")
     except zipfile.BadZipFile:
         raise LoadError(f"not a valid {path.suffix.lower()} file (not a readable zip archive)") from None
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    try:
-        return etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise LoadError(f"damaged {path.suffix.lower()} file (content.xml: {str(exc)[:100]})") from None
+    return archive.parse_xml(data, f"{path.suffix.lower()} file", "content.xml")
 
 
 def _text(element) -> str:

@@ -96,7 +96,9 @@ def process_start_time(pid: int) -> int | None:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return None if fields[0] == "Z" else int(fields[19])  # a zombie has exited: not alive
+    # A zombie has exited; a process flagged PF_EXITING (0x4) is being torn down by a kill and has
+    # already closed its sockets, so a client sees it gone before it becomes a zombie.
+    return None if fields[0] in "ZX" or int(fields[6]) & 0x4 else int(fields[19])
 
 
 def _ours(info: ServerInfo) -> bool:

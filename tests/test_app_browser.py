@@ -167,10 +167,29 @@ def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path)
     assert page.locator("[data-testid='stMainBlockContainer'] img[src='x']").count() == 0
 
 
-def test_two_browser_sessions_at_once_keep_their_own_chats(app_url, browser):
+@pytest.fixture
+def stocked_app(tmp_path):
+    """The app over a library of its own that already holds the household PDF and the garden notes
+    (so this test does not depend on the upload test having run first, or on the same worker)."""
+    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
+    (tmp_path / "garden notes.md").write_text(HOSTILE)
+    home = tmp_path / "home"
+    lib = Library(load_settings(home=home))
+    Ingestor(lib).sync([tmp_path / "household.pdf", tmp_path / "garden notes.md"])
+    lib.close()
+    proc, url = _serve(home)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        llm_server.stop(load_settings(home=home))
+
+
+def test_two_browser_sessions_at_once_keep_their_own_chats(stocked_app, browser):
     """Two users (separate browser contexts: separate sessions) ask at the same moment; each page
     shows its own question and answer only, and clearing one chat leaves the other."""
-    url, _ = app_url
+    url = stocked_app
     pages = [browser.new_context(viewport={"width": 1200, "height": 900}).new_page() for _ in range(2)]
     questions = ["How long do I have to keep receipts?", "What is the garden gnome called?"]
     for page in pages:

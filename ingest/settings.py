@@ -61,7 +61,7 @@ class Settings:
     # --- answering ------------------------------------------------------------------------------
     llm_url: str = ""
     """An OpenAI-compatible server to use instead of the one Hearth manages (e.g. http://gpu-box:8000/v1)."""
-    llm_api_key: str = ""
+    llm_api_key: str = field(default="", repr=False)  # never in a log or a traceback
     """Sent only to HEARTH_LLM_URL (and Hearth's own server), never to a URL typed in the app."""
     llm_allowed_hosts: str = ""
     """Hosts besides this machine that a model server URL typed in the app may name (comma-separated):
@@ -97,6 +97,13 @@ class Settings:
     reach your documents: set it only on purpose, e.g. behind a VPN."""
     app_port: int = 8501
     """Port of the app (`make run`, `hearth serve`); the next free one is taken if it is busy."""
+    api_address: str = "127.0.0.1"
+    """Where `hearth api` and `hearth mcp --http` listen. Anything but this machine needs this set on
+    purpose and HEARTH_API_TOKEN too: then other machines can read your documents through them."""
+    api_port: int = 8502
+    """Port of `hearth api` (the OpenAI-compatible server); `hearth mcp --http` takes the next one."""
+    api_token: str = field(default="", repr=False)
+    """When set, `hearth api` and `hearth mcp --http` answer only requests carrying it as a Bearer token."""
     models_dir: Path = PROJECT / ".cache" / "models"
 
     @property

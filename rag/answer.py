@@ -72,7 +72,7 @@ class Citation:
 
     def to_json(self) -> dict:
         return {"n": self.n, "source": self.source, "page": self.page, "quote": self.quote,
-                "span": list(self.span) if self.span else None}
+                "span": list(self.span) if self.span else None, "section": self.section, "chunk_id": self.chunk_id}
 
 
 @dataclass
@@ -316,9 +316,9 @@ class Answerer:
         return standalone or question
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
-            only=None) -> "AnswerStream":
+            only=None, max_tokens: int | None = None) -> "AnswerStream":
         """Condense (a follow-up), retrieve (from the documents under `only`, when given) and assemble
-        the passages; the stream does the rest."""
+        the passages; the stream does the rest (at most `max_tokens`, default HEARTH_ANSWER_MAX_TOKENS)."""
         started = time.perf_counter()
         question = " ".join(question.split())
         query, error = question, ""
@@ -333,14 +333,14 @@ class Answerer:
                             budget_for(self.library, self.server))
         result = Answer(question, "", [], passages, self.server.model if self.server else "", query,
                         {"retrieve_ms": round(1000 * (time.perf_counter() - t))}, error=error)
-        return AnswerStream(self, result, started)
+        return AnswerStream(self, result, started, max_tokens)
 
 
 class AnswerStream:
     """The answer as it streams (iterate it), then `result`. Sources are in `passages` already."""
 
-    def __init__(self, answerer: Answerer, result: Answer, started: float):
-        self.answerer, self.result, self.started = answerer, result, started
+    def __init__(self, answerer: Answerer, result: Answer, started: float, max_tokens: int | None = None):
+        self.answerer, self.result, self.started, self.max_tokens = answerer, result, started, max_tokens
         self.passages = result.passages
 
     def __iter__(self) -> Iterator[str]:
@@ -358,7 +358,7 @@ class AnswerStream:
             return self._finish()
         text, finished = "", False
         try:
-            for chunk in self.answerer.llm().stream_chat(self._messages()):
+            for chunk in self.answerer.llm(self.max_tokens).stream_chat(self._messages()):
                 finished = finished or _finish_reason(chunk) is not None
                 delta = chunk.delta or ""
                 if not delta:

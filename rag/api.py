@@ -98,6 +98,14 @@ class Hearth:
         with store_errors(self.settings):
             return sorted(self.library.documents(), key=lambda r: r.path)
 
+    def document(self, path: str) -> FileRecord:
+        """The record of the document at `path` (ValueError if this collection does not hold it)."""
+        wanted = os.path.abspath(os.path.expanduser(path))
+        record = next((r for r in self.documents() if r.path == wanted), None)
+        if record is None:
+            raise ValueError(f"{path} is not in collection '{self.name}' (`hearth docs` lists them)")
+        return record
+
     def problems(self) -> dict[str, str]:
         """{path: reason} of the files that could not be added."""
         with store_errors(self.settings):
@@ -171,19 +179,20 @@ class Hearth:
             return search(self.library, query, k, mode=mode, only=only)
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
-            server: llm_server.ServerInfo | None = None, chat: str | None = None, only=None) -> AnswerStream:
+            server: llm_server.ServerInfo | None = None, chat: str | None = None, only=None,
+            max_tokens: int | None = None) -> AnswerStream:
         """A streamed answer from the model server (`server`, else HEARTH_LLM_URL's or Hearth's own),
         grounded in the passages found for `question` (or for its standalone form, given the earlier
         (question, answer) turns of a chat). `chat`: the id of a saved chat to continue: its turns
         are the history, and the answer is saved into it as it streams. `only`: files or folders
-        whose documents alone are searched."""
+        whose documents alone are searched. `max_tokens`: a shorter cap than HEARTH_ANSWER_MAX_TOKENS."""
         if chat is not None:
             found = self.chat(chat)
             if found.collection != self.name:
                 raise ValueError(f"chat {chat} is in collection '{found.collection}', not '{self.name}'")
             history = self.chats.history(chat)
         with store_errors(self.settings):
-            stream = self._answerer(server).ask(question, history, k, only=only)
+            stream = self._answerer(server).ask(question, history, k, only=only, max_tokens=max_tokens)
         return SavedStream(stream, self.chats, chat) if chat is not None else stream
 
     def summarize(self, path: str, on_part=None, server: llm_server.ServerInfo | None = None,
@@ -191,9 +200,7 @@ class Hearth:
         """A streamed summary of the document at `path` (map over its parts, then reduce; see
         rag/summary.py); on_part(i, n, page, text) shows each part's summary as it is written.
         `chat`: a saved chat the summary is saved into as it streams."""
-        record = next((r for r in self.documents() if r.path == os.path.abspath(os.path.expanduser(path))), None)
-        if record is None:
-            raise ValueError(f"{path} is not in collection '{self.name}' (`hearth docs` lists them)")
+        record = self.document(path)
         with store_errors(self.settings):
             stream = summary.summarize(self._answerer(server), record, on_part)
         return SavedStream(stream, self.chats, chat) if chat is not None else stream
@@ -228,15 +235,27 @@ class Hearth:
     def passage(self, cid: str, step: int = 0) -> Hit | None:
         """The stored passage `cid`, or the one `step` places after (negative: before) it in its
         document; None past either end."""
-        doc, i = split_id(cid)
+        try:
+            doc, i = split_id(cid)
+        except ValueError:
+            raise ValueError(f"{cid!r} is not a passage id (they look like 1f3a9c0d2b4e6f78:12)") from None
         wanted = chunk_id(doc, i + step)
         with store_errors(self.settings):
             got = self.library.chunks([wanted])
         if wanted not in got:
             return None
-        text, meta, _ = got[wanted]
-        return Hit(text, meta.get("source", ""), meta.get("page"), 0.0, wanted, meta.get("section"), meta.get("start"),
-                   bool(meta.get("ocr")))
+        return _stored_hit(wanted, *got[wanted][:2])
+
+    def passages_of(self, path: str) -> list[Hit]:
+        """Every stored passage of the document at `path`, in order (ValueError if it is not here)."""
+        record = self.document(path)
+        hits = []
+        with store_errors(self.settings):
+            for first in range(0, record.chunks, 500):
+                ids = [chunk_id(record.doc_id, i) for i in range(first, min(record.chunks, first + 500))]
+                got = self.library.chunks(ids)
+                hits += [_stored_hit(c, *got[c][:2]) for c in ids if c in got]
+        return hits
 
     def view(self, hit: Hit, quote: str = "") -> dict:
         """What the viewer shows for a passage: a PDF page as a PNG with `quote` (default: the passage)
@@ -279,6 +298,11 @@ class Hearth:
         """What the collection holds, for comparisons (tests, bench/crash.py)."""
         with store_errors(self.settings):
             return self.library.snapshot()
+
+
+def _stored_hit(cid: str, text: str, meta: dict) -> Hit:
+    return Hit(text, meta.get("source", ""), meta.get("page"), 0.0, cid, meta.get("section"), meta.get("start"),
+               bool(meta.get("ocr")))
 
 
 def load_embedder(settings: Settings):

@@ -402,6 +402,50 @@ def serve(
     os.execv(sys.executable, argv)
 
 
+@app.command("api")
+def api_server(
+    port: Optional[int] = typer.Option(None, "--port", help="Port [default: HEARTH_API_PORT, 8502]"),
+    host: Optional[str] = typer.Option(None, "--host", help="Address [default: HEARTH_API_ADDRESS, 127.0.0.1]"),
+):
+    """Serve the library as an OpenAI-compatible API (/v1/models, /v1/chat/completions): each
+    collection is a model, hearth:<collection>. Needs a model server (`hearth llm start`)."""
+    from rag import openai_api, serving
+
+    settings = load_settings()
+    host, port = host or settings.api_address, port or settings.api_port
+    try:
+        serving.check_address(settings, host)
+    except ValueError as exc:
+        _fail(exc, 2)
+    out.print(f"[bold]OpenAI-compatible API at http://{host}:{port}/v1[/] (models: hearth:<collection>; Ctrl-C stops it)")
+    sys.stdout.flush()
+    serving.run(openai_api.create_app(settings), settings, host, port)
+
+
+@app.command("mcp")
+def mcp_server(
+    http: bool = typer.Option(False, "--http", help="Streamable HTTP at http://HOST:PORT/mcp instead of stdio"),
+    port: Optional[int] = typer.Option(None, "--port", help="Port for --http [default: HEARTH_API_PORT + 1, 8503]"),
+    host: Optional[str] = typer.Option(None, "--host", help="Address for --http [default: HEARTH_API_ADDRESS]"),
+):
+    """Serve the library to MCP clients (tools: search, ask, list_documents, get_passage; documents
+    as resources). Over stdio by default: the client starts this command itself."""
+    from rag import mcp_server as mcp, serving
+
+    settings = load_settings()
+    if not http:
+        mcp.serve_stdio(settings)
+        return
+    host, port = host or settings.api_address, port or settings.api_port + 1
+    try:
+        serving.check_address(settings, host)
+    except ValueError as exc:
+        _fail(exc, 2)
+    out.print(f"[bold]MCP server at http://{host}:{port}/mcp[/] (Ctrl-C stops it)")
+    sys.stdout.flush()
+    serving.run(mcp.http_app(settings, host), settings, host, port)
+
+
 @app.command("eval")
 def evaluate(
     qa_file: Path = typer.Argument(..., help='JSONL, one {"question": ..., "answer": ...} per line'),

@@ -189,7 +189,7 @@ def test_cli_ask_json_and_export(llama, home, tmp_path):
     assert set(result) >= {"answer", "citations", "model", "timings"}
     assert set(result["timings"]) == {"retrieve_ms", "first_token_ms", "support_ms", "total_ms"}
     assert "northside" in result["answer"].lower()
-    assert all(set(c) == {"n", "source", "page", "quote", "span"} for c in result["citations"])
+    assert all(set(c) == {"n", "source", "page", "quote", "span", "section", "chunk_id"} for c in result["citations"])
     sentences = result["sentences"]
     assert sentences and all(set(x) == {"text", "citations", "supported", "score", "span", "judged_by"} for x in sentences)
     assert "".join(x["text"] for x in sentences).replace(" ", "") == result["answer"].replace(" ", "").replace("\n", "")

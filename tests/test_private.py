@@ -1,6 +1,7 @@
-"""Nothing leaves the machine: ingest, search and ask run in a network namespace that has only a
-loopback interface (`unshare --net`), under strace, and every connect/send/bind they (and the model
-server they start) make goes to 127.0.0.1, ::1 or a local socket."""
+"""Nothing leaves the machine: ingest, search and ask (from the CLI, through `hearth api` and through
+`hearth mcp`) run in a network namespace that has only a loopback interface (`unshare --net`), under
+strace, and every connect/send/bind they (and the model server they start) make goes to 127.0.0.1,
+::1 or a local socket."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def test_ingest_search_and_ask_with_the_network_blocked(tmp_path):
         f"{hearth} search 'how long to keep receipts' --k 2",
         f"{hearth} llm start --engine llamacpp",
         f"{hearth} ask 'How long must receipts be kept?'",
+        f"{shlex.quote(sys.executable)} {shlex.quote(str(ROOT / 'tests' / 'private_clients.py'))}",
         f"{hearth} llm stop",
         "python3 -c \"import socket; s = socket.socket(); s.settimeout(3); print('outside:', s.connect_ex(('1.1.1.1', 80)))\"",
     ])
@@ -60,6 +62,9 @@ def test_ingest_search_and_ask_with_the_network_blocked(tmp_path):
     out = " ".join(run.stdout.split())
     assert "1 added" in out and "household.pdf, page 2" in out
     assert re.search(r"\bsix\b", out.lower()), out  # the model answered from page 2
+    api_said, mcp_said = out.split(" api: ")[1].split(" mcp search: ")  # the same through hearth api and mcp
+    assert "six" in api_said.lower() and "household.pdf, page 2" in api_said
+    assert mcp_said.startswith("household.pdf page 2") and "six" in mcp_said.split(" mcp ask: ")[1].lower()
     assert "outside: 101" in out  # ENETUNREACH: the namespace really has no way out
 
     calls = _network_calls(trace.read_text())

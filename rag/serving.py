@@ -1,0 +1,67 @@
+"""Who may talk to Hearth's own HTTP servers (`hearth api`, `hearth mcp --http`), and running them.
+
+They listen on 127.0.0.1 unless HEARTH_API_ADDRESS names another address on purpose, and then only
+with HEARTH_API_TOKEN set. Every request must name this machine in its Host header (a web page that
+rebinds its own host name to 127.0.0.1 can't reach them) and, with a token set, carry it as a
+Bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from ingest.settings import Settings
+
+from .llm_server import is_local
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def check_address(settings: Settings, host: str) -> None:
+    """ValueError, in words, for an address that would let other machines in without being asked to."""
+    if is_local(host):
+        return
+    if host != settings.api_address:
+        raise ValueError(f"listening on {host} lets other machines read your documents: set "
+                         f"HEARTH_API_ADDRESS={host} (and HEARTH_API_TOKEN) to allow it")
+    if not settings.api_token:
+        raise ValueError(f"HEARTH_API_ADDRESS={host} lets other machines in: set HEARTH_API_TOKEN as well, "
+                         "so that only clients holding it are answered")
+
+
+class Guard:
+    """ASGI middleware: a Host header naming this server, and the Bearer token when one is set."""
+
+    def __init__(self, app, settings: Settings, host: str, port: int):
+        self.app, self.token = app, settings.api_token.encode()
+        names = LOOPBACK_NAMES + (() if is_local(host) else (host,))
+        self.hosts = None if host in ("0.0.0.0", "::") else {f"{n}:{port}".encode() for n in names}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            if self.hosts is not None and headers.get(b"host", b"") not in self.hosts:
+                return await _refuse(send, 421, "this server answers only requests addressed to this machine "
+                                                "(Host header)", "wrong_host")
+            given = headers.get(b"authorization", b"")
+            if self.token and not hmac.compare_digest(given, b"Bearer " + self.token):
+                return await _refuse(send, 401, "a valid HEARTH_API_TOKEN is needed (Authorization: Bearer ...)",
+                                     "invalid_api_key")
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send, status: int, message: str, code: str):
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                 "code": code}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def run(app, settings: Settings, host: str, port: int):
+    """Serve `app` behind the guard until Ctrl-C (uvicorn; its access log off: questions are private)."""
+    import uvicorn
+
+    check_address(settings, host)
+    uvicorn.run(Guard(app, settings, host, port), host=host, port=port, log_level="warning", access_log=False)

@@ -409,17 +409,12 @@ def api_server(
 ):
     """Serve the library as an OpenAI-compatible API (/v1/models, /v1/chat/completions): each
     collection is a model, hearth:<collection>. Needs a model server (`hearth llm start`)."""
-    from rag import openai_api, serving
+    from rag import openai_api
 
     settings = load_settings()
     host, port = host or settings.api_address, port or settings.api_port
-    try:
-        serving.check_address(settings, host)
-    except ValueError as exc:
-        _fail(exc, 2)
-    out.print(f"[bold]OpenAI-compatible API at http://{host}:{port}/v1[/] (models: hearth:<collection>; Ctrl-C stops it)")
-    sys.stdout.flush()
-    serving.run(openai_api.create_app(settings), settings, host, port)
+    _serve_http(settings, host, port, lambda: openai_api.create_app(settings),
+                f"OpenAI-compatible API at http://{host}:{port}/v1[/] (models: hearth:<collection>; ")
 
 
 @app.command("mcp")
@@ -430,20 +425,27 @@ def mcp_server(
 ):
     """Serve the library to MCP clients (tools: search, ask, list_documents, get_passage; documents
     as resources). Over stdio by default: the client starts this command itself."""
-    from rag import mcp_server as mcp, serving
+    from rag import mcp_server as mcp
 
     settings = load_settings()
     if not http:
         mcp.serve_stdio(settings)
         return
     host, port = host or settings.api_address, port or settings.api_port + 1
+    _serve_http(settings, host, port, lambda: mcp.http_app(settings, host), f"MCP server at http://{host}:{port}/mcp[/] (")
+
+
+def _serve_http(settings, host: str, port: int, make_app, banner: str):
+    """The address checked before anything loads (exit 2 with why), then served until Ctrl-C."""
+    from rag import serving
+
     try:
         serving.check_address(settings, host)
     except ValueError as exc:
         _fail(exc, 2)
-    out.print(f"[bold]MCP server at http://{host}:{port}/mcp[/] (Ctrl-C stops it)")
+    out.print(f"[bold]{banner}Ctrl-C stops it)")
     sys.stdout.flush()
-    serving.run(mcp.http_app(settings, host), settings, host, port)
+    serving.run(make_app(), settings, host, port)
 
 
 @app.command("eval")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.library import Library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
@@ -90,6 +91,7 @@ def bench_engine(engine: str, home: Path, questions: list[str]) -> dict:
 
 
 def main():
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser()
     parser.add_argument("--engines", default="llamacpp,vllm")
     parser.add_argument("--questions", type=int, default=len(QUESTIONS) - 1)

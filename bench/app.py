@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.settings import load_settings  # noqa: E402
 from rag import llm_server  # noqa: E402
@@ -94,6 +95,7 @@ def measure(browser, home: Path, label: str, questions) -> dict:
 
 
 def main():
+    print(describe(), flush=True)
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp(prefix="hearth-bench-app-"))

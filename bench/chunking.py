@@ -19,6 +19,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.chunking import Chunker  # noqa: E402
 from ingest.embedding import Embedder  # noqa: E402
@@ -48,6 +49,7 @@ def strip_headings(sections: list[Section], questions) -> list[Section]:
 
 
 def main(path: Path):
+    print(describe(), flush=True)
     embedder = Embedder()
     questions = questions_and_pages(path)
     sections = strip_headings(pdf.load(path).sections, questions)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 WORDS = ("river stone lantern orchard copper violin harbour meadow signal pepper winter ladder tide "
          "garden thimble quarry falcon walnut ember saddle").split()
 
@@ -289,6 +290,7 @@ def watch_rounds(stores: Stores, work: Path, rng: random.Random, kills: int) -> 
 
 
 def main():
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--watch-kills", type=int, default=50)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.loaders import pdf  # noqa: E402
 
@@ -55,6 +56,7 @@ HANDWRITTEN = ROOT / "bench/rfaq-handwritten.jsonl"  # {"question": in a user's 
 
 
 def main(path: Path):
+    print(describe(), flush=True)
     pairs = faq_pairs(path)
     OUT.mkdir(parents=True, exist_ok=True)
     answers = {p["question"]: p["answer"] for p in pairs}

@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.embedding import Embedder, cpu_has_bf16  # noqa: E402
 
@@ -162,6 +163,7 @@ def quality(precision: str) -> None:
 
 
 def main() -> None:
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=512)
     parser.add_argument("--no-quality", action="store_true")

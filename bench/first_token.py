@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.library import Library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
@@ -51,6 +52,7 @@ def gold_in_context(lib: Library, qa: list[dict], budget: int) -> tuple[float, f
 
 
 def main() -> None:
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="")
     parser.add_argument("--questions", type=int, default=6)

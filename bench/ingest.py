@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 ROOT = Path(__file__).resolve().parent.parent
 MANUALS = ROOT / ".cache/testdata/root/usr/share/R/doc/manual"
@@ -110,6 +111,7 @@ def _resync_seconds(corpus: str, home: str, runs: int = 5) -> list[float]:
 
 
 def main(pdfs: list[str]):
+    print(describe(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
     corpus = work / "corpus"
     corpus.mkdir()

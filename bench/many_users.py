@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.library import Library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
@@ -87,6 +88,7 @@ def summary(rows: list[dict], together: bool) -> dict:
 
 
 def main():
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser()
     parser.add_argument("--engines", default="vllm,llamacpp")
     parser.add_argument("--clients", type=int, default=8)

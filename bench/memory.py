@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFMAN = ROOT / ".cache/testdata/root/usr/share/R/doc/manual/refman.pdf"
@@ -50,6 +51,7 @@ def _tree(pid: int) -> list[int]:
 
 
 def main(pdf: Path) -> None:
+    print(describe(), flush=True)
     hearth = Path(sys.executable).parent / "hearth"
     with tempfile.TemporaryDirectory() as home:
         started = time.perf_counter()

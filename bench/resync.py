@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.library import Library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
@@ -52,6 +53,7 @@ def first_pages(source: Path, pages: int, target: Path) -> Path:
 
 
 def main():
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--pages", type=int, default=1000)

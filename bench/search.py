@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 MANUALS = ROOT / ".cache/testdata/root/usr/share/R/doc/manual"
 SOURCES = ["refman.pdf", "R-exts.pdf", "R-intro.pdf", "R-data.pdf", "R-admin.pdf", "R-lang.pdf", "R-ints.pdf",
            "R-FAQ.pdf"]
@@ -139,6 +140,7 @@ def measure(home: Path, n_queries: int) -> None:
 
 
 def main() -> None:
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/ingest.py must not hide the package
 
 from devset import FAQ, faq_pairs  # noqa: E402
@@ -76,6 +77,7 @@ def words(text: str) -> list[str]:
 
 
 def main():
+    print(describe(), flush=True)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0)
     args = parser.parse_args()

@@ -246,9 +246,10 @@ class Hearth:
             return None
         return _stored_hit(wanted, *got[wanted][:2])
 
-    def passages_of(self, path: str) -> list[Hit]:
-        """Every stored passage of the document at `path`, in order (ValueError if it is not here)."""
-        record = self.document(path)
+    def passages_of(self, document: str | FileRecord) -> list[Hit]:
+        """Every stored passage of a document (its path, or its record from documents()), in order;
+        ValueError if a path is not here."""
+        record = document if isinstance(document, FileRecord) else self.document(document)
         hits = []
         with store_errors(self.settings):
             for first in range(0, record.chunks, 500):

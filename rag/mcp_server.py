@@ -91,7 +91,7 @@ class HearthMCP(MCPServer):
                 record = next((r for r in lib.documents() if r.doc_id == doc_id), None)
                 if record is None:
                     raise ValueError(f"no document {doc_id} in collection '{lib.name}'")
-                return joined(lib.passages_of(record.path))
+                return joined(lib.passages_of(record))
 
         @self.tool()
         def search(query: str, k: int = 5, collection: str | None = None, only: list[str] | None = None) -> list[dict]:

@@ -104,8 +104,7 @@ class Reply:
         self.deltas = iter(stream)
         self.first = next(self.deltas, None)
         result = stream.result
-        if self.first is None and not result.answer:
-            lib.close()
+        if self.first is None and not result.answer:  # the caller closes `lib` on the way out
             retry = {"Retry-After": "10"} if "still starting" in result.error else None
             raise RequestError(503, result.error or "the model server sent no answer", "model_server_down",
                                "server_error", retry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -112,6 +113,27 @@ def wait_until(condition, timeout: float = 60.0) -> float:
             return time.monotonic() - started
         time.sleep(0.05)
     raise AssertionError(f"not true after {timeout} s")
+
+
+def free_port() -> int:
+    """A port nothing listens on at 127.0.0.1 (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120):
+    """Until `proc` accepts connections on `port`; its output in the error if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"nothing listening on {port} after {timeout} s")
 
 
 def chunk_count(lib: Library) -> int:

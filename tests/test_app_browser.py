@@ -12,10 +12,11 @@ import os
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port, wait_for_port
 from ingest.library import Library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
@@ -37,44 +38,32 @@ The garden gnome is called Bartholomew and he guards the tomato bed.
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hearth serve exited: {proc.stdout.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"nothing listening on {port} after {timeout} s")
-
-
 def _serve(home, **env):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
     proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), "serve", "--no-samples", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for_port(port, proc)
+    wait_for_port(port, proc)
     return proc, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def _served(home):
+    """`hearth serve` over `home` (and the model server it starts), stopped on the way out."""
+    proc, url = _serve(home)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        llm_server.stop(load_settings(home=home))
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    proc, url = _serve(home)
-    try:
+    with _served(home) as url:
         yield url, home
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        llm_server.stop(load_settings(home=home))
 
 
 @pytest.fixture(scope="module")
@@ -177,13 +166,8 @@ def stocked_app(tmp_path):
     lib = Library(load_settings(home=home))
     Ingestor(lib).sync([tmp_path / "household.pdf", tmp_path / "garden notes.md"])
     lib.close()
-    proc, url = _serve(home)
-    try:
+    with _served(home) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        llm_server.stop(load_settings(home=home))
 
 
 def test_two_browser_sessions_at_once_keep_their_own_chats(stocked_app, browser):
@@ -367,12 +351,12 @@ def test_the_app_is_private_however_it_is_started(browser, tmp_path):
     env = {**os.environ, "HOME": str(user), "HEARTH_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     env.pop("HEARTH_LLM_URL", None)
     for extra, private in (([], True), (["--server.address", "0.0.0.0"], False)):
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([str(ROOT / ".venv/bin/streamlit"), "run", str(ROOT / "app.py"), "--server.port",
                                  str(port), "--server.headless", "true", *extra], cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            _wait_for_port(port, proc)
+            wait_for_port(port, proc)
             page = browser.new_page()
             outside = []
             page.on("request", lambda r: outside.append(r.url) if "127.0.0.1" not in r.url else None)

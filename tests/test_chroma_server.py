@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, hearth_command, run_hearth, store_snapshot, wait_until
+from conftest import ROOT, free_port, hearth_command, run_hearth, store_snapshot, wait_until
 from ingest.pipeline import Ingestor
 from ingest.errors import StoreUnreachable
 from ingest.watch import Watcher
@@ -40,9 +39,7 @@ class ChromaServer:
 
     def __init__(self, path: Path):
         self.path = path
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
 

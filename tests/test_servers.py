@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port, wait_for_port
 from ingest.library import Library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
@@ -27,12 +26,6 @@ from rag import llm_server
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model-server")]
 TOKEN = "test-token-5d1f"
 RECEIPTS = "How long do I have to keep receipts?"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +49,15 @@ def _env(home, **extra) -> dict:
 
 def _start(home, *args, **extra) -> tuple[subprocess.Popen, int]:
     """`hearth <args> --port P`, once it accepts connections."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), *args, "--port", str(port)], env=_env(home, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stdout.read())
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise TimeoutError(f"hearth {' '.join(args)} did not listen on {port}")
+    try:
+        wait_for_port(port, proc)
+    except TimeoutError:
+        proc.kill()
+        raise
+    return proc, port
 
 
 def _stop(proc: subprocess.Popen):
@@ -230,7 +218,7 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(api_url):
 
 
 def test_model_server_down_is_a_clear_503(home):
-    closed = _free_port()  # nothing listens there
+    closed = free_port()  # nothing listens there
     proc, port = _start(home, "api", HEARTH_LLM_URL=f"http://127.0.0.1:{closed}/v1")
     try:
         client = _client(f"http://127.0.0.1:{port}/v1", token="unused")

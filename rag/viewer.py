@@ -5,9 +5,10 @@
     image_page(path, page)          # an image file (OCR'd): the image itself, PNG bytes
     in_context(text, start, end)    # other files: the text around the span, and where the span is
 
-A span's offsets come from pypdf's text of the page, pdfium's text of it differs in spacing and line
-breaks, so the quote is found again in pdfium's text by its words (any whitespace between them), and
-the boxes are those of its characters, merged per line.
+A span's offsets are those of the page's text as ingested (pdfium's, or pypdf's on the pages pdfium
+read badly, with line ends and hyphenation marks changed), so the quote is found again in pdfium's raw
+text by its words (any whitespace between them, U+FFFE hyphenation marks skipped), and the boxes are
+those of its characters, merged per line.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tup
         height = pdf_page.get_size()[1]
         image = pdf_page.render(scale=SCALE).to_pil().convert("RGBA")
         text_page = pdf_page.get_textpage()
-        text = text_page.get_text_range()
+        raw = text_page.get_text_range()
+        kept = [i for i, ch in enumerate(raw) if ch != "\ufffe"]  # pdfium's mark of a word joined at a line end
+        text = "".join(raw[i] for i in kept)
         boxes = []
         where = find_words(text, quote) if quote else None
         if where:
             lines: dict[int, list[float]] = {}
-            for i in range(where[0], where[1]):
+            for i in kept[where[0]:where[1]]:
                 if text[i].isspace():
                     continue
                 left, bottom, right, top = text_page.get_charbox(i)

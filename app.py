@@ -52,9 +52,10 @@ refuse_unless_private()
 
 
 @st.cache_resource(show_spinner=False)
-def shared_embedder(name: str, batch_size: int, precision: str):
+def shared_embedder(name: str, batch_size: int, precision: str, device: str):
     """One model for every browser session, loaded at the end of the first page run (see main)."""
-    return api.load_embedder(load_settings(embed_model=name, embed_batch_size=batch_size, embed_precision=precision))
+    return api.load_embedder(load_settings(embed_model=name, embed_batch_size=batch_size, embed_precision=precision,
+                                           embed_device=device))
 
 
 @st.cache_resource
@@ -70,7 +71,8 @@ def current_settings() -> Settings:
 
 
 def open_library(settings: Settings) -> Hearth:
-    embedder = shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
+    embedder = shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision,
+                               settings.embed_device)
     return Hearth(settings, state.get("collection") or settings.collection, embedder=embedder)
 
 

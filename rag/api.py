@@ -310,7 +310,7 @@ def load_embedder(settings: Settings):
     """The embedding model `settings` name, to share between Hearth objects (the app's sessions)."""
     from ingest.embedding import Embedder
 
-    return Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision)
+    return Embedder.from_settings(settings)
 
 
 def saved_chats(settings: Settings) -> Chats:

@@ -9,6 +9,7 @@ document's HTML shows as text with nothing executed. Screenshots go to tests/art
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -189,8 +190,11 @@ def test_two_browser_sessions_at_once_keep_their_own_chats(stocked_app, browser)
     pages[0].screenshot(path=ARTIFACTS / "06-session-one.png")
     pages[1].screenshot(path=ARTIFACTS / "07-session-two.png")
     receipts, gnome = (p.locator("[data-testid='stMainBlockContainer']").inner_text() for p in pages)
-    assert questions[0] in receipts and questions[1] not in receipts and "six" in receipts.lower()
-    assert questions[1] in gnome and questions[0] not in gnome and "Bartholomew" in gnome
+    # Each page holds its own question only; the answers are the model's words, which may write the
+    # number as a digit ("6 years": one CI run did, the sampled model is not deterministic).
+    assert questions[0] in receipts and questions[1] not in receipts, receipts
+    assert re.search(r"\b(six|6)\b", receipts.lower()), receipts
+    assert questions[1] in gnome and questions[0] not in gnome and "Bartholomew" in gnome, gnome
     for page in pages:
         assert page.locator("[data-testid='stChatMessage']").count() == 2
     pages[0].get_by_role("button", name="New chat").click()

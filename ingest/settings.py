@@ -37,6 +37,9 @@ class Settings:
     fp32), bf16, fp16 or fp32."""
     embed_device: str = "auto"
     """auto (cuda where torch sees an NVIDIA GPU, else cpu), cpu or cuda."""
+    embed_backend: str = "auto"
+    """What runs the model on a CPU: auto (OpenVINO where, measured once on this CPU, it is faster than
+    torch with vectors at cosine >= 0.999 to torch fp32's; else torch), torch or openvino."""
     # Chunk sizes are in the embedding model's own tokens: all-MiniLM-L6-v2 reads at most 256 of
     # them and silently drops the rest, so a chunk must fit (see bench/chunking.py).
     chunk_size: int = 192

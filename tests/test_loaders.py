@@ -7,7 +7,7 @@ import re
 import pytest
 
 from ingest import loaders
-from ingest.chunking import Chunker
+from ingest.chunking import Chunker, split_sentences
 from ingest.loaders.pdf import GLUE_SHARE, glued_share
 from make_files import damaged_pdf, docx_file, glued_pdf, text_pdf
 
@@ -141,6 +141,16 @@ def test_chunks_fit_the_model_and_offsets_point_into_the_page(embedder, manuals)
         assert len(embedder.tokenize(c.text)) <= 192
         assert pages[c.page][c.start : c.end] == c.text
     assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_sentences_split_where_a_sentence_ends_and_keep_every_character():
+    text = ('It works. See e.g. the manual (Section 2.1!) and "quoted." Then? Fig. 3 shows it.\n'
+            "Next line  after two spaces. und.\tTab")
+    pieces = split_sentences(text)
+    assert "".join(pieces) == text  # offsets of chunks depend on it
+    assert pieces == ["It works. ", "See e.g. the manual (Section 2.1!) and \"quoted.\" ", "Then? ", "Fig. ",
+                      "3 shows it.\n", "Next line  after two spaces. und.\t", "Tab"]
+    assert split_sentences("") == [] and split_sentences("no end") == ["no end"]
 
 
 def test_a_heading_starts_its_passage_and_a_section_that_fits_is_one(embedder, manuals):

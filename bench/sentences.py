@@ -45,7 +45,7 @@ def main() -> None:
     variants = chunkers(embedder)
     docs = [pdf.load(MANUALS / f"{name}.pdf").sections for name in FIVE]
     chars = sum(len(s.text) for d in docs for s in d)
-    print(f"five R manuals: {sum(len(d) for d in docs)} pages, {chars / 1e6:.2f} M characters; chunk 192/24 tokens\n")
+    print(f"five R manuals: {sum(len(d) for d in docs)} sections, {chars / 1e6:.2f} M characters; chunk 192/24 tokens\n")
     print("| sentence splitter | chunking CPU s | chunks | chunk starts shared |")
     print("| --- | ---: | ---: | ---: |")
     made = {}

@@ -165,8 +165,9 @@ class Embedder:
         record = folder.with_name(f"{folder.name}-choice-{cpu_signature()}-{self.precision}.json")
         if self._backend == "openvino":
             self.choice = {"backend": "openvino", "why": "asked for"}
-        elif record.is_file():
-            self.choice = json.loads(record.read_text())
+        else:
+            with contextlib.suppress(OSError, ValueError):  # none yet, or unreadable: measure again
+                self.choice = json.loads(record.read_text())
         if self.choice.get("backend") == "torch":
             return self._load_torch()
         if self.choice and (folder / "model.xml").is_file():
@@ -184,9 +185,12 @@ class Embedder:
             return compiled
         self.choice = self._measure(model, compiled)
         log.info("embedder %s: %s (%s)", self.name, self.choice["backend"], self.choice["why"])
-        tmp = record.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.choice, indent=1))
-        tmp.replace(record)
+        try:
+            tmp = record.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.choice, indent=1))
+            tmp.replace(record)
+        except OSError as exc:  # a full or read-only cache: measured again next time, nothing lost
+            log.warning("could not keep the embedder's choice in %s: %s", record, exc)
         return compiled if self.choice["backend"] == "openvino" else model
 
     def _model_key(self) -> str:

@@ -157,3 +157,10 @@ def test_openvino_sends_nothing_anywhere(tmp_path):
     run(tmp_path / "hearth", f"from ingest.embedding import Embedder; "
                              f"Embedder(backend='openvino', cache_dir={str(tmp_path / 'cache')!r}).embed(['a', 'b'])")
     assert not (tmp_path / "hearth" / "intel").exists()
+
+
+def test_a_cache_it_cannot_write_leaves_the_embedder_working_on_torch(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    e = Embedder(cache_dir=tmp_path / "a-file" / "embedders")  # every write under it fails
+    assert e.embed(TEXTS).shape == (len(TEXTS), e.dimension)
+    assert e.backend == "torch" and "OpenVINO failed" in e.choice["why"], e.choice

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.embedding import Embedder, cpu_has_bf16  # noqa: E402
+from ingest.openvino_encoder import INPUTS, last_hidden_state  # noqa: E402
 
 MANUALS = ROOT / ".cache/testdata/root/usr/share/R/doc/manual"
 DEVSET = ROOT / ".cache/devset"
@@ -142,20 +143,10 @@ def onnx_rows(path: str, calibration: list[str], tmp: Path) -> list:
     from transformers import AutoModel
 
     bert = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-
-    class Hidden(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    names = list(INPUTS)
     ids = torch.ones(2, 16, dtype=torch.long)
     fp32, fused, pre = tmp / "fp32.onnx", tmp / "fused.onnx", tmp / "pre.onnx"
-    torch.onnx.export(Hidden(), (ids, ids, torch.zeros_like(ids)), str(fp32), input_names=names,
+    torch.onnx.export(last_hidden_state(bert), (ids, ids, torch.zeros_like(ids)), str(fp32), input_names=names,
                       output_names=["hidden"], dynamic_axes={k: {0: "batch", 1: "tokens"} for k in names + ["hidden"]},
                       opset_version=17, dynamo=False)
     optimizer.optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384).save_model_to_file(str(fused))

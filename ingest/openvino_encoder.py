@@ -80,17 +80,10 @@ def unavailable(model_path: str) -> str | None:
     return None
 
 
-def export(sentence_transformer, folder: Path) -> Path:
-    """Convert a loaded sentence-transformers model's transformer to OpenVINO IR in `folder` (written
-    aside and renamed, so a process that dies half-way or a second one converting at once leaves no
-    half file). Weights stay fp32: the precision is chosen when the model is compiled."""
-    import openvino
+def last_hidden_state(transformer):
+    """A Hugging Face encoder as a module of the three inputs that returns its last hidden state: what
+    an exporter traces (pooling is done outside, in numpy)."""
     import torch
-
-    xml = folder / "model.xml"
-    if xml.is_file():
-        return xml
-    transformer = sentence_transformer[0].auto_model
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self):
@@ -101,12 +94,25 @@ def export(sentence_transformer, folder: Path) -> Path:
             return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
                                     token_type_ids=token_type_ids).last_hidden_state
 
+    return LastHiddenState().eval()
+
+
+def export(sentence_transformer, folder: Path) -> Path:
+    """Convert a loaded sentence-transformers model's transformer to OpenVINO IR in `folder` (written
+    aside and renamed, so a process that dies half-way or a second one converting at once leaves no
+    half file). Weights stay fp32: the precision is chosen when the model is compiled."""
+    import openvino
+    import torch
+
+    xml = folder / "model.xml"
+    if xml.is_file():
+        return xml
     ids = torch.ones(2, 16, dtype=torch.long)
     # The tracer warns that two tests on shapes become constants: both (padding past the mask,
     # causal attention) are false for an encoder at every shape, which the vectors checks confirm.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        converted = openvino.convert_model(LastHiddenState().eval(), example_input=dict(
+        converted = openvino.convert_model(last_hidden_state(sentence_transformer[0].auto_model), example_input=dict(
             zip(INPUTS, (ids, ids, torch.zeros_like(ids)))))
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))

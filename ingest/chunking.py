@@ -45,7 +45,7 @@ class Chunk:
 # A sentence ends at . ! or ? (and any closing quotes or brackets) before white space and a character
 # that is not a lower-case letter ("e.g. the" goes on). llama-index's default, nltk's punkt, knows more
 # abbreviations but took 60 % of chunking's time, in the file reader that shares the cores with the
-# embedder; sentences only decide where a chunk may end (bench/chunking.py compares the two).
+# embedder; sentences only decide where a chunk may end (bench/sentences.py compares the two).
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*\s+(?=[^a-z\s])")
 
 

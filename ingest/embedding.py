@@ -171,10 +171,14 @@ class Embedder:
         if self.choice.get("backend") == "torch":
             return self._load_torch()
         if self.choice and (folder / "model.xml").is_file():
+            with contextlib.suppress(OSError):
+                os.utime(folder)  # last used: what pruning keeps
             return self._openvino(folder)
         model = self._load_torch()  # to convert, and to measure against
         try:
             openvino_encoder.export(model, folder)
+            with contextlib.suppress(OSError):
+                openvino_encoder.prune(self.cache_dir, keep=folder)
             compiled = self._openvino(folder)
         except Exception as exc:  # noqa: BLE001  (a model OpenVINO can't convert stays on torch)
             if self._backend == "openvino":
@@ -194,11 +198,12 @@ class Embedder:
         return compiled if self.choice["backend"] == "openvino" else model
 
     def _model_key(self) -> str:
-        """Names the converted model: changes with the model's files and with openvino's version."""
+        """Names the converted model: changes with the model's files and with openvino's version, not
+        with where the files are (a copy keeps their times, and shares the conversion)."""
         import openvino
 
         files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(self.path).iterdir() if p.is_file())
-        return hashlib.sha1(repr((self.path, files, openvino.__version__)).encode()).hexdigest()[:16]
+        return hashlib.sha1(repr((files, openvino.__version__)).encode()).hexdigest()[:16]
 
     def _openvino(self, folder: Path):
         return openvino_encoder.OpenVINOEncoder(folder / "model.xml", self.tokenizer_file, self.max_tokens, self.precision)

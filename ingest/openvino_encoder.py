@@ -127,6 +127,20 @@ def export(sentence_transformer, folder: Path) -> Path:
     return xml
 
 
+KEEP_CONVERSIONS = 3  # converted models (90 MB each for the default) kept in the cache, the last used
+
+
+def prune(cache_dir: Path, keep: Path) -> None:
+    """Delete all but the KEEP_CONVERSIONS most recently used conversions (a new model or openvino
+    version converts anew), with their choice records. A process already using one has it in memory."""
+    folders = sorted((f for f in cache_dir.iterdir() if f.is_dir() and not f.name.startswith(".")),
+                     key=lambda f: (f == keep, f.stat().st_mtime), reverse=True)
+    for old in folders[KEEP_CONVERSIONS:]:
+        shutil.rmtree(old, ignore_errors=True)
+        for record in cache_dir.glob(f"{old.name}-choice-*.json"):
+            record.unlink(missing_ok=True)
+
+
 class OpenVINOEncoder:
     """encode(texts) -> unit vectors, like SentenceTransformer.encode(normalize_embeddings=True)."""
 

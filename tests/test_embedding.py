@@ -164,3 +164,31 @@ def test_a_cache_it_cannot_write_leaves_the_embedder_working_on_torch(tmp_path):
     e = Embedder(cache_dir=tmp_path / "a-file" / "embedders")  # every write under it fails
     assert e.embed(TEXTS).shape == (len(TEXTS), e.dimension)
     assert e.backend == "torch" and "OpenVINO failed" in e.choice["why"], e.choice
+
+
+def test_a_copy_of_the_model_shares_its_conversion(converted, tmp_path):
+    copy = tmp_path / "model-copy"
+    shutil.copytree(Embedder().path, copy)  # copytree keeps the files' times, as a moved venv would not
+    before = sorted(p.name for p in converted.iterdir())
+    e = Embedder(str(copy), cache_dir=converted)
+    e.embed(TEXTS)
+    assert sorted(p.name for p in converted.iterdir()) == before  # no second conversion, no new choice
+    assert e.choice == json.loads(next(converted.glob("*-choice-*.json")).read_text())
+
+
+def test_the_cache_keeps_the_last_used_conversions(tmp_path):
+    from ingest.openvino_encoder import KEEP_CONVERSIONS, prune
+
+    folders = []
+    for i in range(KEEP_CONVERSIONS + 2):
+        folder = tmp_path / f"model{i}"
+        folder.mkdir()
+        (tmp_path / f"model{i}-choice-cpu-bf16.json").write_text("{}")
+        os.utime(folder, (1000 + i, 1000 + i))
+        folders.append(folder)
+    (tmp_path / ".converting-x").mkdir()  # another process converting: not ours to delete
+    prune(tmp_path, keep=folders[0])  # just converted, whatever its time says
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    newest = [f"model{i}" for i in range(KEEP_CONVERSIONS + 2)][-(KEEP_CONVERSIONS - 1):]
+    assert kept == sorted([".converting-x", "model0", "model0-choice-cpu-bf16.json", *newest,
+                           *[f"{n}-choice-cpu-bf16.json" for n in newest]])

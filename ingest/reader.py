@@ -139,7 +139,9 @@ class Reader:
                    # one thread each: BLAS and OpenMP reserve address space per thread
                    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "ingest.reader", str(int(self.memory_mb * 2**20)), str(self.timeout_s)],
+                # -P: not the working directory first on the path, where a user's own ingest.py or
+                # ingest/ would stand in for Hearth's package
+                [sys.executable, "-P", "-m", "ingest.reader", str(int(self.memory_mb * 2**20)), str(self.timeout_s)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                 start_new_session=True)  # a Ctrl-C in the terminal is the parent's to handle
 

@@ -177,3 +177,19 @@ def test_the_reader_process_chunks_as_the_parent_would(embedder):
     here = Chunker(192, 24, embedder.tokenize).chunk(loaders.load(pdf).sections)
     assert got.sections == [] and got.pages == 41 and len(here) > 100
     assert got.chunks == here
+
+
+def test_the_reader_starts_in_a_folder_with_its_own_ingest_module(tmp_path, monkeypatch):
+    """`hearth ingest` run from a user's project that has an ingest.py (or ingest/) of its own: the
+    reader process still imports Hearth's package, not that file."""
+    from ingest import reader
+
+    (tmp_path / "ingest.py").write_text("raise SystemExit('the wrong ingest module')\n")
+    (tmp_path / "note.txt").write_text("Lentils need no soaking before they are cooked.\n")
+    monkeypatch.chdir(tmp_path)
+    proc = reader.Reader(timeout_s=60, memory_mb=1536)
+    try:
+        loaded = proc.load(str(tmp_path / "note.txt"))
+    finally:
+        proc.close()
+    assert "Lentils" in loaded.sections[0].text

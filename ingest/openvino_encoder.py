@@ -155,6 +155,7 @@ class OpenVINOEncoder:
                   "ENABLE_CPU_PINNING": False}
         if precision in _HINTS:
             config["INFERENCE_PRECISION_HINT"] = _HINTS[precision]
+        self.xml = xml  # the converted model it runs
         self.compiled = openvino.Core().compile_model(str(xml), "CPU", config)
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.tokenizer = Tokenizer.from_file(tokenizer_file)

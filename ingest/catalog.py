@@ -145,6 +145,12 @@ class CatalogFiles(Files):
         names = {m["collection"] for m in got["metadatas"]}
         return sorted(n for n in names if n != current and (n == self.name or is_rebuild_of(n, self.name)))
 
+    def swept(self) -> bool:
+        return False  # other machines rebuild too: only Chroma itself knows what they left
+
+    def set_swept(self, swept: bool):
+        pass
+
     def drop_rows(self, physical: str):
         self.catalog.collection.delete(where={"collection": physical})
         with self.catalog.db.transaction():

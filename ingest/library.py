@@ -273,9 +273,12 @@ class Library:
             return
         for physical in self.files.rebuilds():
             self.files.drop_rows(physical)
+        if self.files.swept():
+            return
         for name in self.chroma_names():
             if name != self.physical and (name == self.name or is_rebuild_of(name, self.name)):
                 self.drop_chroma(name)
+        self.files.set_swept(True)
 
     def chroma_names(self) -> list[str]:
         return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]

@@ -249,6 +249,7 @@ def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None
     any point leaves one whole collection, and the next write removes what the other left
     (Library.clean_rebuilds). Call it holding lib.writing()."""
     target = f"{lib.name}{REBUILD_MARK}{secrets.token_hex(4)}"
+    lib.files.set_swept(False)  # before its Chroma collection exists: a crash leaves it for the next writer
     build = Library(lib.settings, lib.name, physical=target)
     build.embedder, build.lease = lib.embedder, lib.lease
     try:
@@ -256,6 +257,7 @@ def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None
         report = Ingestor(build, progress).sync(list(dict.fromkeys(wanted)))
         with store_errors(lib.settings):
             lib.swap_to(build)
+            lib.files.set_swept(True)  # the old vectors are gone, the rebuild is the collection
     finally:
         build.close()
     return report

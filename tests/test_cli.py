@@ -36,9 +36,10 @@ def test_ingest_docs_search_remove(tmp_path, docs):
     assert "2 added" in run.stdout and "1 failed" in run.stdout and "chunks/s" in run.stdout
     assert "broken.pdf" in run.stdout and "corrupt or unreadable PDF" in run.stdout
 
-    again = hearth(home, "ingest", docs, "--json")
+    again = hearth(home, "ingest", docs, "--json", PYTHONPROFILEIMPORTTIME="1")  # imports listed on stderr
     report = json.loads(again.stdout)
     assert report["unchanged"] == 2 and [f["status"] for f in report["files"]] == ["skipped"]
+    assert " chromadb" not in again.stderr, "a no-op ingest opened Chroma (0.6 s of imports)"
 
     listed = json.loads(hearth(home, "docs", "--json").stdout)
     assert {os.path.basename(d["path"]): d["pages"] for d in listed["documents"]} == {"R-data.pdf": 41, "pets.pdf": 2}

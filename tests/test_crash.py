@@ -127,6 +127,7 @@ def test_a_reembed_killed_at_any_point_leaves_a_usable_library(tmp_path, manuals
     # The one moment a random kill rarely hits: the swap committed, the old vectors not yet deleted.
     lib = open_library()
     with lib.writing():
+        lib.files.set_swept(False)  # as rebuild() marks it before its collection exists
         build = type(lib)(lib.settings, lib.name, physical=lib.name + ".reembed-0123abcd")
         build.embedder = lib.embedder
         Ingestor(build).sync([corpus])

@@ -59,6 +59,16 @@ class Files:
         """Changes whenever any process adds, changes or removes a document (any collection)."""
         return self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0]
 
+    # --- whether Chroma may hold what a rebuild left (Library.clean_rebuilds) ------------------------
+    def swept(self) -> bool:
+        """No rebuild of this collection has begun since Chroma was last cleared of what one leaves.
+        Checked by every write, so that a no-op `hearth ingest` needs not open Chroma (0.6 s of imports)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (f"swept:{self.name}",)).fetchone()
+        return bool(row and row[0])  # a library from before this mark: swept once
+
+    def set_swept(self, swept: bool):
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"swept:{self.name}", int(swept)))
+
     # --- the collection's embedding model -------------------------------------------------------
     def model(self) -> tuple[str, int] | None:
         row = self.db.execute("SELECT embed_model, dimension FROM collections WHERE name=?",

@@ -22,7 +22,7 @@ from pathlib import Path
 import platformdirs
 
 from . import heap, openvino_encoder
-from .settings import DEFAULT_EMBED_MODEL
+from .settings import DEFAULT_EMBED_MODEL, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class Embedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(usable_cpus())
         if self.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("HEARTH_EMBED_DEVICE=cuda, but torch sees no CUDA GPU (is this torch's CPU build?)")
         # On a GPU the weights themselves are fp16 or bf16 (tensor cores, half the memory); on a CPU they

@@ -10,12 +10,13 @@ numpy, as sentence-transformers does them.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
 import warnings
 from pathlib import Path
+
+from .settings import usable_cpus
 
 # `import openvino` and each convert_model report to Google Analytics through openvino-telemetry
 # (from a forked process, after writing a client id to ~/intel) unless the user has opted out.
@@ -151,7 +152,7 @@ class OpenVINOEncoder:
         # Threads not pinned to cores: the file reader and the app share those cores, and a pinned
         # thread waits for its busy core instead of moving. Ingest of five R manuals, alternating A/B:
         # 13.9-14.6 s unpinned against 14.5-15.6 s pinned (OpenVINO's default), pure embedding the same.
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": os.cpu_count() or 1,
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": usable_cpus(),
                   "ENABLE_CPU_PINNING": False}
         if precision in _HINTS:
             config["INFERENCE_PRECISION_HINT"] = _HINTS[precision]

@@ -19,6 +19,15 @@ DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 PROJECT = Path(__file__).resolve().parent.parent  # the checkout: `make setup` builds models and engines here
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity (taskset, a container's cpuset), not the machine's
+    count, which os.cpu_count() gives: 16 threads on the 2 CPUs a container was given fight each other."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("hearth", appauthor=False))
 

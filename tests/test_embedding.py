@@ -192,3 +192,17 @@ def test_the_cache_keeps_the_last_used_conversions(tmp_path):
     newest = [f"model{i}" for i in range(KEEP_CONVERSIONS + 2)][-(KEEP_CONVERSIONS - 1):]
     assert kept == sorted([".converting-x", "model0", "model0-choice-cpu-bf16.json", *newest,
                            *[f"{n}-choice-cpu-bf16.json" for n in newest]])
+
+
+
+def test_the_embedder_runs_as_many_threads_as_the_process_may_use_cpus(converted):
+    """In a container given 1 CPU of the machine's N (a cpuset, taskset): one thread, not N fighting
+    over it. OpenVINO caps its threads so by itself; torch was told os.cpu_count()."""
+    script = ("import torch; from ingest.embedding import Embedder; "
+              f"ov = Embedder(backend='openvino', cache_dir={str(converted)!r}).model; "
+              "Embedder(backend='torch').model; "
+              "print(ov.compiled.get_property('INFERENCE_NUM_THREADS'), torch.get_num_threads())")
+    one = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.split()[-2:] == ["1", "1"]

@@ -10,9 +10,10 @@ height of each other, left to right) and paragraphs (a gap of more than a line b
 
 from __future__ import annotations
 
-import os
 import time
 import unicodedata
+
+from ..settings import usable_cpus
 
 DPI = 150  # pages are rendered at this resolution for OCR: 10 pt text is ~20 px high, enough for PP-OCR
 MAX_PIXELS = 60_000_000  # larger images are refused (PIL's decompression-bomb guard is at 179 MP)
@@ -25,7 +26,7 @@ def engine():
     if _engine is None:
         from rapidocr_onnxruntime import RapidOCR
 
-        threads = max(1, min(4, os.cpu_count() or 1))
+        threads = min(4, usable_cpus())
         # No text-direction classifier: pages are upright, and it turned some upright lines by 180
         # degrees, which garbled them (4.0 % characters wrong with it, 1.5 % without; docs/performance.md).
         _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, use_cls=False,

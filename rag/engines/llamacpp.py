@@ -3,11 +3,10 @@ default Qwen2.5-Coder-1.5B-Instruct in Q4_K_M."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ingest.errors import ServerError
-from ingest.settings import PROJECT, Settings
+from ingest.settings import PROJECT, Settings, usable_cpus
 
 NAME = "llamacpp"
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -25,7 +24,7 @@ def command(settings: Settings, port: int) -> tuple[list[str], dict, str]:
     python = PROJECT / ".venv-llama" / "bin" / "python"
     argv = [str(python), "-m", "llama_cpp.server", "--model", str(model), "--model_alias", model.stem,
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.llm_context),
-            "--n_threads", str(os.cpu_count() or 2), "--n_batch", "512",
+            "--n_threads", str(usable_cpus()), "--n_batch", "512",
             # Its default cuts a streaming answer short as soon as another request waits: with
             # two users, each question ended the other's answer (bench/many_users.py: 7 of 8 cut).
             "--interrupt_requests", "False"]

@@ -136,11 +136,12 @@ class Writer:
         worker = threading.Thread(target=self._read_files, args=(jobs, events, queued, stop, report.timings),
                                   name="hearth-read", daemon=True)
         worker.start()
-        self.lib.embedder.model  # loaded (or its backend read) while the reader starts, not after
         waiting: list[tuple[_Parsed, Chunk]] = []  # chunks to embed, in order
         finished: list[_Parsed] = []  # files read whole, waiting for their record
         state = {"done": 0, "total": len(jobs)}
         try:
+            if any(job.source is None for job in jobs):  # copies need no model
+                self.lib.embedder.model  # loaded (or its backend read) while the reader starts, not after
             for _ in range(len(jobs)):
                 while True:
                     kind, parsed, chunks = events.get()

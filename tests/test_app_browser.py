@@ -43,8 +43,13 @@ The garden gnome is called Bartholomew and he guards the tomato bed.
 def _serve(home, **env):
     port = free_port()
     env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), **env}
+    # Its output goes to a file, not a pipe nobody reads while the tests run: a pipe holds 64 KB, and an
+    # app with more to say would block on its next write, mid-answer (tests/artifacts keeps the file).
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / f"serve-{port}.log", "w")
     proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), "serve", "--no-samples", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    log.close()  # the app holds its own copy
     wait_for_port(port, proc)
     return proc, f"http://127.0.0.1:{port}"
 

@@ -106,11 +106,11 @@ def ort_encoder(model_file: str, tokenizer_dir: str):
     return pooled_encoder(lambda feed: session.run(None, feed)[0], {i.name for i in session.get_inputs()}, tokenizer_dir)
 
 
-def openvino_encoder(model_file: str, tokenizer_dir: str, config: dict):
-    """The same ONNX model compiled by OpenVINO for this CPU."""
+def openvino_encoder(model, tokenizer_dir: str, config: dict):
+    """A model (a file OpenVINO reads, or an openvino.Model) compiled by OpenVINO for this CPU."""
     import openvino
 
-    compiled = openvino.Core().compile_model(model_file, "CPU", config)
+    compiled = openvino.Core().compile_model(model, "CPU", config)
     request = compiled.create_infer_request()
     return pooled_encoder(lambda feed: request.infer(feed)[compiled.output(0)],
                           {next(iter(i.names)) for i in compiled.inputs}, tokenizer_dir)

@@ -20,19 +20,17 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from embedding import MANUALS, passages  # noqa: E402  (bench/ is on the path of a script run from it)
+from embedding import MANUALS, openvino_encoder, passages, timed  # noqa: E402  (bench/ is on the path of a script run from it)
 from machine import describe  # noqa: E402
 
 from ingest.embedding import Embedder  # noqa: E402
-from ingest.openvino_encoder import batches, mean_pooled  # noqa: E402
+from ingest.openvino_encoder import batches  # noqa: E402
 
 KINDS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
          "intermediate.dense", "N.output.dense")
@@ -57,48 +55,30 @@ def main(n: int) -> None:
     chunker = Chunker(192, 32, embedder.tokenize)
     calibration = [c.text for name in ("R-lang.pdf", "R-ints.pdf") for c in chunker.chunk(load(MANUALS / name).sections)]
     calibration = calibration[::max(1, len(calibration) // 256)][:256]
-    tokenizer = encoder.tokenizer
     core = openvino.Core()
     model = core.read_model(str(encoder.xml))
     linear = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"]
-    feeds = [feed for _, feed in batches(tokenizer, calibration, 8, 16, encoder.pad_id)]
+    feeds = [feed for _, feed in batches(encoder.tokenizer, calibration, 8, 16, encoder.pad_id)]
 
-    def encode_with(m):
-        compiled = core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-                                                 "ENABLE_CPU_PINNING": False})
-        output = compiled.output(0)
+    def encode_with(m):  # what stays float computes in f32, as on a CPU without bf16
+        return openvino_encoder(m, embedder.path, {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                                                   "ENABLE_CPU_PINNING": False})
 
-        def encode(batch_texts):
-            request, out = compiled.create_infer_request(), np.zeros((len(batch_texts), 384), dtype="float32")
-            for rows, feed in batches(tokenizer, batch_texts, 32, 16, encoder.pad_id):
-                out[rows] = mean_pooled(request.infer(feed)[output], feed["attention_mask"])
-            return out
-        return encode
-
-    def rate(encode):
-        encode(texts[:32])
-        rates, vectors = [], None
-        for _ in range(3):
-            started = time.perf_counter()
-            vectors = encode(texts)
-            rates.append(len(texts) / (time.perf_counter() - started))
-        return statistics.median(rates), vectors
-
-    fp32_rate, ref = rate(encode_with(model))
+    fp32_rate, ref = timed(encode_with(model), texts)
     print(f"{len(texts)} passages ({len(texts) - len(plain)} with dot leaders); OpenVINO fp32 {fp32_rate:.1f} passages/s")
     print("| int8 layers | of 36 | cosine min / median | min without dot leaders | passages/s | × OpenVINO fp32 |")
     print("| --- | ---: | --- | --- | ---: | ---: |")
 
-    def row(label: str, int8: list[str], timed: bool = False, weights_only: bool = False):
+    def row(label: str, int8: list[str], clocked: bool = False, weights_only: bool = False):
         if weights_only:
             m = nncf.compress_weights(model.clone(), mode=nncf.CompressWeightsMode.INT8_SYM)
         else:
             m = nncf.quantize(model.clone(), nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(feeds),
                               ignored_scope=nncf.IgnoredScope(names=[x for x in linear if x not in int8]))
-        speed, vectors = rate(encode_with(m)) if timed else (None, encode_with(m)(texts))
+        speed, vectors = timed(encode_with(m), texts) if clocked else (None, encode_with(m)(texts))
         cos = (vectors * ref).sum(1)
-        shown = f"{speed:.1f} | {speed / fp32_rate:.2f}×" if timed else "- | -"
+        shown = f"{speed:.1f} | {speed / fp32_rate:.2f}×" if clocked else "- | -"
         print(f"| {label} | {len(int8)} | {cos.min():.4f} / {np.median(cos):.5f} | {cos[plain].min():.4f} | {shown} |",
               flush=True)
 
@@ -107,16 +87,16 @@ def main(n: int) -> None:
             return [x for x in linear if ".output.dense" in x and "attention" not in x]
         return [x for x in linear if kind in x]
 
-    row("all", linear, timed=True)
-    row("all but layers 0-1", [x for x in linear if not re.search(r"layer\.[01]\.", x)], timed=True)
-    row("all but the feed-forward outputs", [x for x in linear if x not in of_kind("N.output.dense")], timed=True)
+    row("all", linear, clocked=True)
+    row("all but layers 0-1", [x for x in linear if not re.search(r"layer\.[01]\.", x)], clocked=True)
+    row("all but the feed-forward outputs", [x for x in linear if x not in of_kind("N.output.dense")], clocked=True)
     for kind in KINDS:
         row(f"{kind.replace('N.', '')} of every layer", of_kind(kind))
     for layer in range(6):
         row(f"layer {layer}, all six", [x for x in linear if f"layer.{layer}." in x])
     row("layer 5 query alone", [x for x in linear if "layer.5.attention.self.query" in x])
     row("layer 4 intermediate alone", [x for x in linear if "layer.4.intermediate" in x])
-    row("weights only (int8 weights, fp32 activations)", linear, timed=True, weights_only=True)
+    row("weights only (int8 weights, fp32 activations)", linear, clocked=True, weights_only=True)
 
 
 if __name__ == "__main__":

@@ -46,11 +46,14 @@ def _serve(home, **env):
     # Its output goes to a file, not a pipe nobody reads while the tests run: a pipe holds 64 KB, and an
     # app with more to say would block on its next write, mid-answer (tests/artifacts keeps the file).
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / f"serve-{port}.log", "w")
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), "serve", "--no-samples", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    log.close()  # the app holds its own copy
-    wait_for_port(port, proc)
+    log = ARTIFACTS / f"serve-{port}.log"
+    with open(log, "w") as out:  # the app holds its own copy
+        proc = subprocess.Popen([str(ROOT / ".venv/bin/hearth"), "serve", "--no-samples", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc)
+    except RuntimeError as exc:  # it exited: what it said is in the log, not on a pipe
+        raise RuntimeError(f"{exc}{log.read_text()}") from None
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -194,7 +194,6 @@ def test_the_cache_keeps_the_last_used_conversions(tmp_path):
                            *[f"{n}-choice-cpu-bf16.json" for n in newest]])
 
 
-
 def test_the_embedder_runs_as_many_threads_as_the_process_may_use_cpus(converted):
     """In a container given 1 CPU of the machine's N (a cpuset, taskset): one thread, not N fighting
     over it. OpenVINO caps its threads so by itself; torch was told os.cpu_count()."""

@@ -62,10 +62,13 @@ $(SMOLLM): $(VLLM)/.installed rag/models.py
 	$(VLLM)/bin/python rag/models.py smollm2 $(MODELS)
 	@touch $@
 
-testdata: $(TESTDATA)/.done
-$(TESTDATA)/.done:
+# The R and Octave manuals and the Debian Reference (HTML): the tests' and the answer dev set's documents.
+# The stamp names the package list, so adding a package fetches again.
+TESTDEBS := r-doc-pdf octave-doc debian-reference-en
+testdata: $(TESTDATA)/.done-$(words $(TESTDEBS))
+$(TESTDATA)/.done-$(words $(TESTDEBS)):
 	@mkdir -p $(TESTDATA)/debs
-	cd $(TESTDATA)/debs && (apt-get download r-doc-pdf octave-doc || (apt-get update -qq && apt-get download r-doc-pdf octave-doc))
+	cd $(TESTDATA)/debs && (apt-get download $(TESTDEBS) || (apt-get update -qq && apt-get download $(TESTDEBS)))
 	for deb in $(TESTDATA)/debs/*.deb; do dpkg-deb -x $$deb $(TESTDATA)/root; done
 	@touch $@
 

@@ -49,6 +49,28 @@ class Chunk:
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*\s+(?=[^a-z\s])")
 
 
+# Tables of contents and indexes ("6.1 Structures . . . . . 111", "3.1. Guiding rules", "abline, 72"):
+# they repeat every heading and word of a manual, so both retrievers ranked them above the sections
+# themselves (README question: R-data's contents page; Octave's index pages for unrelated questions).
+# A chunk is a listing when it has two dot leaders, or when most of its lines (four or more) are short
+# numbered headings or short lines ending in page numbers. Marked at ingest (metadata "listing"),
+# kept out of the keyword index, and ranked after every prose passage (rag/retrieval.py).
+_LEADER = re.compile(r"(?:\.\s?){5,}")
+_NUMBERED_LINE = re.compile(r"^\s*(?:[A-Z]|\d{1,3})(?:\.\d{1,3})*\.?\s+\S")  # each repeat needs its dot: linear
+_PAGE_END = re.compile(r"(?:[\s,]|^)\d{1,4}(?:\s*[,\u2013-]\s*\d{1,4})*\s*$")
+
+
+def is_listing(text: str) -> bool:
+    """A table of contents or index rather than prose (see above)."""
+    if len(_LEADER.findall(text)) >= 2:
+        return True
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) < 4:
+        return False
+    listed = sum(len(line) <= 70 and bool(_NUMBERED_LINE.match(line) or _PAGE_END.search(line)) for line in lines)
+    return listed >= 0.6 * len(lines)
+
+
 def split_sentences(text: str) -> list[str]:
     """text in sentences, each with the white space after it: joined, they are the text again."""
     pieces, start = [], 0

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Callable
 
 from . import loaders, reader
-from .chunking import Chunk, Chunker, ChunkSpec, check_sizes
+from .chunking import Chunk, Chunker, ChunkSpec, check_sizes, is_listing
 from .library import Library
 from .manifest import FileRecord
 
@@ -332,4 +332,6 @@ def _chunk_metadata(p: _Parsed, c: Chunk) -> dict:
         meta["section"] = c.heading[:500]
     if c.ocr:
         meta["ocr"] = True
+    if is_listing(c.text):
+        meta["listing"] = True  # a table of contents or index: ranked after prose
     return meta

@@ -3,8 +3,10 @@
 search      dense (Chroma), keyword (BM25 over SQLite FTS5) or both, fused:
     dense    the query is embedded and the nearest chunks come back (cosine similarity)
     keyword  BM25 over the manifest's FTS5 index (Porter-stemmed words, stopwords dropped)
-    hybrid   both lists fused by reciprocal rank fusion (Cormack et al.: score = sum 1/(60 + rank)),
+    hybrid   both lists fused by reciprocal rank fusion (Cormack et al.: score = sum 1/(60 + rank))
+             with a third: the candidates whose section heading shares the question's words;
              then optionally re-ordered by a cross-encoder (HEARTH_RERANK_MODEL)
+In every mode, tables of contents and indexes (marked at ingest) come after every prose passage.
 Every hit carries its cosine similarity to the query, also keyword-only hits (computed from their
 stored vectors), so the answerer's relevance threshold means the same in every mode.
 
@@ -27,9 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ingest.chunking import is_listing
 from ingest.library import Library, chunk_id, split_id
 
 from . import engines
+from .support import content_words
 
 MODES = ("hybrid", "dense", "keyword")
 RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published default
@@ -37,7 +41,9 @@ CANDIDATES = 30  # how deep each retriever's list goes before fusion
 # Keyword ranks count 0.3 of dense ranks: measured on the R FAQ dev set (bench/devset.py), equal
 # weights lost hit@5 on questions in users' own words (0.946 against dense 0.973); 0.3 beats or ties
 # both retrievers on hit@1 and hit@5 for verbatim and hand-written questions.
-WEIGHTS = (1.0, 0.3)  # dense, keyword
+# The third list ranks the candidates whose section heading shares words with the question
+# (heading_ranking); its weight was chosen on the answer dev set (bench/answers.py --retrieval).
+WEIGHTS = (1.0, 0.3, 0.5)  # dense, keyword, heading
 # In hybrid mode a query word found in more than COMMON_WORD_SHARE of all chunks is left out of the
 # keyword query. FTS5 scores every chunk holding any query word, and at 100k chunks of R manuals 'r',
 # 'use' or 'function' each match 40-50k of them: the keyword query was two thirds of a hybrid search
@@ -69,6 +75,7 @@ class Hit:
     section: str | None = None
     start: int | None = None  # where the text begins in its page's (or file's) text; None: not known
     ocr: bool = False  # the page was read from an image by OCR
+    listing: bool = False  # a table of contents or index (ingest.chunking.is_listing)
 
     def to_json(self) -> dict:
         """The stable shape scripts rely on: text, source, page, score, chunk_id, section, start, ocr."""
@@ -87,7 +94,7 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None, on
     docs = library.docs_under(only) if only else None
     if only and not docs:
         return []
-    depth = max(CANDIDATES, k) if mode == "hybrid" else k
+    depth = max(CANDIDATES, k)
     library.collection  # opened here, not in two threads at once
     keyword = None
     if mode != "dense":
@@ -103,11 +110,28 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None, on
     elif mode == "keyword":
         ranked = [cid for cid, _ in keyword]
     else:
-        ranked = fuse([cid for cid, _ in dense], [cid for cid, _ in keyword], weights=WEIGHTS)
-    hits = _hits(library, ranked[: max(k, depth) if library.settings.rerank_model else k], vector)
+        ranked = [cid for cid, _ in dense] + [cid for cid, _ in keyword]  # the candidates, fused below
+    hits = _hits(library, list(dict.fromkeys(ranked)), vector)
+    if mode == "hybrid":
+        by_id = {h.chunk_id: h for h in hits}
+        order = fuse([cid for cid, _ in dense], [cid for cid, _ in keyword], heading_ranking(query, hits),
+                     weights=WEIGHTS)
+        hits = [by_id[cid] for cid in order if cid in by_id]
+    # Tables of contents and indexes after every prose passage (stable: each keeps its rank otherwise)
+    hits = sorted(hits, key=lambda h: h.listing)
     if mode == "hybrid" and library.settings.rerank_model:
-        hits = rerank(library.settings.rerank_model, query, hits)
+        hits = rerank(library.settings.rerank_model, query, hits[: max(k, depth)])
     return hits[:k]
+
+
+def heading_ranking(query: str, hits: list[Hit]) -> list[str]:
+    """The hits whose section heading shares content words with the query, most shared first: a
+    question in the words of a chapter's title ("read an Excel spreadsheet") belongs to that chapter
+    ("9 Reading Excel spreadsheets"), which neither retriever sees (chunks are embedded and indexed
+    without their heading)."""
+    words = content_words(query)
+    shared = {h.chunk_id: len(words & content_words(h.section or "")) for h in hits}
+    return sorted((cid for cid, n in shared.items() if n), key=lambda cid: -shared[cid])
 
 
 def fuse(*rankings: list[str], weights=None) -> list[str]:
@@ -157,8 +181,9 @@ def _hits(library: Library, ids: list[str], vector) -> list[Hit]:
             continue
         doc, meta, emb = by_id[cid]
         score = round(float(np.dot(np.asarray(emb, dtype="float32"), vector)), 4)  # both unit length
+        listing = meta["listing"] if "listing" in meta else is_listing(doc)  # a chunk stored before the mark
         hits.append(Hit(doc, meta.get("source", ""), meta.get("page"), score, cid, meta.get("section"), meta.get("start"),
-                        bool(meta.get("ocr"))))
+                        bool(meta.get("ocr")), bool(listing)))
     return hits
 
 

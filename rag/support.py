@@ -1,24 +1,27 @@
-"""Claim-level support: each sentence of an answer checked against the passages it cites.
+"""Claim-level support: each sentence of an answer attributed to the passage shown that supports it,
+then checked (a sentence nothing shown supports is marked unsupported).
 
     sentences = check_support(answer_text, passages, embedder)
     sentences[0].supported   # True, False, or None for a sentence that claims nothing ("the documents
                              # don't say")
     sentences[0].span        # (start, end): the supporting characters in the cited passage's text
 
-A sentence is split into candidate spans per cited passage: each sentence of the passage and each two
-neighbouring ones. Each candidate is scored against the claim (the sentence less its citation marks):
+Sentences are split so that code blocks, list items, abbreviations ("e.g.") and URLs stay whole. Each
+passage shown is split into candidate spans: each of its sentences and each two neighbouring ones. Each candidate is scored against the claim (the sentence less its citation marks):
 
     coverage     the share of the claim's content words (lower-case, crude suffixes off) in the candidate
     similarity   the cosine of their embeddings (the library's own embedding model, already loaded)
     mismatches   a number the candidate lacks, a different count of negations, a restricting word
                  ("only", "always") it lacks: the cheap ways a claim goes wrong while its words stay
-    novel        the claim's specific terms (code, names, upper-case words) found in none of the cited
-                 passages nor the question: where a made-up claim usually differs ("Python" for "R")
+    novel        the claim's specific terms (code, names, upper-case words) found in none of the
+                 passages shown nor the question: where a made-up claim usually differs ("Python" for "R")
 
     support = WEIGHT * coverage + (1 - WEIGHT) * similarity - MISMATCH_COST * mismatches
               - NOVEL_COST * min(novel, 2) - PAIR_COST (for two sentences)
-    supported = the best candidate's support >= THRESHOLD, unless it lies between LOW and HIGH:
+    supported = the best candidate's support >= THRESHOLD (a passage the sentence cites first, then
+                any other shown: that one becomes its citation), unless it lies between LOW and HIGH:
                 then the model server judges (verify), as far as it can be reached
+A fenced code block is one unit: supported when most of the names it uses are in one passage.
 
 The constants were calibrated on bench/support-set.jsonl (249 sentences from the R FAQ dev set: right
 citations, swapped ones, falsified claims and the model's own mistakes, read by hand), the mismatch
@@ -48,8 +51,16 @@ CONTEXT_CHARS = 300
 MISMATCH_COST = 0.3
 NOVEL_COST = 0.5
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-# A sentence ends at . ! ? followed by space (citation marks after the stop stay with it), or a line.
-_BOUNDARY = re.compile(r"(?<=[.!?])(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*\s+(?=\S)|\n+")
+# A sentence ends at . ! ? and any closing quotes or brackets, before white space and a character that
+# is not lower case (citation marks after the stop stay with it), unless the word before the stop is
+# an abbreviation ("e.g.", "etc.", "Fig.") or an initial; a URL or a name like read.csv has no space
+# after its dots and stays whole. Each line is a sentence of its own (list items, paragraphs), except a
+# fenced code block, which is one unit whatever it holds (its lines are not claims of their own).
+_STOP = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*(?=\s+[^a-z\s])")
+_FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
+ABBREVIATIONS = frozenset(
+    "e.g i.e etc vs cf al approx incl resp fig figs no nos sec ch p pp vol eq eqs mr mrs ms dr st jr sr "
+    "ca viz esp dept est min max".split())
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.#-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                      r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|first|second|third|half|once|"
@@ -83,23 +94,24 @@ class Sentence:
     span: tuple[int, int] | None = None  # the supporting characters in that passage's text
     quote: str = ""  # those characters
     judged_by: str = ""  # "words" (coverage and embeddings) or "model" (the model server, see LOW/HIGH)
+    attributed: str = ""  # "added": it cited nothing, "moved": it cited another passage; n is its citation now
 
     def to_json(self) -> dict:
         return {"text": self.text, "citations": self.citations, "supported": self.supported,
                 "score": round(self.score, 3), "passage": self.n, "span": list(self.span) if self.span else None,
-                "quote": self.quote, "judged_by": self.judged_by}
+                "quote": self.quote, "judged_by": self.judged_by, "attributed": self.attributed}
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of `text`, trailing citation marks kept with their sentence."""
-    spans, start = [], 0
-    for m in _BOUNDARY.finditer(text):
-        end = m.start() + len(m.group().rstrip())
-        if text[start:end].strip():
-            spans.append((start, end))
-        start = m.end()
-    if text[start:].strip():
-        spans.append((start, len(text.rstrip())))
+    """(start, end) of each sentence of `text`, trailing citation marks kept with their sentence; a
+    fenced code block is one piece."""
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for fence in _FENCE.finditer(text):
+        spans += _prose_spans(text, at, fence.start())
+        spans.append((fence.start(), fence.end()))
+        at = fence.end()
+    spans += _prose_spans(text, at, len(text))
     # a line that is only citation marks belongs to the sentence before it
     merged: list[tuple[int, int]] = []
     for s, e in spans:
@@ -107,7 +119,27 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], e)
         else:
             merged.append((s, e))
-    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in merged]
+    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), s + len(text[s:e].rstrip())) for s, e in merged
+            if text[s:e].strip()]
+
+
+def _prose_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentences of text[start:end]: at each line break, and at each stop that ends a sentence."""
+    spans = []
+    for line in re.finditer(r"[^\n]+", text[start:end]):
+        a, b = start + line.start(), start + line.end()
+        cut = a
+        for m in _STOP.finditer(text, a, b):
+            word = re.search(r"([\w.]+)[.!?]$", text[cut:m.start()] if text[m.start() - 1:m.start()] in ".!?"
+                             else text[cut:m.start()].rstrip("\"')]\u201d\u2019"))
+            before = word.group(1).lower().rstrip(".") if word else ""
+            if (before in ABBREVIATIONS or (len(before) == 1 and before.isalpha())
+                    or re.fullmatch(r"[-*+]?\s*\(?\w{1,3}[.)]", text[cut:m.start()].strip())):
+                continue  # "e.g. Excel", "J. Smith", a list's "1.": not an end
+            spans.append((cut, m.end()))
+            cut = m.end()
+        spans.append((cut, b))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
 
 
 def _stem(word: str) -> str:
@@ -166,9 +198,14 @@ def claim_text(sentence: str) -> str:
 
 
 def check_support(answer: str, passages: list, embedder, question: str = "", verify=None) -> list[Sentence]:
-    """Every sentence of `answer` with what supports it among the passages (Hit objects) it cites.
-    `embedder` has .embed(list[str]) -> unit vectors (ingest.embedding.Embedder); `question`: what
-    was asked (its words are not new when an answer repeats them); `verify(context, claim)`: P(the
+    """Every sentence of `answer` attributed to the passage (Hit objects) that supports it, then marked.
+
+    A sentence is scored against every passage shown, not only those it cites: the model often cites
+    once at the end of a paragraph, or the wrong number. Supported by a passage it cites: kept so.
+    Else supported by another shown passage: that one becomes its citation ("moved", or "added" for a
+    sentence without one; attribute() writes it into the answer). Else it is marked unsupported, its
+    best span still given. `embedder` has .embed(list[str]) -> unit vectors; `question`: what was
+    asked (its words are not new when an answer repeats them); `verify(context, claim)`: P(the
     context says the claim) from the model server, or None when it can't say (then words decide)."""
     sentences = []
     for s, e in split_sentences(answer):
@@ -177,27 +214,99 @@ def check_support(answer: str, passages: list, embedder, question: str = "", ver
         claim = claim_text(text)
         refusal = bool(_REFUSAL.search(claim)) or not content_words(claim)
         sentences.append(Sentence(text, s, e, cited, None if refusal else False))
-    todo = [x for x in sentences if x.supported is not None and x.citations]
-    scored = features([claim_text(x.text) for x in todo],
-                      [[passages[n - 1].text for n in x.citations] for x in todo], embedder, question)
-    for sentence, rows in zip(todo, scored):
-        best = max(rows, key=lambda r: combine(*r[2:]), default=None)
-        if best is None:
-            continue
-        i, span = best[:2]
-        sentence.n, sentence.span = sentence.citations[i], span
-        sentence.score = combine(*best[2:])
-        text = passages[sentence.n - 1].text
-        sentence.quote = " ".join(text[span[0]: span[1]].split())
-        sentence.supported, sentence.judged_by = sentence.score >= THRESHOLD, "words"
-        if verify is not None and LOW <= sentence.score <= HIGH:
-            context = " ".join(text[max(0, span[0] - CONTEXT_CHARS): span[1] + CONTEXT_CHARS].split())
-            p_yes = verify(context, claim_text(sentence.text))
-            if p_yes is None:
-                verify = None  # unreachable or unable: words decide the rest too, without waiting again
-            else:
-                sentence.supported, sentence.judged_by = p_yes >= YES, "model"
+    claims = [x for x in sentences if x.supported is not None]
+    if not claims or not passages:
+        return sentences
+    texts = [p.text for p in passages]
+    prose = [x for x in claims if not is_code(x.text)]
+    for sentence in claims:
+        if is_code(sentence.text):
+            _check_code(sentence, texts)
+    scored = features([claim_text(x.text) for x in prose], [texts] * len(prose), embedder, question)
+    judge = [verify]  # dropped after the first time it can't say: words decide the rest, without waiting again
+    for sentence, rows in zip(prose, scored):
+        _decide(sentence, rows, texts, judge)
     return sentences
+
+
+def _decide(sentence: Sentence, rows: list[tuple], texts: list[str], judge: list) -> None:
+    """Pick the span a sentence rests on (its own citations first) and mark it (see check_support)."""
+    if not rows:
+        return
+    support = lambda r: combine(*r[2:])  # noqa: E731
+    own = [r for r in rows if r[0] + 1 in sentence.citations]
+    best_own = max(own, key=support, default=None)
+    best_any = max(rows, key=support)
+    if best_own is not None and support(best_own) >= THRESHOLD:
+        best = best_own
+    elif support(best_any) >= THRESHOLD:
+        best = best_any
+    else:
+        best = best_own or best_any
+    i, span = best[:2]
+    sentence.n, sentence.span, sentence.score = i + 1, span, support(best)
+    sentence.quote = " ".join(texts[i][span[0]: span[1]].split())
+    sentence.supported, sentence.judged_by = sentence.score >= THRESHOLD, "words"
+    if judge[0] is not None and LOW <= sentence.score <= HIGH:
+        context = " ".join(texts[i][max(0, span[0] - CONTEXT_CHARS): span[1] + CONTEXT_CHARS].split())
+        p_yes = judge[0](context, claim_text(sentence.text))
+        if p_yes is None:
+            judge[0] = None
+        else:
+            sentence.supported, sentence.judged_by = p_yes >= YES, "model"
+    if sentence.supported and sentence.n not in sentence.citations:
+        sentence.attributed = "moved" if sentence.citations else "added"
+        sentence.citations = [sentence.n]
+
+
+def is_code(text: str) -> bool:
+    return text.lstrip().startswith(("```", "~~~"))
+
+
+_CODE_NAME = re.compile(r"[A-Za-z_][\w.]*[\w]")
+CODE_KEYWORDS = frozenset(
+    "if else elif for while in do done then fi function return print def end endif endfor endwhile true "
+    "false null none and or not library require import from with let var const echo sudo".split())
+
+
+def _check_code(sentence: Sentence, texts: list[str]) -> None:
+    """A code block claims the names it uses: supported when most of its names (functions, commands,
+    options) are in one shown passage; with no names to check it claims nothing."""
+    names = {m.group().lower() for m in _CODE_NAME.finditer(sentence.text.strip("`~ \n"))} - CODE_KEYWORDS
+    names = {n for n in names if len(n) >= 3 and n not in ("python", "bash", "octave", "shell", "console")}
+    if not names:
+        sentence.supported = None
+        return
+    shares = [sum(n in text.lower() for n in names) / len(names) for text in texts]
+    best = max(range(len(texts)), key=lambda i: (shares[i], i + 1 in sentence.citations))
+    sentence.n, sentence.score, sentence.judged_by = best + 1, shares[best], "words"
+    sentence.supported = shares[best] >= 0.5
+    if sentence.supported and sentence.n not in sentence.citations:
+        sentence.attributed = "moved" if sentence.citations else "added"
+        sentence.citations = [sentence.n]
+
+
+def attribute(answer: str, sentences: list[Sentence]) -> str:
+    """The answer with the citations check_support attributed written in: "[n]" added to a sentence
+    that had none, or put in place of the marks of one that cited the wrong passage. Offsets of the
+    sentences follow. Code blocks are left as written (their citation is in the sentence's record)."""
+    out, at, shift = [], 0, 0
+    for x in sentences:
+        text = x.text
+        if x.attributed and not is_code(text):
+            bare = " ".join(_CITE.sub(" ", text).split()) if x.attributed == "moved" else text.rstrip()
+            bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
+            stop = re.search(r"[.!?]+[\"')\u201d\u2019]*$", bare)
+            cut = stop.start() if stop else len(bare)
+            text = f"{bare[:cut]} [{x.n}]{bare[cut:]}"
+        out.append(answer[at:x.start])
+        at = x.end
+        x.start += shift
+        shift += len(text) - len(x.text)
+        x.text, x.end = text, x.start + len(text)
+        out.append(text)
+    out.append(answer[at:])
+    return "".join(out)
 
 
 def combine(coverage: float, similarity: float, pair: bool = False, mismatched: int = 0, novel: int = 0,

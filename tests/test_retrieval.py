@@ -198,3 +198,34 @@ def test_a_question_can_be_limited_to_chosen_documents_or_folders(library, tmp_p
         assert {h.source for h in hits} <= {str(docs / "trips/ferry.md"), str(docs / "trips/train.md")} and hits, mode
     assert search(library, "ferry", 5, only=[docs / "trips" / "ferry"]) == []  # a prefix of a name is not a folder
     assert search(library, "ferry", 5, only=[tmp_path / "elsewhere"]) == []  # nothing there: nothing found
+
+
+def test_tables_of_contents_and_indexes_are_marked_and_never_outrank_prose(library, tmp_path):
+    from ingest.chunking import is_listing
+
+    contents = "\n".join(f"{n}.{m} Brewing tea step {m} . . . . . . . . . . {10 * n + m}" for n in (1, 2) for m in range(4))
+    index = "\n".join(f"kettle temperature, {n}" for n in range(3, 40, 4))
+    numbered = "\n\n".join(f"3.{n}. Brewing tea with a kettle, part {n}" for n in range(1, 8))
+    assert is_listing(contents) and is_listing(index) and is_listing(numbered)
+    assert not is_listing(TEXT) and not is_listing("1. Boil the kettle.\nWait two minutes, then pour the water.")
+    assert not is_listing(("1" * 69 + "x\n") * 40)  # and quickly: a regex that backtracks would hang here
+    (tmp_path / "contents.md").write_text(f"# Contents\n\n{contents}\n\n{numbered}\n")
+    (tmp_path / "guide.md").write_text("# Water\n\nBring the kettle to a temperature of 80 degrees before brewing green tea.\n")
+    Ingestor(library).sync([tmp_path])
+    metas = library.collection.get(include=["metadatas"])["metadatas"]
+    assert {m["filename"]: bool(m.get("listing")) for m in metas} == {"contents.md": True, "guide.md": False}
+    for mode in ("hybrid", "dense", "keyword"):
+        hits = search(library, "kettle temperature for brewing tea", 2, mode=mode)
+        assert hits[0].source.endswith("guide.md"), mode
+        assert all(h.listing for h in hits[1:]), mode
+
+
+def test_a_heading_that_matches_the_question_counts():
+    body = "Use the function described here; it takes the path of the file and returns a data frame."
+    hits = [Hit(body, "a.pdf", 7, 0.75, "a:1", "1.1 Imports"), Hit(body, "a.pdf", 36, 0.72, "a:9", "9 Reading Excel spreadsheets"),
+            Hit(body, "a.pdf", 12, 0.70, "a:4", "2 Data in spreadsheets")]
+    ranked = retrieval.heading_ranking("How can I read an Excel spreadsheet in R?", hits)
+    assert ranked == ["a:9", "a:4"]  # three words shared, then one; none for "Imports"
+    # fused with the dense and keyword lists, the chapter named by the question comes first
+    assert fuse(["a:1", "a:9", "a:4"], ["a:9", "a:1"], ranked, weights=retrieval.WEIGHTS)[0] == "a:9"
+    assert fuse(["a:1", "a:9", "a:4"], ["a:9", "a:1"], weights=retrieval.WEIGHTS[:2])[0] == "a:1"  # without it

@@ -7,7 +7,7 @@ import re
 from rag import export, render
 from rag.answer import Answer, check_citations, quote_support, source_offsets
 from rag.retrieval import Hit
-from rag.support import check_support, split_sentences
+from rag.support import attribute, check_support, split_sentences
 
 TAX = ("Receipts and bank statements must be kept for six years after the tax year ends. "
        "Scan them and store the scans in the folder called Archive. The boiler is serviced in October "
@@ -26,7 +26,16 @@ def test_sentences_keep_their_citations():
         "Keep them six years [1].", "Scan them. [1][2]", "- Basil likes pots [2]\n[2]"]
 
 
-def test_each_sentence_is_checked_against_what_it_cites(embedder):
+def test_code_lists_abbreviations_and_urls_stay_whole():
+    text = ("Use read.csv, e.g. read.csv(\"a.csv\") [1]. See https://cran.r-project.org/doc. J. Smith wrote it.\n"
+            "```python\nif x:\n    a()\nelif y:\n    b()\nelse:\n    c()\n```\n"
+            "1. Install it.\n2. Run it [2].")
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        'Use read.csv, e.g. read.csv("a.csv") [1].', "See https://cran.r-project.org/doc.", "J. Smith wrote it.",
+        "```python\nif x:\n    a()\nelif y:\n    b()\nelse:\n    c()\n```", "1. Install it.", "2. Run it [2]."]
+
+
+def test_each_sentence_is_attributed_then_checked(embedder):
     answer = ("You must keep receipts and bank statements for six years after the tax year ends [1]. "
               "Basil grows well in pots beside tomatoes [2]. "
               "The boiler is serviced in October [2]. "
@@ -35,12 +44,35 @@ def test_each_sentence_is_checked_against_what_it_cites(embedder):
               "The documents don't say when the roof was repaired.")
     hits = passages()
     got = check_support(answer, hits, embedder)
-    assert [x.supported for x in got] == [True, True, False, False, False, None], [(x.text, x.score) for x in got]
+    assert [x.supported for x in got] == [True, True, True, False, False, None], [(x.text, x.score) for x in got]
     first = got[0]
     assert (first.n, TAX[slice(*first.span)]) == (1, TAX.split(". ")[0] + ".")
     assert "Basil grows well beside them in pots." in got[1].quote  # with the sentence "them" refers to
-    assert got[2].n == 2 and got[2].citations == [2]  # the boiler is in [1], not in the [2] it cites
-    assert got[4].citations == [] and got[4].n is None  # cites nothing
+    # the boiler is in [1], not in the [2] it cites: its citation moves there
+    assert (got[2].n, got[2].citations, got[2].attributed) == (1, [1], "moved")
+    assert got[3].n == 1 and got[3].attributed == ""  # ten years: its own passage is the closest, still wrong
+    assert got[4].citations == [] and got[4].supported is False  # cites nothing, and nothing shown says it
+
+
+def test_a_sentence_without_a_marker_gets_the_passage_that_supports_it(embedder):
+    # the model cites once, at the end of the paragraph: the first sentence is copied from [2]
+    answer = "Tomatoes need full sun and water every morning. Receipts must be kept for six years [1]."
+    hits = passages()
+    got = check_support(answer, hits, embedder)
+    assert [(x.supported, x.citations, x.attributed) for x in got] == [(True, [2], "added"), (True, [1], "")]
+    text = attribute(answer, got)
+    assert text == "Tomatoes need full sun and water every morning [2]. Receipts must be kept for six years [1]."
+    assert [text[x.start:x.end] for x in got] == [x.text for x in got]
+    moved = check_support("Basil grows in pots beside tomatoes [1].", hits, embedder)
+    assert attribute("Basil grows in pots beside tomatoes [1].", moved) == "Basil grows in pots beside tomatoes [2]."
+
+
+def test_a_code_block_is_checked_by_the_names_it_uses(embedder):
+    hits = [Hit("Use read.csv to read a comma-separated file; write.table writes one.", "/d/r.pdf", 3, 0.8, "c:0")]
+    good = check_support("Like this:\n```r\nx <- read.csv(\"data.csv\")\n```", hits, embedder)
+    assert [(x.supported, x.citations) for x in good][1] == (True, [1])
+    bad = check_support("```python\nimport pandas\ndf = pandas.read_excel(path)\n```", hits, embedder)
+    assert bad[0].supported is False
 
 
 def test_the_quote_is_the_supporting_span_and_json_gives_source_offsets(embedder):

@@ -6,18 +6,8 @@ from __future__ import annotations
 
 import json
 
-import re
-
+from ..chunking import is_listing
 from . import Database
-
-_LEADER = re.compile(r"(?:\.\s?){5,}")
-
-
-def is_navigation(text: str) -> bool:
-    """A table of contents or index page ("2.9 What mailing lists exist? . . . . . 8"): it repeats every
-    heading, so BM25 ranked it above the sections themselves (R FAQ: keyword hit@1 0.42 with it, 0.82
-    without; bench/devset.py). Dense search still sees it."""
-    return len(_LEADER.findall(text)) >= 2
 
 
 class Keywords:
@@ -29,9 +19,11 @@ class Keywords:
         return f"keywords built:{self.files.collection}"
 
     def add(self, doc_id: str, chunks):
-        """chunks: (index, text) pairs of one document. Tables of contents and indexes are left out."""
+        """chunks: (index, text) pairs of one document. Tables of contents and indexes are left out:
+        they repeat every heading, so BM25 ranked them above the sections themselves (R FAQ: keyword
+        hit@1 0.42 with them, 0.82 without; bench/devset.py)."""
         for index, text in chunks:
-            if is_navigation(text):
+            if is_listing(text):
                 continue
             row = self.db.execute("INSERT INTO keyword_chunks (collection, doc_id, chunk) VALUES (?, ?, ?)",
                                   (self.files.collection, doc_id, index)).lastrowid

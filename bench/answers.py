@@ -1,0 +1,210 @@
+"""Answer quality on questions in users' own words: the CPU default model answering through Hearth.
+
+    .venv/bin/python bench/answers.py                      # every set, both splits
+    .venv/bin/python bench/answers.py --split dev --set r  # tune on dev only; held is reported apart
+    .venv/bin/python bench/answers.py --retrieval          # hit@1 / hit@5 / MRR only (no model)
+
+The dev set is bench/answers-{r,octave,debian}.jsonl (bench/answer_set.py: its format and check).
+Each set is ingested into a collection of its own under .cache/answers-home/<hash of ingest/>, so a
+change to ingestion re-ingests. Hearth's own llama.cpp server (Qwen2.5-Coder-1.5B) answers through
+the same Answerer the app and `hearth ask` use, with the default settings. Reported per split:
+
+- correct: answers holding every key fact (what the user is shown: the lead quote and the answer);
+  also the model's own text alone
+- caught: of the answers missing a key fact, those with at least one sentence marked unsupported
+  (or the visible "did not match the documents" note)
+- flagged: of the sentences of correct answers, those marked unsupported
+- first token and total time, medians; the lead quote's time (what appears first on screen)
+- the same marks with words alone (no model judge), from the same answers: each sentence's word
+  score is recorded, so the judge's worth is measured on the same text
+
+Every answer is written to .cache/answers-results/<time>.jsonl for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))
+
+from answer_set import SETS, facts_met, load  # noqa: E402
+from machine import describe  # noqa: E402
+
+from ingest.library import Library  # noqa: E402
+from ingest.pipeline import Ingestor  # noqa: E402
+from ingest.settings import load_settings  # noqa: E402
+from rag.evaluate import evaluate  # noqa: E402
+from rag.support import THRESHOLD  # noqa: E402
+
+RESULTS = ROOT / ".cache/answers-results"
+
+
+def ingest_home() -> Path:
+    """A home per version of the ingestion code: a change there re-ingests, nothing else does."""
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "ingest").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return ROOT / ".cache/answers-home" / digest.hexdigest()[:12]
+
+
+def libraries(names: list[str], **overrides) -> tuple:
+    settings = load_settings(home=ingest_home(), llm_engine="llamacpp", **overrides)
+    libs = {}
+    for name in names:
+        lib = Library(settings, name)
+        t = time.perf_counter()
+        report = Ingestor(lib).sync(SETS[name])
+        took = time.perf_counter() - t
+        if took > 2:
+            print(f"ingested {name}: {len(report.results)} files, {report.chunks_added} passages in {took:.0f} s")
+        libs[name] = lib
+    return settings, libs
+
+
+def retrieval(libs: dict, rows: list[dict], k: int = 5) -> None:
+    print(f"\nRetrieval (hit@1 / hit@{k} / MRR; a hit holds 8 consecutive words of an evidence string)")
+    print("| set | split | n | hybrid | dense | keyword |")
+    print("| --- | --- | ---: | --- | --- | --- |")
+    for split in ("dev", "held"):
+        for name in [*libs, "all"]:
+            chosen = [r for r in rows if r["split"] == split and (name == "all" or r["set"] == name)]
+            if not chosen:
+                continue
+            if name == "all":
+                tables = [evaluate(libs[s], [r for r in chosen if r["set"] == s], k) for s in libs
+                          if any(r["set"] == s for r in chosen)]
+                counts = [sum(r["set"] == s for r in chosen) for s in libs if any(r["set"] == s for r in chosen)]
+                table = {m: {key: sum(t[m][key] * c for t, c in zip(tables, counts)) / sum(counts)
+                             for key in tables[0][m]} for m in tables[0]}
+            else:
+                table = evaluate(libs[name], chosen, k)
+            cells = [" / ".join(f"{v:.3f}" for v in table[m].values()) for m in ("hybrid", "dense", "keyword")]
+            print(f"| {name} | {split} | {len(chosen)} | {' | '.join(cells)} |")
+
+
+def shown_text(answer) -> str:
+    return "\n".join(x for x in (getattr(answer, "lead", ""), answer.answer) if x)
+
+
+def score(rows: list[dict]) -> dict:
+    """The figures of a list of answered rows (see the module's doc)."""
+    correct = [r for r in rows if r["correct"]]
+    wrong = [r for r in rows if not r["correct"]]
+    right_sentences = [s for r in correct for s in r["sentences"] if s["supported"] is not None]
+    words_mark = lambda s: s["score"] < THRESHOLD  # noqa: E731 (unsupported by words alone)
+    return {
+        "n": len(rows),
+        "correct": len(correct) / max(len(rows), 1),
+        "model_correct": sum(r["model_correct"] for r in rows) / max(len(rows), 1),
+        "caught": sum(r["caught"] for r in wrong) / max(len(wrong), 1),
+        "wrong": len(wrong),
+        "flagged": sum(s["supported"] is False for s in right_sentences) / max(len(right_sentences), 1),
+        "right_sentences": len(right_sentences),
+        "caught_words": sum(any(s["supported"] is not None and words_mark(s) for s in r["sentences"]) or r["mismatch"]
+                            for r in wrong) / max(len(wrong), 1),
+        "flagged_words": sum(words_mark(s) for s in right_sentences) / max(len(right_sentences), 1),
+        "first_token": statistics.median([r["first_token_s"] for r in rows if r["first_token_s"] is not None] or [0]),
+        "lead": statistics.median([r["lead_s"] for r in rows if r["lead_s"] is not None] or [0]),
+        "total": statistics.median([r["total_s"] for r in rows] or [0]),
+    }
+
+
+def answer_all(settings, libs: dict, rows: list[dict]) -> list[dict]:
+    from rag import llm_server
+    from rag.answer import Answerer
+
+    server = llm_server.start(settings)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_path = RESULTS / time.strftime("%Y%m%d-%H%M%S.jsonl")
+    done = []
+    try:
+        answerers = {name: Answerer(lib, server) for name, lib in libs.items()}
+        next(iter(answerers.values())).ask("What is this about?").collect()  # warm the server
+        with out_path.open("w") as fh:
+            for i, row in enumerate(rows, 1):
+                t = time.perf_counter()
+                answer = answerers[row["set"]].ask(row["question"]).collect()
+                text = shown_text(answer)
+                met = facts_met(text, row["facts"])
+                sentences = [x.to_json() for x in answer.sentences]
+                mismatch = bool(getattr(answer, "mismatch", False))
+                record = {
+                    "id": row["id"], "set": row["set"], "split": row["split"], "kind": row["kind"],
+                    "question": row["question"], "facts": row["facts"], "met": met,
+                    "correct": all(met), "model_correct": all(facts_met(answer.answer, row["facts"])),
+                    "caught": mismatch or any(s["supported"] is False for s in sentences), "mismatch": mismatch,
+                    "lead": getattr(answer, "lead", ""), "answer": answer.answer, "error": answer.error,
+                    "sentences": sentences,
+                    "sources": [f"{Path(h.source).name} p{h.page} {h.score:.2f}" for h in answer.passages],
+                    "first_token_s": answer.timings.get("first_token_ms", 0) / 1000 or None,
+                    "lead_s": answer.timings["lead_ms"] / 1000 if "lead_ms" in answer.timings else None,
+                    "total_s": time.perf_counter() - t,
+                }
+                fh.write(json.dumps(record) + "\n")
+                fh.flush()
+                done.append(record)
+                mark = "ok " if record["correct"] else ("CAUGHT" if record["caught"] else "WRONG ")
+                print(f"[{i}/{len(rows)}] {mark} {row['id']} {record['total_s']:.1f}s {row['question'][:70]}", flush=True)
+    finally:
+        llm_server.stop(settings)
+    print(f"answers written to {out_path}")
+    return done
+
+
+def report(done: list[dict]) -> None:
+    print("\nAnswers (Qwen2.5-Coder-1.5B on llama.cpp; correct = every key fact in what the user is shown)")
+    print("| split | set | n | correct | model's text correct | wrong caught | right sentences flagged | "
+          "words alone: caught / flagged | first token | lead quote | total |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    groups = defaultdict(list)
+    for r in done:
+        groups[(r["split"], r["set"])].append(r)
+        groups[(r["split"], "all")].append(r)
+    for (split, name), rows in sorted(groups.items(), key=lambda kv: (kv[0][0] != "dev", kv[0][1] == "all", kv[0][1])):
+        s = score(rows)
+        print(f"| {split} | {name} | {s['n']} | {100 * s['correct']:.1f} % | {100 * s['model_correct']:.1f} % | "
+              f"{100 * s['caught']:.0f} % of {s['wrong']} | {100 * s['flagged']:.1f} % of {s['right_sentences']} | "
+              f"{100 * s['caught_words']:.0f} % / {100 * s['flagged_words']:.1f} % | {s['first_token']:.2f} s | "
+              f"{s['lead']:.2f} s | {s['total']:.1f} s |")
+    kinds = defaultdict(list)
+    for r in done:
+        kinds[(r["split"], r["kind"])].append(r)
+    print("\nBy kind: " + "; ".join(f"{split} {kind} {100 * score(rows)['correct']:.0f} % of {len(rows)}"
+                                   for (split, kind), rows in sorted(kinds.items())))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=sorted(SETS), action="append")
+    parser.add_argument("--split", choices=("dev", "held", "all"), default="all")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many questions (0: all)")
+    parser.add_argument("--retrieval", action="store_true", help="retrieval figures only, no model")
+    parser.add_argument("--ids", help="comma-separated question ids to ask (for reading single answers)")
+    args = parser.parse_args()
+    print(describe())
+    names = args.set or sorted(SETS)
+    rows = [r for name in names for r in load(name) if args.split in ("all", r["split"])]
+    if args.ids:
+        rows = [r for r in rows if r["id"] in args.ids.split(",")]
+    rows = rows[: args.limit] if args.limit else rows
+    settings, libs = libraries(names)
+    try:
+        retrieval(libs, rows)
+        if not args.retrieval:
+            report(answer_all(settings, libs, rows))
+    finally:
+        for lib in libs.values():
+            lib.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -60,7 +60,7 @@ def libraries(names: list[str], **overrides) -> tuple:
     settings = load_settings(home=ingest_home(), llm_engine="llamacpp", **overrides)
     libs = {}
     for name in names:
-        lib = Library(settings, name)
+        lib = Library(settings, f"answers-{name}")
         t = time.perf_counter()
         report = Ingestor(lib).sync(SETS[name])
         took = time.perf_counter() - t
@@ -91,8 +91,26 @@ def retrieval(libs: dict, rows: list[dict], k: int = 5) -> None:
             print(f"| {name} | {split} | {len(chosen)} | {' | '.join(cells)} |")
 
 
+def leads(settings, libs: dict, rows: list[dict]) -> None:
+    """The lead quote alone (no model): how often it holds every key fact, per split."""
+    from rag.answer import Answerer
+
+    print("\nLead quote (the passage span shown before the model's answer): holds every key fact / any")
+    for split in ("dev", "held"):
+        chosen = [r for r in rows if r["split"] == split]
+        if not chosen:
+            continue
+        every = some = 0
+        for row in chosen:
+            stream = Answerer(libs[row["set"]], None).ask(row["question"])
+            lead = stream.lead()
+            met = facts_met(lead.quote if lead else "", row["facts"])
+            every, some = every + all(met), some + any(met)
+        print(f"  {split}: {every}/{len(chosen)} every fact, {some}/{len(chosen)} at least one")
+
+
 def shown_text(answer) -> str:
-    return "\n".join(x for x in (getattr(answer, "lead", ""), answer.answer) if x)
+    return "\n".join(x for x in (answer.lead_text, answer.answer) if x)
 
 
 def score(rows: list[dict]) -> dict:
@@ -136,13 +154,13 @@ def answer_all(settings, libs: dict, rows: list[dict]) -> list[dict]:
                 text = shown_text(answer)
                 met = facts_met(text, row["facts"])
                 sentences = [x.to_json() for x in answer.sentences]
-                mismatch = bool(getattr(answer, "mismatch", False))
+                mismatch = answer.mismatch
                 record = {
                     "id": row["id"], "set": row["set"], "split": row["split"], "kind": row["kind"],
                     "question": row["question"], "facts": row["facts"], "met": met,
                     "correct": all(met), "model_correct": all(facts_met(answer.answer, row["facts"])),
                     "caught": mismatch or any(s["supported"] is False for s in sentences), "mismatch": mismatch,
-                    "lead": getattr(answer, "lead", ""), "answer": answer.answer, "error": answer.error,
+                    "lead": answer.lead_text, "answer": answer.answer, "error": answer.error,
                     "sentences": sentences,
                     "sources": [f"{Path(h.source).name} p{h.page} {h.score:.2f}" for h in answer.passages],
                     "first_token_s": answer.timings.get("first_token_ms", 0) / 1000 or None,
@@ -188,9 +206,20 @@ def main():
     parser.add_argument("--split", choices=("dev", "held", "all"), default="all")
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions (0: all)")
     parser.add_argument("--retrieval", action="store_true", help="retrieval figures only, no model")
+    parser.add_argument("--no-lead", action="store_true", help="skip the lead-quote figures")
+    parser.add_argument("--weights", help="fusion weights dense,keyword,heading[,heading share] to try (default: rag/retrieval.py's)")
     parser.add_argument("--ids", help="comma-separated question ids to ask (for reading single answers)")
     args = parser.parse_args()
     print(describe())
+    if args.weights:
+        from rag import retrieval as retrieval_module
+
+        *weights, share = [float(x) for x in args.weights.split(",")] + ([] if args.weights.count(",") == 3 else [None])
+        retrieval_module.WEIGHTS = tuple(weights)
+        if share is not None:
+            retrieval_module.HEADING_MIN_SHARE = share
+        print(f"fusion weights (dense, keyword, heading): {retrieval_module.WEIGHTS}, "
+              f"heading share {retrieval_module.HEADING_MIN_SHARE}")
     names = args.set or sorted(SETS)
     rows = [r for name in names for r in load(name) if args.split in ("all", r["split"])]
     if args.ids:
@@ -199,6 +228,8 @@ def main():
     settings, libs = libraries(names)
     try:
         retrieval(libs, rows)
+        if not args.no_lead:
+            leads(settings, libs, rows)
         if not args.retrieval:
             report(answer_all(settings, libs, rows))
     finally:

@@ -28,7 +28,7 @@ from ingest.settings import Settings
 
 from . import engines
 from .retrieval import Hit, assemble, budget_for, search
-from .support import Sentence, check_support
+from .support import Sentence, attribute, best_span, check_support
 
 # Worded for small local models: measured on Qwen2.5-Coder-1.5B, a longer prompt that stressed
 # "say the documents do not say" made it refuse questions its passages answered. {fence} is a random
@@ -55,6 +55,8 @@ VERIFY_PROMPT = (
     "says? If the sentence changes a name, number, place, tool or yes/no of the passage, or adds something "
     "the passage does not say, the answer is No. Answer Yes or No."
 )
+MISMATCH_NOTE = ("The model's answer did not match the documents: its main claim is not in the passages shown. "
+                 "The closest passage says the quote above.")
 NOTHING_FOUND = "I found nothing in your documents about this, so I can't answer it from them."
 STOP = ["<|im_end|>", "<|endoftext|>", "\nQuestion:"]
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -86,7 +88,13 @@ class Answer:
     timings: dict = field(default_factory=dict)
     incomplete: bool = False
     error: str = ""  # what went wrong, in plain words ("" when nothing did)
-    sentences: list[Sentence] = field(default_factory=list)  # each checked against what it cites
+    sentences: list[Sentence] = field(default_factory=list)  # each attributed to a passage, then checked
+    # The passage sentence(s) closest to the question, quoted: shown before the model's first token
+    # (rag/support.best_span); its n, span and quote are those of a Sentence (supported: verbatim).
+    lead: Sentence | None = None
+    # The model's main claim is not supported by the passages shown: the answer is shown as such,
+    # after the lead quote, with MISMATCH_NOTE (mismatch_of()).
+    mismatch: bool = False
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict:
@@ -96,6 +104,8 @@ class Answer:
             "sentences": [self.sentence_json(x) for x in self.sentences],
             "model": self.model,
             "timings": self.timings,
+            "lead": self.lead_json(),
+            "mismatch": self.mismatch,
             "question": self.question,
             "query": self.query,
             "incomplete": self.incomplete,
@@ -117,6 +127,19 @@ class Answer:
             row["span"] = None
         row.pop("quote")
         return row
+
+    def lead_json(self) -> dict | None:
+        """The lead quote: text, passage number, source, page and offsets in the source's text."""
+        if self.lead is None:
+            return None
+        hit = self.passages[self.lead.n - 1]
+        return {"quote": self.lead.quote, "n": self.lead.n, "source": hit.source, "page": hit.page,
+                **source_offsets(hit, self.lead.span)}
+
+    @property
+    def lead_text(self) -> str:
+        """The lead as shown: the quote and its citation ("" when there is none)."""
+        return f"“{self.lead.quote}” [{self.lead.n}]" if self.lead else ""
 
     @property
     def unsupported(self) -> list[Sentence]:
@@ -193,12 +216,14 @@ def check_citations(text: str, passages: list[Hit]) -> tuple[str, list[Citation]
 
     cleaned = _CITE.sub(keep, text)
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip()
-    citations = [
-        Citation(n, passages[n - 1].source, passages[n - 1].page, " ".join(passages[n - 1].text.split()),
-                 passages[n - 1].section, passages[n - 1].chunk_id)
-        for n in sorted(used)
-    ]
-    return cleaned, citations
+    return cleaned, citations_for(sorted(used), passages)
+
+
+def citations_for(numbers: list[int], passages: list[Hit]) -> list[Citation]:
+    """Each passage number as a citation: file, page, and the whole passage as its quote (until
+    quote_support narrows it to what supports the sentences citing it)."""
+    return [Citation(n, passages[n - 1].source, passages[n - 1].page, " ".join(passages[n - 1].text.split()),
+                     passages[n - 1].section, passages[n - 1].chunk_id) for n in numbers]
 
 
 def quote_support(citations: list[Citation], sentences: list[Sentence], passages: list[Hit]) -> None:
@@ -212,6 +237,14 @@ def quote_support(citations: list[Citation], sentences: list[Sentence], passages
         c.quote = " … ".join(" ".join(text[a:b].split()) for a, b in spans)
         offsets = source_offsets(passages[c.n - 1], (spans[0][0], spans[-1][1]))
         c.span = (offsets["start"], offsets["end"]) if offsets["start"] is not None else None
+
+
+def mismatch_of(sentences: list[Sentence]) -> bool:
+    """The answer's main claim is unsupported: its first claim, or half of its claims or more."""
+    claims = [x for x in sentences if x.supported is not None]
+    if not claims:
+        return False
+    return claims[0].supported is False or 2 * sum(x.supported is False for x in claims) >= len(claims)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -350,12 +383,15 @@ class AnswerStream:
             yield NOTHING_FOUND
             return self._finish()
         if server is None:
+            self.find_lead()
             result.error = "no model server is running: start one with `hearth llm start` (sources are below)"
             return self._finish()
         if self.answerer.starting:
+            self.find_lead()
             result.error = (f"the model server ({server.engine}, {server.model}) is still starting: "
                             "sources are below; ask again in a moment for an answer")
             return self._finish()
+        self.find_lead()
         text, finished = "", False
         try:
             for chunk in self.answerer.llm(self.max_tokens).stream_chat(self._messages()):
@@ -391,14 +427,37 @@ class AnswerStream:
     def _messages(self):
         return build_messages(self.result.query, self.passages)
 
+    def lead(self):
+        """The lead quote (a Sentence, or None), found once: front ends show it before iterating."""
+        return self.find_lead()
+
+    def find_lead(self):
+        """The passage sentence(s) closest to the question, quoted before the model writes anything:
+        verbatim, so what the user reads first is what the documents say."""
+        result = self.result
+        if "lead_ms" in result.timings or not self.passages:
+            return result.lead  # found already (the app asks for it before iterating)
+        try:
+            result.lead = best_span(result.query, self.passages, self.answerer.library.embedder)
+        except Exception:  # never worth losing the answer over
+            result.lead = None
+        result.timings["lead_ms"] = round(1000 * (time.perf_counter() - self.started))
+        return result.lead
+
     def check(self):
-        """Each sentence against the passages it cites (after the stream: never before a token)."""
+        """Each sentence attributed to the passage that supports it, then checked (after the stream:
+        never before a token); citations the check moved or added are written into the answer."""
         result, t = self.result, time.perf_counter()
         answerer = self.answerer
         verify = (answerer.verify if answerer.server is not None and answerer.settings.verify_claims
                   and not result.error else None)  # a server that just failed is not asked again
         result.sentences = check_support(result.answer, self.passages, answerer.library.embedder, result.query, verify)
+        if any(x.attributed for x in result.sentences):
+            result.answer = attribute(result.answer, result.sentences)
+            used = {n for n in cited_numbers(result.answer)} | {n for x in result.sentences for n in x.citations}
+            result.citations = citations_for(sorted(n for n in used if 1 <= n <= len(self.passages)), self.passages)
         quote_support(result.citations, result.sentences, self.passages)
+        result.mismatch = mismatch_of(result.sentences)
         result.timings["support_ms"] = round(1000 * (time.perf_counter() - t))
 
     def _finish(self):

@@ -72,8 +72,13 @@ def from_record(text: str) -> Answer:
     d = json.loads(text)
     d["passages"] = [Hit(**h) for h in d["passages"]]
     d["citations"] = [Citation(**{**c, "span": tuple(c["span"]) if c.get("span") else None}) for c in d["citations"]]
-    d["sentences"] = [Sentence(**{**x, "span": tuple(x["span"]) if x.get("span") else None}) for x in d["sentences"]]
+    d["sentences"] = [_sentence(x) for x in d["sentences"]]
+    d["lead"] = _sentence(d["lead"]) if d.get("lead") else None
     return Answer(**d)
+
+
+def _sentence(x: dict) -> Sentence:
+    return Sentence(**{**x, "span": tuple(x["span"]) if x.get("span") else None})
 
 
 class Chats:
@@ -178,6 +183,9 @@ class SavedStream:
         self.stream, self.chats, self.chat_id = stream, chats, chat_id
         self.passages, self.result = stream.passages, stream.result
         self.n = chats.begin(chat_id, self.result)
+
+    def lead(self):
+        return self.stream.lead()
 
     def __iter__(self):
         text, finished = "", False

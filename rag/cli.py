@@ -182,15 +182,17 @@ def _print_support(result):
     if not claims:
         return
     out.print(f"\n[bold]Checked[/] {sum(bool(x.supported) for x in claims)} of {len(claims)} sentences "
-              "supported by what they cite")
+              "supported by the passages shown")
     for x in claims:
         sentence = " ".join(x.text.split())
         if x.supported:
             quote = x.quote if len(x.quote) <= 160 else x.quote[:157] + "…"
-            judged = " (judged by the model)" if x.judged_by == "model" else ""
+            judged = (" (judged by the model)" if x.judged_by == "model" else "") + (
+                f" (citation {'added' if x.attributed == 'added' else 'corrected'})" if x.attributed else "")
             out.print(f" [green]✓[/] {escape(sentence)}\n     [dim][{x.n}] “{escape(quote)}”{judged}[/]")
         else:
-            why = "cites nothing" if not x.citations else "not supported by " + "".join(f"[{n}]" for n in x.citations)
+            why = ("no passage shown supports it" if not x.citations
+                   else "not supported by " + "".join(f"[{n}]" for n in x.citations) + " nor any passage shown")
             out.print(f" [red]✗[/] {escape(sentence)}  [yellow]({escape(why)})[/]")
 
 
@@ -306,10 +308,15 @@ def ask(
             result = stream.collect()
             print(json.dumps({**result.to_json(), **({"chat": chat_id} if chat_id else {})}, indent=2))
         else:
+            lead = stream.lead()
+            if lead is not None:  # what the documents say, before the model's first token
+                out.print(f"[bold]From the documents[/] [dim]([{lead.n}])[/]: “{escape(lead.quote)}”\n")
             for text in stream:
                 out.print(escape(text), end="", soft_wrap=True)
             out.print()
             result = stream.result
+            if result.mismatch:
+                out.print(f"[bold red]! {escape(api.MISMATCH_NOTE)}[/]")
             _print_sources(result)
             if chat_id:
                 out.print(f"[dim]saved as chat {chat_id}: continue it with --chat {chat_id}[/]")

@@ -43,7 +43,8 @@ CANDIDATES = 30  # how deep each retriever's list goes before fusion
 # both retrievers on hit@1 and hit@5 for verbatim and hand-written questions.
 # The third list ranks the candidates whose section heading shares words with the question
 # (heading_ranking); its weight was chosen on the answer dev set (bench/answers.py --retrieval).
-WEIGHTS = (1.0, 0.3, 0.5)  # dense, keyword, heading
+WEIGHTS = (1.0, 0.15, 0.5)  # dense, keyword, heading
+HEADING_MIN_SHARE = 0.5  # of the question's content words that a heading must hold to count
 # In hybrid mode a query word found in more than COMMON_WORD_SHARE of all chunks is left out of the
 # keyword query. FTS5 scores every chunk holding any query word, and at 100k chunks of R manuals 'r',
 # 'use' or 'function' each match 40-50k of them: the keyword query was two thirds of a hybrid search
@@ -131,7 +132,8 @@ def heading_ranking(query: str, hits: list[Hit]) -> list[str]:
     without their heading)."""
     words = content_words(query)
     shared = {h.chunk_id: len(words & content_words(h.section or "")) for h in hits}
-    return sorted((cid for cid, n in shared.items() if n), key=lambda cid: -shared[cid])
+    least = max(1.0, HEADING_MIN_SHARE * len(words))
+    return sorted((cid for cid, n in shared.items() if n >= least), key=lambda cid: -shared[cid])
 
 
 def fuse(*rankings: list[str], weights=None) -> list[str]:

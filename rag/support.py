@@ -49,6 +49,7 @@ PAIR_COST = 0.05
 LOW, HIGH, YES = 0.15, 0.90, 0.64
 CONTEXT_CHARS = 300
 MISMATCH_COST = 0.3
+LEAD_RANK_COST = 0.02  # per place down the passage list: the retriever's order counts a little
 NOVEL_COST = 0.5
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? and any closing quotes or brackets, before white space and a character that
@@ -257,6 +258,22 @@ def _decide(sentence: Sentence, rows: list[tuple], texts: list[str], judge: list
     if sentence.supported and sentence.n not in sentence.citations:
         sentence.attributed = "moved" if sentence.citations else "added"
         sentence.citations = [sentence.n]
+
+
+def best_span(question: str, passages: list, embedder) -> Sentence | None:
+    """The span of the passages shown (a sentence, or two neighbouring ones) closest to the question
+    by the same coverage and similarity as a claim, earlier passages winning ties: the quote shown
+    before the model's answer. None when nothing shares a content word with the question."""
+    texts = [p.text for p in passages]
+    rows = features([question], [texts], embedder)[0] if texts else []
+    rows = [r for r in rows if r[2] > 0]  # shares at least one content word with the question
+    if not rows:
+        return None
+    rank = lambda r: combine(r[2], r[3], r[4]) - LEAD_RANK_COST * r[0]  # noqa: E731
+    i, span = max(rows, key=rank)[:2]
+    quote = " ".join(texts[i][span[0]: span[1]].split())
+    return Sentence(quote, 0, len(quote), [i + 1], True, combine(*max(rows, key=rank)[2:5]), i + 1, span, quote,
+                    "words")
 
 
 def is_code(text: str) -> bool:

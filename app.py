@@ -319,6 +319,8 @@ def ask(lib: Hearth, question: str, chat_id: str | None, scope: list[str]):
     with st.chat_message("assistant"):
         with st.spinner("Searching your documents…"):
             stream = lib.ask(question, chat=chat_id, only=scope or None)
+        if stream.passages:  # what the documents say comes first, before the model's first token
+            show_lead(stream.lead(), stream.passages, lib)
         shown = st.empty()
         if stream.passages:  # sources are known before the first token: show them while it streams
             st.caption(render.text("Sources: " + " · ".join(_where(h.source, h.page, lib, h.ocr) for h in stream.passages)))
@@ -363,12 +365,28 @@ def _where(source: str, page: int | None, lib: Hearth, ocr: bool = False) -> str
     return export.display_path(source, lib.folder) + (f", page {page}" if page else "") + (" (read by OCR)" if ocr else "")
 
 
+def show_lead(lead, passages, lib: Hearth):
+    """The passage span closest to the question, quoted with its source: shown before the answer."""
+    if lead is None:
+        return
+    hit = passages[lead.n - 1]
+    st.markdown("> " + render.text(f"“{lead.quote}”") + "  \n> " +
+                render.text(f"— [{lead.n}] {_where(hit.source, hit.page, lib, hit.ocr)}"))
+
+
 def show_answer(answer: Answer, i: int, lib: Hearth):
+    if answer.passages:
+        show_lead(answer.lead, answer.passages, lib)
+    if answer.mismatch:
+        st.error(render.text(api.MISMATCH_NOTE), icon=":material/report:")
+    claims = [x for x in answer.sentences if x.supported is not None]
     if answer.answer:
-        st.markdown(render.answer(answer.answer, [x.end for x in answer.unsupported]))
-        if answer.unsupported:
-            st.caption(render.text(f"{len(answer.unsupported)} of {sum(x.supported is not None for x in answer.sentences)} "
-                                   "sentences are not supported by the passages they cite (marked)."))
+        body = render.answer(answer.answer, [x.end for x in answer.unsupported],
+                             backed=[x.end for x in answer.sentences if x.supported])
+        if answer.mismatch:
+            st.caption("The model's answer, not supported by the documents:")
+            body = "\n".join("> " + line for line in body.split("\n"))
+        st.markdown(body)
     if answer.incomplete or answer.error:
         st.warning(render.text(answer.error or "the answer is incomplete"))
     t = answer.timings
@@ -401,6 +419,19 @@ def show_answer(answer: Answer, i: int, lib: Hearth):
             if key in viewing:
                 quote = " … ".join(" ".join(hit.text[a:b].split()) for a, b in sorted(spans))
                 source_view(lib, key, hit, quote)
+    if answer.answer and claims:  # each sentence with the quote that backs it, after the sources
+        backed = sum(bool(x.supported) for x in claims)
+        with st.expander(render.text(f"Checked: {backed} of {len(claims)} sentences supported by the passages shown"),
+                         expanded=bool(answer.unsupported)):
+            for x in claims:
+                if x.supported:
+                    note = {"added": " (citation added)", "moved": " (citation corrected)"}.get(x.attributed, "")
+                    st.markdown(f"{render.BACKED} " + render.text(" ".join(x.text.split())) + "  \n"
+                                + render.text(f"[{x.n}] “{x.quote}”{note}") if x.quote else
+                                f"{render.BACKED} " + render.text(" ".join(x.text.split())))
+                else:
+                    st.markdown(f"{render.UNSUPPORTED} " + render.text(" ".join(x.text.split())) + "  \n"
+                                + render.text("no passage shown says this"))
 
 
 def source_view(lib: Hearth, key: str, cited, quote: str):

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from . import render
-from .answer import Answer
+from .answer import MISMATCH_NOTE, Answer, Citation
 
 
 def display_path(source: str, library_root: Path | None) -> str:
@@ -35,12 +35,21 @@ def display_path(source: str, library_root: Path | None) -> str:
 def _answer_body(answer: Answer, label: str) -> str:
     # render.answer writes a citation [2] as \[2\]: those become the footnote references
     body = render.answer(answer.answer, [x.end for x in answer.unsupported], UNSUPPORTED)
-    return re.sub(r"\\\[(\d+)\\\]", lambda m: f"[^{label}{m.group(1)}]", body)
+    body = re.sub(r"\\\[(\d+)\\\]", lambda m: f"[^{label}{m.group(1)}]", body)
+    if answer.mismatch:
+        body = f"*{render.text(MISMATCH_NOTE)}*\n\n" + "\n".join("> " + line for line in body.split("\n"))
+    if answer.lead is not None:  # the documents' own words, shown first in the app too
+        body = f"From the documents: “{render.text(answer.lead.quote)}” [^{label}{answer.lead.n}]\n\n" + body
+    return body
 
 
 def _footnotes(answer: Answer, label: str, library_root: Path | None) -> list[str]:
     notes = []
-    for c in answer.citations:
+    citations = list(answer.citations)
+    if answer.lead is not None and all(c.n != answer.lead.n for c in citations):
+        hit = answer.passages[answer.lead.n - 1]
+        citations.append(Citation(answer.lead.n, hit.source, hit.page, answer.lead.quote, hit.section))
+    for c in sorted(citations, key=lambda c: c.n):
         where = render.text(display_path(c.source, library_root)) + (f", page {c.page}" if c.page else "")
         if c.section:
             where += f" (§ {render.text(c.section)})"

@@ -46,17 +46,19 @@ def text(s: str) -> str:
     return _PUNCT.sub(r"\\\1", unlinked(" ".join(s.split())))
 
 
-_MARK = "\ue000"  # a private-use character: where a mark goes, replaced after escaping
-UNSUPPORTED = ":orange-badge[unsupported]"  # the app's mark (a Streamlit directive of ours, not the model's)
+_MARK, _BACKED = "\ue000", "\ue001"  # private-use characters: where a mark goes, replaced after escaping
+UNSUPPORTED = ":orange-badge[unsupported]"  # the app's marks (Streamlit directives of ours, not the model's)
+BACKED = ":green-badge[✓]"
 
 
-def answer(s: str, marks: list[int] = (), mark: str = UNSUPPORTED) -> str:
+def answer(s: str, marks: list[int] = (), mark: str = UNSUPPORTED, backed: list[int] = (), backed_mark: str = BACKED) -> str:
     """A model's answer as Markdown: emphasis, lists, headings and code kept, nothing else. `marks`:
-    offsets in `s` (ends of unsupported sentences) after which `mark` is shown."""
-    s = s.replace(_MARK, "")
-    for at in sorted(set(marks), reverse=True):
-        s = s[:at] + _MARK + s[at:]
-    return _answer(s).replace(_MARK, " " + mark)
+    offsets in `s` (ends of unsupported sentences) after which `mark` is shown; `backed`: ends of
+    supported ones, after which `backed_mark` is shown."""
+    s = s.replace(_MARK, "").replace(_BACKED, "")
+    for at, char in sorted({(at, _MARK) for at in marks} | {(at, _BACKED) for at in backed}, reverse=True):
+        s = s[:at] + char + s[at:]
+    return _answer(s).replace(_MARK, " " + mark).replace(_BACKED, " " + backed_mark)
 
 
 def _answer(s: str) -> str:

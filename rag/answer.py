@@ -55,8 +55,7 @@ VERIFY_PROMPT = (
     "says? If the sentence changes a name, number, place, tool or yes/no of the passage, or adds something "
     "the passage does not say, the answer is No. Answer Yes or No."
 )
-MISMATCH_NOTE = ("The model's answer did not match the documents: its main claim is not in the passages shown. "
-                 "The closest passage says the quote above.")
+MISMATCH_NOTE = "The model's answer did not match the documents: its main claim is not in the passages shown."
 NOTHING_FOUND = "I found nothing in your documents about this, so I can't answer it from them."
 STOP = ["<|im_end|>", "<|endoftext|>", "\nQuestion:"]
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")

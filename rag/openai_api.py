@@ -6,7 +6,9 @@
 Each collection is a model, `hearth:<collection>`. A completion is Hearth.ask's answer: the last user
 message is the question, the user/assistant turns before it its history (a follow-up is condensed as
 in the app). The reply's text keeps the model's [n] markers and ends with the sources they name; a
-`citations` field (on the last chunk of a stream) holds them as checked against the passages, and
+`citations` field (on the last chunk of a stream) holds them as checked against the passages,
+`sentences` each sentence's mark, `lead` the passage span closest to the question, `mismatch` whether the
+answer's main claim went unsupported (then the text ends with a note saying so, and the lead quote), and
 `sources` the passages themselves. System messages are not passed on: the grounded prompt is Hearth's.
 
 Nothing here talks to anything but the store and the local model server (rag/llm_server.py).
@@ -115,6 +117,8 @@ class Reply:
         lines = [f"[{c.n}] {api.export.display_path(c.source, folder)}" + (f", page {c.page}" if c.page else "")
                  for c in result.citations]
         text = ("\n\nSources:\n" + "\n".join(lines)) if lines else ""
+        if result.mismatch:  # a client shows only this text: the note and what the documents say
+            text += f"\n\n({api.MISMATCH_NOTE}" + (f" The closest passage says: {result.lead_text})" if result.lead else ")")
         if result.error:
             text += f"\n\n({result.error})"
         return text
@@ -122,6 +126,8 @@ class Reply:
     def extra(self) -> dict:
         result = self.stream.result
         return {"citations": [c.to_json() for c in result.citations],
+                "sentences": [result.sentence_json(x) for x in result.sentences], "lead": result.lead_json(),
+                "mismatch": result.mismatch,
                 "sources": [h.to_json() for h in result.passages], "incomplete": result.incomplete}
 
     def whole(self) -> dict:

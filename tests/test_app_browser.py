@@ -447,3 +447,47 @@ def test_a_citation_opens_its_page_with_the_supporting_span_highlighted(browser,
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_a_right_and_a_flagged_answer_look_different(browser, tmp_path):
+    """A right answer: the lead quote, then the answer with a green mark on each backed sentence and
+    no warning. A wrong one (its main claim in no passage shown): a red "did not match the documents"
+    note above it, its sentences marked unsupported; the lead quote still shows what the documents
+    say. Screenshots of both in tests/artifacts."""
+    from faulty_server import FaultyServer
+
+    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
+    home = tmp_path / "home"
+    lib = Library(load_settings(home=home))
+    Ingestor(lib).sync([tmp_path / "household.pdf"])
+    lib.close()
+    with FaultyServer(answer="Receipts and bank statements must be kept for six years after the tax year ends [1].") as server:
+        proc, url = _serve(home, HEARTH_LLM_URL=server.url("hostile"), HEARTH_VERIFY_CLAIMS="false")
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.goto(url)
+            page.get_by_placeholder(ASK).wait_for(timeout=120_000)
+            page.get_by_placeholder(ASK).fill("How long do I keep receipts?")
+            page.get_by_placeholder(ASK).press("Enter")
+            page.get_by_role("button", name="Export answer").wait_for(timeout=120_000)
+            right = page.locator("[data-testid='stChatMessage']").nth(1)
+            assert "✓" in right.inner_text() and "unsupported" not in right.inner_text()
+            assert "did not match the documents" not in right.inner_text()
+            assert "kept for six years" in right.locator("blockquote").first.inner_text()  # the lead quote
+            page.screenshot(path=ARTIFACTS / "11-right-answer.png", full_page=True)
+
+            server.httpd.answer = "You can throw receipts away after one month [1]. Nobody checks them."
+            page.get_by_role("button", name="New chat").click()  # not a follow-up: this faulty server can't condense
+            page.get_by_text("Receipts and bank statements must be kept").first.wait_for(state="detached", timeout=60_000)
+            page.get_by_placeholder(ASK).fill("Can I throw my old receipts away?")
+            page.get_by_placeholder(ASK).press("Enter")
+            page.get_by_text("did not match the documents").wait_for(timeout=120_000)
+            wrong = page.locator("[data-testid='stChatMessage']").nth(1)
+            page.get_by_role("button", name="Export answer").wait_for(timeout=120_000)
+            assert "unsupported" in wrong.inner_text() and "did not match the documents" in wrong.inner_text()
+            assert "kept for six years" in wrong.locator("blockquote").first.inner_text()  # what the documents say
+            wrong.scroll_into_view_if_needed()
+            page.screenshot(path=ARTIFACTS / "12-flagged-answer.png", full_page=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

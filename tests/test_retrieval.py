@@ -229,3 +229,12 @@ def test_a_heading_that_matches_the_question_counts():
     # fused with the dense and keyword lists, the chapter named by the question comes first
     assert fuse(["a:1", "a:9", "a:4"], ["a:9", "a:1"], ranked, weights=retrieval.WEIGHTS)[0] == "a:9"
     assert fuse(["a:1", "a:9", "a:4"], ["a:9", "a:1"], weights=retrieval.WEIGHTS[:2])[0] == "a:1"  # without it
+
+
+def test_the_readme_question_finds_the_excel_chapter_first(library):
+    """README's sample question: R-data's chapter "9 Reading Excel spreadsheets" comes first (it came
+    second to "1.1 Imports", which only points to it, before the heading counted)."""
+    Ingestor(library).sync([os.path.join(os.path.dirname(__file__), "..", "data", "R-data.pdf")])
+    hits = search(library, "How can I read an Excel spreadsheet in R?", 5)
+    assert hits[0].section == "9 Reading Excel spreadsheets", [(h.section, h.score) for h in hits]
+    assert not any(h.listing for h in hits)

@@ -142,3 +142,25 @@ def test_a_passage_is_shown_in_its_document_with_its_neighbours(home, embedder, 
         assert "tyres" in h.passage(hit.chunk_id, 1).text
         notes.unlink()
         assert h.view(hit)["kind"] == "missing"
+
+
+def test_the_lead_is_the_passage_span_closest_to_the_question(embedder):
+    from rag.support import best_span
+
+    lead = best_span("how many years must I keep my receipts", passages(), embedder)
+    assert lead.n == 1 and "six years" in lead.quote and lead.supported
+    assert TAX[slice(*lead.span)].startswith("Receipts and bank statements")
+    assert best_span("zebra migration", passages(), embedder) is None  # no word in common: no lead
+
+
+def test_an_answer_whose_main_claim_is_unsupported_is_a_mismatch(embedder):
+    from rag.answer import mismatch_of
+
+    hits = passages()
+    right = check_support("Receipts must be kept for six years after the tax year ends [1]. Pay in cash.", hits, embedder)
+    wrong = check_support("Receipts can be thrown away after a month [1]. Scan them first [1].", hits, embedder)
+    refusal = check_support("The documents don't say.", hits, embedder)
+    assert [x.supported for x in right] == [True, False] and not mismatch_of(right[:1])
+    assert mismatch_of(right)  # half its claims unsupported
+    assert wrong[0].supported is False and mismatch_of(wrong)  # its first claim is wrong
+    assert not mismatch_of(refusal)  # claims nothing

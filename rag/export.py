@@ -65,7 +65,7 @@ def _status(answer: Answer) -> list[str]:
     if answer.unsupported:
         claims = sum(x.supported is not None for x in answer.sentences)
         lines.append(f"*{len(answer.unsupported)} of {claims} sentences, marked {UNSUPPORTED}, are not supported "
-                     "by the passages they cite.*")
+                     "by the passages shown.*")
     if answer.incomplete:
         lines.append("*This answer is incomplete: the model stopped before it finished.*")
     if answer.error:

@@ -392,6 +392,25 @@ def test_the_app_is_private_however_it_is_started(browser, tmp_path):
             proc.wait(timeout=30)
 
 
+def _ask(page, url, question):
+    """The app opened at `url` in `page`, `question` asked; the page is returned."""
+    page.goto(url)
+    page.get_by_placeholder(ASK).wait_for(timeout=120_000)
+    page.get_by_placeholder(ASK).fill(question)
+    page.get_by_placeholder(ASK).press("Enter")
+    return page
+
+
+def _household_home(tmp_path):
+    """A home whose library holds household.pdf (FACTS, a page each), ingested."""
+    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
+    home = tmp_path / "home"
+    lib = Library(load_settings(home=home))
+    Ingestor(lib).sync([tmp_path / "household.pdf"])
+    lib.close()
+    return home
+
+
 def test_a_citation_opens_its_page_with_the_supporting_span_highlighted(browser, tmp_path):
     """"Show in the document" renders the cited PDF page (pypdfium2) with the sentence that supports
     the answer painted over it: the yellow in the image the browser shows lies on the span's
@@ -404,11 +423,7 @@ def test_a_citation_opens_its_page_with_the_supporting_span_highlighted(browser,
     from faulty_server import FaultyServer
     from rag import viewer
 
-    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
-    home = tmp_path / "home"
-    lib = Library(load_settings(home=home))
-    Ingestor(lib).sync([tmp_path / "household.pdf"])
-    lib.close()
+    home = _household_home(tmp_path)
     span = "Receipts and bank statements must be kept for six years after the tax year ends."
     doc = pdfium.PdfDocument(str(tmp_path / "household.pdf"))
     text_page = doc[1].get_textpage()
@@ -421,11 +436,7 @@ def test_a_citation_opens_its_page_with_the_supporting_span_highlighted(browser,
     with FaultyServer(answer="Receipts must be kept for six years after the tax year ends [1].") as server:
         proc, url = _serve(home, HEARTH_LLM_URL=server.url("hostile"), HEARTH_VERIFY_CLAIMS="false")
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(url)
-            page.get_by_placeholder(ASK).wait_for(timeout=120_000)
-            page.get_by_placeholder(ASK).fill("How long do I keep receipts?")
-            page.get_by_placeholder(ASK).press("Enter")
+            page = _ask(browser.new_page(viewport={"width": 1400, "height": 1600}), url, "How long do I keep receipts?")
             page.get_by_role("button", name="Show in the document").first.click()
             image = page.locator("[data-testid='stImage'] img").first
             image.wait_for(timeout=60_000)
@@ -456,19 +467,11 @@ def test_a_right_and_a_flagged_answer_look_different(browser, tmp_path):
     say. Screenshots of both in tests/artifacts."""
     from faulty_server import FaultyServer
 
-    text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
-    home = tmp_path / "home"
-    lib = Library(load_settings(home=home))
-    Ingestor(lib).sync([tmp_path / "household.pdf"])
-    lib.close()
+    home = _household_home(tmp_path)
     with FaultyServer(answer="Receipts and bank statements must be kept for six years after the tax year ends [1].") as server:
         proc, url = _serve(home, HEARTH_LLM_URL=server.url("hostile"), HEARTH_VERIFY_CLAIMS="false")
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1400})
-            page.goto(url)
-            page.get_by_placeholder(ASK).wait_for(timeout=120_000)
-            page.get_by_placeholder(ASK).fill("How long do I keep receipts?")
-            page.get_by_placeholder(ASK).press("Enter")
+            page = _ask(browser.new_page(viewport={"width": 1200, "height": 1400}), url, "How long do I keep receipts?")
             page.get_by_role("button", name="Export answer").wait_for(timeout=120_000)
             right = page.locator("[data-testid='stChatMessage']").nth(1)
             assert "✓" in right.inner_text() and "unsupported" not in right.inner_text()

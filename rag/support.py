@@ -70,6 +70,12 @@ _NEGATION = re.compile(r"\b(not|no|never|cannot|can't|isn't|doesn't|don't|won't|
 _REFUSAL = re.compile(r"(documents?|passages?|sources?|context)\s+(do(es)?\s*n[o']t|does not|do not)\s+(say|mention|"
                       r"contain|cover|answer|provide)|I found nothing|cannot answer|can't answer|no information",
                       re.I)
+# Sentences about the passages or the prompt rather than the subject ("The passage that provides this
+# information is [1].", the instructions echoed back): a small model writes them after a third of its
+# answers on the dev set (bench/answers.py). They claim nothing about the documents: not marked.
+_META = re.compile(r"^(?:the|this|that|these)\s+(?:passage|information|source)s?\b[^.]*\b(?:is|are|can be found in|"
+                   r"comes? from)\s*(?:in\s+)?(?:passage\s*)?(?:\[\d+\](?:,?\s*\[\d+\])*)?\s*\.?$|"
+                   r"\bin two or three short sentences\b|end each sentence with the number", re.I)
 # Tokens of a claim that name something specific: code (digits, _ ( ) $ / . # +), capitalised names
 # after the first word, upper-case words; and words that restrict a statement.
 _TOKEN = re.compile(r"[A-Za-z0-9_$/.()#+-]*[A-Za-z0-9_)#+]")
@@ -213,7 +219,7 @@ def check_support(answer: str, passages: list, embedder, question: str = "", ver
         text = answer[s:e]
         cited = list(dict.fromkeys(n for m in _CITE.finditer(text) for n in _numbers(m) if 1 <= n <= len(passages)))
         claim = claim_text(text)
-        refusal = bool(_REFUSAL.search(claim)) or not content_words(claim)
+        refusal = bool(_REFUSAL.search(claim)) or bool(_META.search(_CITE.sub("", text).strip())) or not content_words(claim)
         sentences.append(Sentence(text, s, e, cited, None if refusal else False))
     claims = [x for x in sentences if x.supported is not None]
     if not claims or not passages:

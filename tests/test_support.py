@@ -164,3 +164,6 @@ def test_an_answer_whose_main_claim_is_unsupported_is_a_mismatch(embedder):
     assert mismatch_of(right)  # half its claims unsupported
     assert wrong[0].supported is False and mismatch_of(wrong)  # its first claim is wrong
     assert not mismatch_of(refusal)  # claims nothing
+    meta = check_support("Keep receipts for six years [1]. The passage that provides this information is [1]. "
+                         "This can be done in two or three short sentences.", hits, embedder)
+    assert [x.supported for x in meta] == [True, None, None]  # about the passages or the prompt: no claim

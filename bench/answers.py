@@ -43,7 +43,7 @@ from ingest.library import Library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag.evaluate import evaluate  # noqa: E402
-from rag.support import THRESHOLD  # noqa: E402
+from rag.support import THRESHOLD, YES  # noqa: E402
 
 RESULTS = ROOT / ".cache/answers-results"
 
@@ -193,6 +193,18 @@ def report(done: list[dict]) -> None:
               f"{100 * s['caught']:.0f} % of {s['wrong']} | {100 * s['flagged']:.1f} % of {s['right_sentences']} | "
               f"{100 * s['caught_words']:.0f} % / {100 * s['flagged_words']:.1f} % | {s['first_token']:.2f} s | "
               f"{s['lead']:.2f} s | {s['total']:.1f} s |")
+    judged = [s for r in done for s in r["sentences"] if s.get("p_yes") is not None]
+    if judged:  # the judge's threshold (rag/support.py YES), read on these same answers
+        print(f"\nModel judge: {len(judged)} sentences judged; caught / flagged by its threshold (default {YES}):")
+        for t in (0.3, 0.4, 0.5, YES, 0.8):
+            marked = [{**r, "sentences": [{**s, "supported": s["p_yes"] >= t} if s.get("p_yes") is not None else s
+                                          for s in r["sentences"]]} for r in done]
+            for r in marked:  # mismatch as rag.answer.mismatch_of decides it, on the new marks
+                claims = [s["supported"] for s in r["sentences"] if s["supported"] is not None]
+                r["mismatch"] = bool(claims) and (claims[0] is False or 2 * claims.count(False) >= len(claims))
+                r["caught"] = r["mismatch"] or False in claims
+            f = score(marked)
+            print(f"  YES {t:.2f}: caught {100 * f['caught']:.0f} %, flagged {100 * f['flagged']:.1f} %")
     kinds = defaultdict(list)
     for r in done:
         kinds[(r["split"], r["kind"])].append(r)

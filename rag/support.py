@@ -102,11 +102,13 @@ class Sentence:
     quote: str = ""  # those characters
     judged_by: str = ""  # "words" (coverage and embeddings) or "model" (the model server, see LOW/HIGH)
     attributed: str = ""  # "added": it cited nothing, "moved": it cited another passage; n is its citation now
+    p_yes: float | None = None  # the model judge's P(supported), when it was asked (bench/answers.py calibrates YES)
 
     def to_json(self) -> dict:
         return {"text": self.text, "citations": self.citations, "supported": self.supported,
                 "score": round(self.score, 3), "passage": self.n, "span": list(self.span) if self.span else None,
-                "quote": self.quote, "judged_by": self.judged_by, "attributed": self.attributed}
+                "quote": self.quote, "judged_by": self.judged_by, "attributed": self.attributed,
+                "p_yes": None if self.p_yes is None else round(self.p_yes, 3)}
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -260,7 +262,7 @@ def _decide(sentence: Sentence, rows: list[tuple], texts: list[str], judge: list
         if p_yes is None:
             judge[0] = None
         else:
-            sentence.supported, sentence.judged_by = p_yes >= YES, "model"
+            sentence.supported, sentence.judged_by, sentence.p_yes = p_yes >= YES, "model", p_yes
     if sentence.supported and sentence.n not in sentence.citations:
         sentence.attributed = "moved" if sentence.citations else "added"
         sentence.citations = [sentence.n]

@@ -382,15 +382,15 @@ class AnswerStream:
             yield NOTHING_FOUND
             return self._finish()
         if server is None:
-            self.find_lead()
+            self.lead()
             result.error = "no model server is running: start one with `hearth llm start` (sources are below)"
             return self._finish()
         if self.answerer.starting:
-            self.find_lead()
+            self.lead()
             result.error = (f"the model server ({server.engine}, {server.model}) is still starting: "
                             "sources are below; ask again in a moment for an answer")
             return self._finish()
-        self.find_lead()
+        self.lead()
         text, finished = "", False
         try:
             for chunk in self.answerer.llm(self.max_tokens).stream_chat(self._messages()):
@@ -427,12 +427,9 @@ class AnswerStream:
         return build_messages(self.result.query, self.passages)
 
     def lead(self):
-        """The lead quote (a Sentence, or None), found once: front ends show it before iterating."""
-        return self.find_lead()
-
-    def find_lead(self):
-        """The passage sentence(s) closest to the question, quoted before the model writes anything:
-        verbatim, so what the user reads first is what the documents say."""
+        """The passage sentence(s) closest to the question (a Sentence, or None), found once and quoted
+        before the model writes anything: verbatim, so what the user reads first is what the documents
+        say. Front ends ask for it before iterating; the stream finds it itself otherwise."""
         result = self.result
         if "lead_ms" in result.timings or not self.passages:
             return result.lead  # found already (the app asks for it before iterating)

@@ -7,7 +7,8 @@ then checked (a sentence nothing shown supports is marked unsupported).
     sentences[0].span        # (start, end): the supporting characters in the cited passage's text
 
 Sentences are split so that code blocks, list items, abbreviations ("e.g.") and URLs stay whole. Each
-passage shown is split into candidate spans: each of its sentences and each two neighbouring ones. Each candidate is scored against the claim (the sentence less its citation marks):
+passage shown is split into candidate spans: each of its sentences and each two neighbouring ones.
+Each candidate is scored against the claim (the sentence less its citation marks):
 
     coverage     the share of the claim's content words (lower-case, crude suffixes off) in the candidate
     similarity   the cosine of their embeddings (the library's own embedding model, already loaded)

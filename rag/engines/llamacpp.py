@@ -13,8 +13,10 @@ DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 CLIENT_OPTIONS = {"repeat_penalty": 1.0}  # 1.1 (its default) measured worse
 # llama.cpp on a laptop-class CPU reads ~100 prompt tokens/s, so the passages are most of the wait
 # for the first token. bench/first_token.py measures the wait and how often the gold answer is still
-# in what is sent, per budget, on the R FAQ dev set.
-CONTEXT_TOKENS = 450
+# in what is sent, per budget, on the R FAQ dev set. 300, not 450: on 42 questions of the answer dev
+# set (bench/answers.py, AMD EPYC 2 cores) first token 6.66 -> 5.22 s, correct 57.1 -> 54.8 % (one
+# question), wrong answers caught 89 -> 95 %, right sentences flagged 43.5 -> 37.7 % (docs/decisions.md).
+CONTEXT_TOKENS = 300
 
 
 def command(settings: Settings, port: int) -> tuple[list[str], dict, str]:

@@ -264,6 +264,12 @@ def _decide(sentence: Sentence, rows: list[tuple], texts: list[str], judge: list
             judge[0] = None
         else:
             sentence.supported, sentence.judged_by, sentence.p_yes = p_yes >= YES, "model", p_yes
+    _cite_support(sentence)
+
+
+def _cite_support(sentence: Sentence) -> None:
+    """A supported sentence cites the passage that supports it: "added" if it cited nothing,
+    "moved" if it cited another."""
     if sentence.supported and sentence.n not in sentence.citations:
         sentence.attributed = "moved" if sentence.citations else "added"
         sentence.citations = [sentence.n]
@@ -279,10 +285,10 @@ def best_span(question: str, passages: list, embedder) -> Sentence | None:
     if not rows:
         return None
     rank = lambda r: combine(r[2], r[3], r[4]) - LEAD_RANK_COST * r[0]  # noqa: E731
-    i, span = max(rows, key=rank)[:2]
+    best = max(rows, key=rank)
+    i, span = best[:2]
     quote = " ".join(texts[i][span[0]: span[1]].split())
-    return Sentence(quote, 0, len(quote), [i + 1], True, combine(*max(rows, key=rank)[2:5]), i + 1, span, quote,
-                    "words")
+    return Sentence(quote, 0, len(quote), [i + 1], True, combine(*best[2:5]), i + 1, span, quote, "words")
 
 
 def is_code(text: str) -> bool:
@@ -307,9 +313,7 @@ def _check_code(sentence: Sentence, texts: list[str]) -> None:
     best = max(range(len(texts)), key=lambda i: (shares[i], i + 1 in sentence.citations))
     sentence.n, sentence.score, sentence.judged_by = best + 1, shares[best], "words"
     sentence.supported = shares[best] >= 0.5
-    if sentence.supported and sentence.n not in sentence.citations:
-        sentence.attributed = "moved" if sentence.citations else "added"
-        sentence.citations = [sentence.n]
+    _cite_support(sentence)
 
 
 def attribute(answer: str, sentences: list[Sentence]) -> str:

@@ -220,6 +220,8 @@ def main():
     parser.add_argument("--retrieval", action="store_true", help="retrieval figures only, no model")
     parser.add_argument("--no-lead", action="store_true", help="skip the lead-quote figures")
     parser.add_argument("--weights", help="fusion weights dense,keyword,heading[,heading share] to try (default: rag/retrieval.py's)")
+    parser.add_argument("--prompt", help="a file holding a system prompt to try instead of rag/answer.py's "
+                        "(with {fence} where the passages' fence mark goes)")
     parser.add_argument("--ids", help="comma-separated question ids to ask (for reading single answers)")
     args = parser.parse_args()
     print(describe())
@@ -232,6 +234,11 @@ def main():
             retrieval_module.HEADING_MIN_SHARE = share
         print(f"fusion weights (dense, keyword, heading): {retrieval_module.WEIGHTS}, "
               f"heading share {retrieval_module.HEADING_MIN_SHARE}")
+    if args.prompt:
+        from rag import answer as answer_module
+
+        answer_module.SYSTEM_PROMPT = open(args.prompt, encoding="utf-8").read().strip()
+        print(f"system prompt: {answer_module.SYSTEM_PROMPT!r}")
     names = args.set or sorted(SETS)
     rows = [r for name in names for r in load(name) if args.split in ("all", r["split"])]
     if args.ids:

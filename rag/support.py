@@ -160,7 +160,13 @@ def _stem(word: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    return {_stem(w) for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
+    """Stemmed words less stopwords. A dotted word ("na.strings") also gives its parts: the model
+    often glues a word to a dotted name ("no.Rprofile" for the passage's "no .Rprofile")."""
+    words = set()
+    for w in (m.group().lower() for m in _WORD.finditer(text)):
+        parts = [x for x in w.split(".") if len(x) > 1] if "." in w else []
+        words.update(_stem(x) for x in [w, *parts] if x not in STOPWORDS)
+    return words
 
 
 def _terms(text: str) -> str:
@@ -171,13 +177,14 @@ def novel_terms(claim: str, sources: list[str]) -> list[str]:
     """The claim's specific terms (code, names, upper-case words: see _TOKEN) that none of `sources`
     (its cited passages, and the question) contains: where a made-up claim usually differs."""
     haystack = _terms(" ".join(sources))
+    glued = "".join(haystack.split())  # "no.rprofile" is the passage's "no .rprofile" less a space
     out = []
     for i, m in enumerate(_TOKEN.finditer(claim)):
         token = m.group().strip(".-()")
         if len(token) < 2 or token.lower() in STOPWORDS:
             continue
         specific = bool(_CODELIKE.search(token)) or (i > 0 and token[0].isupper()) or token.isupper()
-        if specific and token.lower() not in haystack:
+        if specific and token.lower() not in haystack and token.lower() not in glued:
             out.append(token)
     return out
 

@@ -7,7 +7,7 @@ import re
 from rag import export, render
 from rag.answer import Answer, check_citations, quote_support, source_offsets
 from rag.retrieval import Hit
-from rag.support import attribute, check_support, split_sentences
+from rag.support import attribute, check_support, claim_text, novel_terms, split_sentences
 
 TAX = ("Receipts and bank statements must be kept for six years after the tax year ends. "
        "Scan them and store the scans in the folder called Archive. The boiler is serviced in October "
@@ -65,6 +65,19 @@ def test_a_sentence_without_a_marker_gets_the_passage_that_supports_it(embedder)
     assert [text[x.start:x.end] for x in got] == [x.text for x in got]
     moved = check_support("Basil grows in pots beside tomatoes [1].", hits, embedder)
     assert attribute("Basil grows in pots beside tomatoes [1].", moved) == "Basil grows in pots beside tomatoes [2]."
+
+
+def test_a_word_glued_to_a_dotted_name_is_not_a_new_term(embedder):
+    # the model copies R-intro's sentence but drops the spaces before ".Rprofile"
+    text = ("A second, personal, profile file named .Rprofile can be placed in any directory. If no .Rprofile "
+            "file is found in the startup directory, then R looks for a .Rprofile file in the user's home "
+            "directory and uses that (if it exists).")
+    hit = Hit(text, "/docs/R-intro.pdf", 58, 0.6, "r:58", None, 0)
+    answer = ("If no.Rprofile file is found in the startup directory, then R looks for a.Rprofile file in the "
+              "user's home directory [1].")
+    assert novel_terms(claim_text(answer), [text]) == []
+    assert [x.supported for x in check_support(answer, [hit], embedder)] == [True]
+    assert novel_terms("R reads no.Renviron first.", [text]) == ["no.Renviron"]
 
 
 def test_a_code_block_is_checked_by_the_names_it_uses(embedder):

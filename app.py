@@ -51,6 +51,24 @@ def refuse_unless_private():
 refuse_unless_private()
 
 
+FOREIGN_PAGE = "Hearth shows nothing here: this page is not addressed to this machine's own app."
+
+
+def refuse_foreign_pages():
+    """A page whose Host or Origin is not this app's own (a web page that rebound its name to
+    127.0.0.1) gets nothing. `hearth serve` refuses it before Streamlit (rag/app_server.py); this is
+    the same check for an app started with plain `streamlit run`."""
+    from rag.app_server import is_own, own_names
+
+    headers = st.context.headers  # empty only outside a server (Streamlit's AppTest): HTTP/1.1 needs a Host
+    if len(headers) and not is_own(headers.get("Host"), headers.get("Origin"), own_names(load_settings().app_address)):
+        st.error(FOREIGN_PAGE)
+        st.stop()
+
+
+refuse_foreign_pages()
+
+
 @st.cache_resource(show_spinner=False)
 def shared_embedder(name: str, batch_size: int, precision: str, device: str):
     """One model for every browser session, loaded at the end of the first page run (see main)."""

@@ -1,0 +1,146 @@
+"""No web page can drive Hearth: the app and the API refuse other origins (issue 31).
+
+A page elsewhere can rebind its own name to 127.0.0.1 (DNS rebinding) or post to 127.0.0.1 from its
+own origin. Chromium plays that page here: --host-resolver-rules maps evil.example to 127.0.0.1, as
+a rebinding DNS server would. The servers are the real ones: `hearth serve` (Streamlit behind
+rag/app_server.py), plain `streamlit run app.py`, and `hearth api` in front of a model server that
+counts what reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from conftest import ROOT, free_port, wait_for_port
+from faulty_server import FaultyServer
+from ingest.library import Library
+from ingest.pipeline import Ingestor
+from ingest.settings import load_settings
+from rag.app_server import is_own, own_names
+
+FOREIGN_PAGE = "Hearth shows nothing here: this page is not addressed to this machine's own app."  # app.py
+
+CHROMIUM = "/usr/bin/chromium"
+ASK = "Ask a question about your documents"
+EVIL = "evil.example"
+
+
+def test_only_the_apps_own_host_and_origin_pass():
+    names = own_names("127.0.0.1")
+    assert is_own("127.0.0.1:8611", None, names, 8611) and is_own("localhost:8611", "http://localhost:8611", names, 8611)
+    assert is_own("[::1]:8611", "http://[::1]:8611", names, 8611)
+    assert not is_own("evil.example:8611", None, names, 8611)  # a rebound name
+    assert not is_own("127.0.0.1:8611", "http://evil.example:8611", names, 8611)  # a foreign page
+    assert not is_own("127.0.0.1:8611", "http://127.0.0.1:9000", names, 8611)  # another local origin
+    assert not is_own("127.0.0.1:9000", None, names, 8611) and not is_own(None, None, names, 8611)
+    assert not is_own("127.0.0.1:8611", None, names, 8611, origin_required=True)  # a websocket without one
+    assert not is_own("127.0.0.1:x", None, names, 8611) and not is_own("127.0.0.1:8611", "null", names, 8611)
+    assert is_own("hearth.lan:8611", "http://hearth.lan:8611", own_names("hearth.lan"), 8611)  # HEARTH_APP_ADDRESS
+
+
+def _env(home, **extra):
+    env = {k: v for k, v in os.environ.items() if k != "HEARTH_LLM_URL"}  # no model server unless given
+    return {**env, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT), **extra}
+
+
+@contextmanager
+def _process(args, port, env, cwd=None):
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def _app(home, plain: bool = False):
+    """`hearth serve` (or, plain, `streamlit run app.py` as a user might) on a free port."""
+    port = free_port()
+    if plain:
+        args = [str(ROOT / ".venv/bin/streamlit"), "run", str(ROOT / "app.py"), "--server.port", str(port)]
+    else:
+        args = [str(ROOT / ".venv/bin/hearth"), "serve", "--no-llm", "--no-samples", "--port", str(port)]
+    with _process(args, port, _env(home), cwd=ROOT):
+        yield port
+
+
+def _websocket(port: int, host: str, origin: str | None) -> bool:
+    """Whether the app's websocket opens for a handshake naming `host` and `origin` (sent to 127.0.0.1,
+    as a browser does once the name is rebound)."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    try:
+        with connect(f"ws://{host}/_stcore/stream", sock=sock, origin=origin, subprotocols=["streamlit"],
+                     open_timeout=30):
+            return True
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 403
+        return False
+
+
+@pytest.mark.slow
+def test_the_app_refuses_foreign_hosts_and_origins(tmp_path):
+    with _app(tmp_path / "home") as port:
+        own, evil = f"127.0.0.1:{port}", f"{EVIL}:{port}"
+        for path in ("/", "/_stcore/health", "/_stcore/host-config"):
+            assert httpx.get(f"http://{own}{path}").status_code == 200
+            refused = httpx.get(f"http://{own}{path}", headers={"Host": evil})
+            assert refused.status_code == 403 and b"<script" not in refused.content
+            assert httpx.get(f"http://{own}{path}", headers={"Origin": f"http://{evil}"}).status_code == 403
+        assert httpx.get(f"http://{own}/", headers={"Host": f"localhost:{port}"}).status_code == 200
+        assert _websocket(port, own, f"http://{own}")  # the app's own page
+        assert not _websocket(port, evil, f"http://{evil}")  # a rebound name
+        assert not _websocket(port, own, f"http://{EVIL}:{port}")  # a foreign page
+        assert not _websocket(port, own, f"http://127.0.0.1:{free_port()}")  # another local origin
+        assert not _websocket(port, own, None)
+
+
+@pytest.fixture(scope="module")
+def rebinding_browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} missing: `make test-tools` installs Debian's chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", f"--host-resolver-rules=MAP {EVIL} 127.0.0.1"])
+        yield browser
+        browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plain", [False, True], ids=["hearth-serve", "plain-streamlit-run"])
+def test_a_rebound_name_shows_nothing_of_the_app(rebinding_browser, tmp_path, plain):
+    """Opened under a foreign name the app shows nothing; under its own it works. Started with plain
+    `streamlit run` (no guard in front), app.py's own check of the session's headers still stops it."""
+    lib = Library(load_settings(home=tmp_path / "home"))
+    (tmp_path / "secret.md").write_text("# Secret\n\nThe safe's code is 4711.\n")
+    Ingestor(lib).sync([tmp_path / "secret.md"])
+    lib.close()
+    with _app(tmp_path / "home", plain=plain) as port:
+        page = rebinding_browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        page.get_by_placeholder(ASK).wait_for(timeout=120_000)
+        assert "Library" in page.locator("body").inner_text()
+        response = page.goto(f"http://{EVIL}:{port}")
+        if plain:  # Streamlit serves the page; the session's script stops before it shows anything
+            assert response.status == 200
+            page.get_by_text(FOREIGN_PAGE).wait_for(timeout=60_000)
+        else:
+            assert response.status == 403 and "Hearth answers only" in page.content()
+        text = page.locator("body").inner_text()
+        assert "secret.md" not in text and "Library" not in text and page.get_by_placeholder(ASK).count() == 0, text
+        page.close()

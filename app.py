@@ -253,6 +253,7 @@ def current_chat(lib: Hearth) -> str | None:
 
 def open_chat(collection: str, chat_id: str | None):
     state.setdefault("open_chat", {})[collection] = chat_id
+    state.pop("viewing", None)  # a document opened from another chat's card is not this chat's evidence
 
 
 def saved_chats(lib: Hearth):
@@ -270,11 +271,16 @@ def saved_chats(lib: Hearth):
         st.caption(f"{len(chats) - 30} older chats: search to find them")
     if not chats:
         st.caption("No chats match." if search else "Your chats are kept here.")
-    if chats:
-        st.download_button("Export all chats", export.chats_zip(
-            [(c.id, c.title, lib.chats.answers(c.id)) for c in chats], lib.folder),
-            file_name="hearth-chats.zip", mime="application/zip", on_click="ignore", icon=":material/download:",
-            key="export-all-chats")
+    if chats:  # the zip is built when the button is clicked, not on every run of the page
+        st.download_button("Export all chats", partial(all_chats_zip, current_settings(), lib.name, search, lib.folder),
+                           file_name="hearth-chats.zip", mime="application/zip", on_click="ignore",
+                           icon=":material/download:", key="export-all-chats")
+
+
+def all_chats_zip(settings: Settings, collection: str, search: str, folder: Path) -> bytes:
+    """Runs on Streamlit's download thread, after this run's Hearth is closed: opens the chats anew."""
+    with api.saved_chats(settings) as chats:
+        return export.chats_zip([(c.id, c.title, chats.answers(c.id)) for c in chats.list(collection, search)], folder)
 
 
 # Callbacks run before the next page run, once this run's Hearth is closed: they open the chats anew.
@@ -322,7 +328,7 @@ def chat_page(lib: Hearth):
         with st.chat_message("user"):
             st.markdown(render.text(answer.question))
         with st.chat_message("assistant"):
-            show_answer(answer, i, lib)
+            show_answer(answer, i, lib, chat_id)
     question = st.chat_input("Ask a question about your documents")
     if question:
         ask(lib, question, chat_id, scope)
@@ -392,7 +398,7 @@ def show_lead(lead, passages, lib: Hearth):
                 render.text(f"— [{lead.n}] {_where(hit.source, hit.page, lib, hit.ocr)}"))
 
 
-def show_answer(answer: Answer, i: int, lib: Hearth):
+def show_answer(answer: Answer, i: int, lib: Hearth, chat_id: str | None):
     if answer.passages:
         show_lead(answer.lead, answer.passages, lib)
     if answer.mismatch:
@@ -425,7 +431,7 @@ def show_answer(answer: Answer, i: int, lib: Hearth):
             left, right = st.columns(2)
             with left:
                 source_download(hit.source, f"src-{i}-{n}")
-            key = f"{i}-{n}"
+            key = f"{lib.name}-{chat_id}-{i}-{n}"  # this chat's card: another chat's answer i is not it
             viewing = state.setdefault("viewing", {})
             with right:
                 if key in viewing:

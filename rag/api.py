@@ -258,6 +258,23 @@ class Hearth:
                 hits += [_stored_hit(c, *got[c][:2]) for c in ids if c in got]
         return hits
 
+    def _stored_text(self, hit: Hit, reach: int = 4) -> str:
+        """The page's text around `hit` as it was indexed: its stored neighbours on the same page, each
+        laid at its offset (overlapping passages agree where they overlap)."""
+        if hit.start is None:
+            return hit.text
+        parts = [hit]
+        for step in (-1, 1):
+            for k in range(1, reach + 1):
+                other = self.passage(hit.chunk_id, step * k)
+                if other is None or other.page != hit.page or other.start is None:
+                    break
+                parts.append(other)
+        text = ""
+        for part in sorted(parts, key=lambda p: p.start):
+            text = text[: part.start].ljust(part.start) + part.text
+        return text
+
     def view(self, hit: Hit, quote: str = "") -> dict:
         """What the viewer shows for a passage: a PDF page as a PNG with `quote` (default: the passage)
         highlighted, {"kind": "page", "png", "boxes"}; any other file, the text around the passage,
@@ -272,14 +289,11 @@ class Hearth:
                 return {"kind": "page", "png": png, "boxes": boxes}
             if suffix in IMAGE_TYPES:  # a photo or scan: the image itself (OCR has no offsets)
                 return {"kind": "page", "png": viewer.image_page(hit.source, hit.page or 1), "boxes": []}
-            text = ""  # the file's text (of the passage's page: a slide, a sheet), as it was indexed
-            for section in loaders.load(hit.source).sections:
-                if section.page == hit.page:
-                    text = text.ljust(section.start) + section.text if section.start >= len(text) else text
-            where = viewer.find_words(text[max(0, (hit.start or 0) - 200):], quote)
+            text = self._stored_text(hit)  # what was indexed: no loader (nor OCR) runs in the app's process
+            base = max(0, (hit.start or 0) - 200)
+            where = viewer.find_words(text[base:], quote)
             if where is None:
                 return {"kind": "text", "text": hit.text, "span": None}
-            base = max(0, (hit.start or 0) - 200)
             shown, span = viewer.in_context(text, base + where[0], base + where[1])
             return {"kind": "text", "text": shown, "span": span}
         except Exception as exc:  # changed on disk since it was indexed, damaged, ...

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS turns (
     pid INTEGER, pid_start INTEGER,  -- who is writing an answering turn
     PRIMARY KEY (chat_id, n));
 """
+UNREADABLE = "this saved answer can't be read: its question and text are shown, without sources or marks"
 CUT_OFF = "this answer was cut off (Hearth stopped while it was being written); the part shown is kept"
 TITLE_CHARS = 80
 
@@ -144,9 +145,13 @@ class Chats:
     def answers(self, chat_id: str) -> list[Answer]:
         """The chat's answers in order; one whose writer died mid-answer comes back marked cut off."""
         out = []
-        for record_text, status, pid, pid_start in self.db.execute(
-                "SELECT record, status, pid, pid_start FROM turns WHERE chat_id = ? ORDER BY n", (chat_id,)):
-            answer = from_record(record_text)
+        for question, text, record_text, status, pid, pid_start in self.db.execute(
+                "SELECT question, answer, record, status, pid, pid_start FROM turns WHERE chat_id = ? ORDER BY n",
+                (chat_id,)):
+            try:
+                answer = from_record(record_text)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # damaged, or from another version
+                answer = Answer(question, text, [], [], "", error=f"{UNREADABLE} ({type(exc).__name__}: {str(exc)[:120]})")
             if status == "answering" and not _alive(pid, pid_start):
                 answer.incomplete = True
                 answer.error = CUT_OFF

@@ -18,6 +18,11 @@ import re
 from pathlib import Path
 
 SCALE = 1.5  # 108 dpi: a page fits a column and its text stays legible
+# A page is never rendered larger than this (a poster-sized PDF page at 1.5x would take gigabytes in
+# the app's own process); about an A4 page at 200 dpi. Images are cut to IMAGE_SIDE across, and one
+# whose header claims more than MAX_IMAGE_PIXELS is not decoded at all.
+MAX_PIXELS = 4_000_000
+MAX_IMAGE_PIXELS = 100_000_000
 HIGHLIGHT = (255, 210, 0, 110)  # translucent yellow
 CONTEXT_CHARS = 1500
 
@@ -43,8 +48,9 @@ def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tup
     doc = pdfium.PdfDocument(str(path))
     try:
         pdf_page = doc[page - 1]
-        height = pdf_page.get_size()[1]
-        image = pdf_page.render(scale=SCALE).to_pil().convert("RGBA")
+        width, height = pdf_page.get_size()
+        scale = min(SCALE, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+        image = pdf_page.render(scale=scale).to_pil().convert("RGBA")
         text_page = pdf_page.get_textpage()
         raw = text_page.get_text_range()
         kept = [i for i, ch in enumerate(raw) if ch != "\ufffe"]  # pdfium's mark of a word joined at a line end
@@ -61,7 +67,7 @@ def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tup
                 box = lines.setdefault(key, [left, bottom, right, top])
                 box[0], box[1], box[2], box[3] = min(box[0], left), min(box[1], bottom), max(box[2], right), max(box[3], top)
             # PDF points (origin bottom left) to image pixels (origin top left)
-            boxes = [(l * SCALE, (height - t) * SCALE, r * SCALE, (height - b) * SCALE) for l, b, r, t in lines.values()]
+            boxes = [(l * scale, (height - t) * scale, r * scale, (height - b) * scale) for l, b, r, t in lines.values()]
         overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)
         for left, top, right, bottom in boxes:
@@ -78,6 +84,9 @@ def image_page(path: str | Path, page: int = 1, side: int = 1600) -> bytes:
     from PIL import Image
 
     with Image.open(path) as image:
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise ValueError(f"the image is {image.width} x {image.height} pixels, too large to show")
+        image.draft("RGB", (side, side))  # a JPEG is decoded at a fraction of its size
         image.seek(min(max(page - 1, 0), getattr(image, "n_frames", 1) - 1))
         frame = image.convert("RGB")
     frame.thumbnail((side, side))

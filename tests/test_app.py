@@ -127,6 +127,49 @@ def test_new_chat_clears_the_history(filled):
     assert _answers(at) == [] and not at.main.expander
 
 
+def test_a_document_opened_from_a_card_closes_on_a_new_or_another_chat(filled):
+    at = run_app()
+    at.chat_input[0].set_value("When is the boiler serviced?").run()
+    first = at.session_state.open_chat["default"]
+    _button(at, "Show in the document").click().run()
+    assert "Close the document" in _labels(at.button)
+    _button(at, "New chat").click().run()
+    at.chat_input[0].set_value("When is the tax return due?").run()  # its card [1] is another passage
+    assert not at.exception and "Close the document" not in _labels(at.button)
+    _button(at, "Show in the document").click().run()
+    at.button(key=f"chat-{first}").click().run()
+    assert "Close the document" not in _labels(at.button)
+
+
+def test_a_damaged_saved_answer_is_shown_as_unreadable_and_the_zip_is_built_when_asked(filled, home, monkeypatch):
+    import sqlite3
+    import zipfile
+    from io import BytesIO
+
+    from ingest.settings import load_settings
+    from rag import export
+    from rag.chats import UNREADABLE, Chats
+
+    at = run_app()
+    at.chat_input[0].set_value("When is the boiler serviced?").run()
+    at.chat_input[0].set_value("When is the tax return due?").run()
+    chat_id = at.session_state.open_chat["default"]
+    with sqlite3.connect(home / "chats.sqlite3") as db:  # a record written by another version, or damaged
+        db.execute("UPDATE turns SET record = '{\"question\": 1' WHERE chat_id = ? AND n = "
+                   "(SELECT MIN(n) FROM turns WHERE chat_id = ?)", (chat_id, chat_id))
+    built, chats_zip = [], export.chats_zip
+    monkeypatch.setattr(export, "chats_zip", lambda *a, **k: built.append(a) or b"")
+    at = run_app()
+    at.button(key=f"chat-{chat_id}").click().run()
+    assert not at.exception and "Export all chats" in _labels(at.get("download_button"))
+    assert any(UNREADABLE in _plain(w.value) for w in at.warning)
+    assert any("When is the tax return due?" in _plain(m.value) for m in at.markdown)  # the other answer stands
+    assert built == []  # nothing zipped until the button is clicked
+    with Chats(load_settings()) as chats:
+        archive = zipfile.ZipFile(BytesIO(chats_zip([(chat_id, "t", chats.answers(chat_id))])))
+    assert UNREADABLE in archive.read(f"hearth-chat-{chat_id}.md").decode().replace("\\", "")
+
+
 def test_collections_are_created_and_switched(filled):
     at = run_app()
     at.sidebar.text_input(key="new_collection").input("bad name!").run()

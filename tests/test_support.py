@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from rag import export, render
 from rag.answer import Answer, check_citations, quote_support, source_offsets
 from rag.retrieval import Hit
@@ -155,6 +157,40 @@ def test_a_passage_is_shown_in_its_document_with_its_neighbours(home, embedder, 
         assert "tyres" in h.passage(hit.chunk_id, 1).text
         notes.unlink()
         assert h.view(hit)["kind"] == "missing"
+
+
+def test_the_viewer_caps_a_page_s_pixels_and_shows_what_was_stored(home, embedder, tmp_path, monkeypatch):
+    """A poster-sized PDF page is rendered within MAX_PIXELS (at 1.5x it would be 56 million), and a
+    text file is shown as it was indexed: no loader, and so no OCR, runs in the app's process."""
+    import io
+
+    from fpdf import FPDF
+    from PIL import Image
+
+    from ingest import loaders
+    from rag import viewer
+    from rag.api import Hearth
+
+    poster = FPDF(unit="pt", format=(5000, 5000))
+    poster.add_page()
+    poster.set_font("Helvetica", size=40)
+    poster.multi_cell(0, 50, "The summer fete is held on the village green in August.")
+    poster.output(str(tmp_path / "poster.pdf"))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Boiler\n\nThe boiler is serviced every October.\n\n# Garden\n\n" + GARDEN + "\n")
+    with Hearth(embedder=embedder) as h:
+        h.sync([tmp_path / "poster.pdf", notes])
+        fete = h.search("when is the summer fete", 1)[0]
+        shown = h.view(fete, "held on the village green")
+        width, height = Image.open(io.BytesIO(shown["png"])).size
+        assert shown["kind"] == "page" and width * height <= viewer.MAX_PIXELS and shown["boxes"]
+        loaded = []
+        monkeypatch.setattr(loaders, "load", lambda *a, **k: loaded.append(a) or pytest.fail("a loader ran"))
+        notes.write_text("Changed on disk since it was indexed.\n")
+        hit = h.search("basil pots", 1)[0]
+        shown = h.view(hit, "Basil grows well beside them in pots.")
+        a, b = shown["span"]
+        assert shown["kind"] == "text" and shown["text"][a:b] == "Basil grows well beside them in pots." and not loaded
 
 
 def test_the_lead_is_the_passage_span_closest_to_the_question(embedder):

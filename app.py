@@ -605,11 +605,32 @@ def documents_table(lib: Hearth):
     picked = st.multiselect("Select documents", choices, format_func=lambda p: export.display_path(p, lib.folder))
     left, right, _ = st.columns([1, 1, 4])
     if left.button("Delete", disabled=not picked, icon=":material/delete:"):
-        delete(lib, picked)
+        state.confirm_delete = picked
+    if state.get("confirm_delete"):
+        confirm_delete(lib, state.confirm_delete)
     if right.button("Re-index", disabled=not picked, icon=":material/refresh:"):
         report = run_ingest(lib, picked, force=True)
         if report is not None:
             state.last_results = _report_rows(report, lib)
+        st.rerun()
+
+
+def confirm_delete(lib: Hearth, paths: list[str]):
+    """Nothing is deleted on the first click: say what goes (documents, and which files on disk) first."""
+    on_disk = lib.uploads_among(paths)
+    lines = [f"Forget {len(paths)} document(s) from the collection '{lib.name}'?"]
+    if on_disk:
+        lines.append(f"These {len(on_disk)} file(s) were uploaded to the library folder and are deleted from disk too: "
+                     + ", ".join(export.display_path(p, lib.folder) for p in on_disk) + ".")
+    if len(on_disk) < len(paths):
+        lines.append(f"{len(paths) - len(on_disk)} file(s) elsewhere stay on disk.")
+    st.warning(render.text(" ".join(lines)), icon=":material/warning:")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button("Yes, delete", type="primary", icon=":material/delete_forever:"):
+        del state.confirm_delete
+        delete(lib, paths)
+    if no.button("Cancel"):
+        del state.confirm_delete
         st.rerun()
 
 

@@ -144,11 +144,15 @@ class Hearth:
         with self._writing(wait, on_wait):
             return Ingestor(self.library).remove(paths)
 
-    def delete_uploads(self, paths: Iterable[str]) -> list[str]:
-        """Delete those of `paths` that lie in the library folder (added through the app); returns them.
-        Files elsewhere are the user's own and stay."""
+    def uploads_among(self, paths: Iterable[str]) -> list[str]:
+        """Those of `paths` that are files in the library folder (added through the app): the files
+        delete_uploads() removes from disk. Files elsewhere are the user's own and stay."""
         folder = str(self.folder.resolve()) + os.sep
-        deleted = [p for p in paths if os.path.realpath(p).startswith(folder) and os.path.isfile(p)]
+        return [p for p in paths if os.path.realpath(p).startswith(folder) and os.path.isfile(p)]
+
+    def delete_uploads(self, paths: Iterable[str]) -> list[str]:
+        """Delete uploads_among(paths) from disk; returns them."""
+        deleted = self.uploads_among(paths)
         for path in deleted:
             os.remove(path)
         return deleted

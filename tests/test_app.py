@@ -199,7 +199,14 @@ def test_library_lists_reindexes_and_deletes(open_library, home):
     assert not at.exception
     assert at.session_state.last_results[0]["status"] == "updated"
     at.multiselect[0].set_value([str(uploaded)]).run()
+    _button(at, "Delete").click().run()  # asks first, saying which file on disk goes
+    assert any("deleted from disk too: household.pdf" in _plain(w.value) for w in at.warning)
+    _button(at, "Cancel").click().run()
+    assert len(lib.documents()) == 1 and uploaded.exists() and "Yes, delete" not in _labels(at.button)
+    at.multiselect[0].set_value([str(uploaded)]).run()
     _button(at, "Delete").click().run()
+    assert len(lib.documents()) == 1 and uploaded.exists()
+    _button(at, "Yes, delete").click().run()
     assert any("deleted 1 document(s), 3 chunks" in _plain(s.value) for s in at.success)
     assert lib.documents() == [] and not uploaded.exists()  # an uploaded copy goes with its document
 

@@ -57,7 +57,8 @@ def instance_id(home: Path) -> str:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".instance-id.{os.getpid()}")
-    tmp.write_text(secrets.token_hex(8) + "\n")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:  # private, as all of HEARTH_HOME
+        fh.write(secrets.token_hex(8) + "\n")
     try:
         os.link(tmp, path)  # whole or not at all, and never over another's: two processes agree on one id
     except FileExistsError:
@@ -73,6 +74,7 @@ class Catalog:
     def __init__(self, client, db: Database):
         self.collection = client.get_or_create_collection(CATALOG, embedding_function=None)
         self.db = db  # the instance's local cache (the keyword index), committed with the catalog's changes
+        self.fence = lambda: None  # ServerLibrary: its lease's check, before every write (lease.py)
         self._ups: dict[str, tuple[dict, str]] | None = None
         self._dels: list[str] | None = None
 
@@ -83,6 +85,7 @@ class Catalog:
             if rid in self._dels:
                 self._dels.remove(rid)
         else:
+            self.fence()
             self.collection.upsert(ids=[rid], embeddings=[_DUMMY], metadatas=[meta], documents=[doc])
 
     def delete(self, *rids: str):
@@ -91,6 +94,7 @@ class Catalog:
                 self._ups.pop(rid, None)
                 self._dels.append(rid)
         elif rids:
+            self.fence()
             self.collection.delete(ids=list(rids))
 
     def records(self, where: dict) -> list:
@@ -133,6 +137,7 @@ class CatalogFiles(Files):
         """One upsert switches every instance to the rebuild; the old records go after it (what a
         crash leaves of them, the next write's clean_rebuilds removes)."""
         old = self.collection
+        self.catalog.fence()
         self.catalog.collection.upsert(ids=[f"alias:{self.name}"], embeddings=[_DUMMY],
                                        documents=[json.dumps({"physical": physical})],
                                        metadatas=[{"kind": "alias", "collection": f"alias:{self.name}"}])
@@ -152,6 +157,7 @@ class CatalogFiles(Files):
         pass
 
     def drop_rows(self, physical: str):
+        self.catalog.fence()
         self.catalog.collection.delete(where={"collection": physical})
         with self.catalog.db.transaction():
             self.catalog.db.drop_rows(physical)
@@ -246,6 +252,7 @@ class CatalogJournal:
 
     def clear(self):
         """Every instance's entries (after a sweep, under the lease: none is in flight)."""
+        self.files.catalog.fence()
         self.files.catalog.collection.delete(where=self.files.where("journal"))
 
 
@@ -265,6 +272,8 @@ class _Batch:
         ups, dels = self.c._ups, self.c._dels
         self.c._ups = self.c._dels = None
         try:
+            if exc_type is None and (ups or dels):
+                self.c.fence()  # a writer whose lease was taken over writes nothing (lease.py)
             if exc_type is None and ups:
                 ids = list(ups)
                 self.c.collection.upsert(ids=ids, embeddings=[_DUMMY] * len(ids), metadatas=[ups[i][0] for i in ids],

@@ -22,7 +22,7 @@ from .embedding import Embedder
 from .errors import ModelMismatch
 from .lock import writer_lock
 from .manifest import FileRecord, is_rebuild_of
-from .settings import Settings
+from .settings import Settings, secure_home
 from .store import MAX_BATCH, check_collection_name, mismatch_message
 
 
@@ -57,6 +57,7 @@ class Library:
         """`physical` opens a rebuild of the collection being written beside it (pipeline.rebuild)."""
         self.settings = settings
         self.name = check_collection_name(collection or settings.collection)
+        secure_home(settings.home)  # before anything is written in it (the manifest, next)
         self.lease = None  # a shared server's writer lease, while writing
 
     # --- what differs between the two ------------------------------------------------------------

@@ -12,7 +12,7 @@ from .manifest.files import Files
 from .manifest.journal import Journal
 from .manifest.keywords import Keywords
 from .manifest.texts import Texts
-from .settings import Settings
+from .settings import Settings, tighten
 from .store import chroma_settings, drop_stale_view, saw_generation
 
 
@@ -31,8 +31,10 @@ class LocalLibrary(Library):
     def client(self):
         import chromadb
 
-        self.settings.chroma_path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(self.settings.chroma_path), settings=chroma_settings())
+        self.settings.chroma_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(path=str(self.settings.chroma_path), settings=chroma_settings())
+        tighten(self.settings.chroma_path)  # chromadb's files follow the umask; the home is 0700 meanwhile
+        return client
 
     def _view_changed(self) -> bool:
         if drop_stale_view(self.settings.chroma_path, self.files.generation()):
@@ -42,3 +44,4 @@ class LocalLibrary(Library):
 
     def _wrote(self):
         saw_generation(self.settings.chroma_path, self.files.generation())
+        tighten(self.settings.chroma_path)  # segment files chromadb made during the write (a few files)

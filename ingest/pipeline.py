@@ -22,7 +22,8 @@ from .manifest import REBUILD_MARK, FileRecord
 from .store import store_errors
 from .write import FileResult, Job, Report, Writer, delete_chunks, megabytes, record_failure
 
-__all__ = ["FileResult", "Ingestor", "Report", "file_sha256", "is_ignored", "rebuild"]
+__all__ = ["FileResult", "Ingestor", "Report", "file_sha256", "indexed_under", "is_ignored", "missing_reason",
+           "rebuild"]
 IGNORED_PREFIXES = (".", "~$", ".~lock")
 IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
 
@@ -54,6 +55,20 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def indexed_under(lib: Library, path: str | os.PathLike) -> int:
+    """Documents indexed at or under `path`, whether it is there or not."""
+    root = os.path.abspath(os.path.expanduser(str(path)))
+    return sum(_under(p, root) for p in lib.files.records())
+
+
+def missing_reason(path: str, kept: int) -> str:
+    """Why a path that is not there removed nothing, and how to forget its documents on purpose."""
+    if not kept:
+        return "no such file or folder"
+    return (f"not found (not mounted? renamed?): {kept} document{'s' if kept != 1 else ''} indexed under it "
+            f"{'are' if kept != 1 else 'is'} kept; `hearth remove {path}` forgets them")
+
+
 class Ingestor:
     def __init__(self, library: Library, progress: Callable[[str, int, int, int], None] | None = None):
         """progress(path, files_done, files_total, chunks_embedded) is called as work advances."""
@@ -62,19 +77,22 @@ class Ingestor:
         self.writer = Writer(library, progress or (lambda *a: None))
 
     # --- public API -----------------------------------------------------------------------------
-    def sync(self, paths: Iterable[str | os.PathLike], force: bool = False) -> Report:
+    def sync(self, paths: Iterable[str | os.PathLike], force: bool = False, deleted_within=()) -> Report:
         """Make the collection hold exactly the supported files under `paths` (files or folders).
 
+        A path that is not there removes nothing (a drive not mounted, a typo): it is reported, with
+        the documents kept under it (report.missing). Only under `deleted_within` (the watcher's
+        folders), while that folder itself is there, is a path gone because it was deleted.
         force=True re-reads and re-embeds every file found, changed or not (the app's "re-index").
         A full disk raises StoreWriteError; the journal undoes the half-written group on the next run.
         """
         with store_errors(self.lib.settings):
-            return self._sync(paths, force)
+            return self._sync(paths, force, [os.path.abspath(d) for d in deleted_within])
 
-    def _sync(self, paths, force: bool) -> Report:
+    def _sync(self, paths, force: bool, within: list[str]) -> Report:
         report, started = Report(), time.perf_counter()
         report.repaired = self.repair()
-        found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths])
+        found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths], within)
         records = self.files.records()
         if self.files.model() is not None:
             self.lib.check_model()
@@ -84,8 +102,8 @@ class Ingestor:
         gone = {p: r for p, r in records.items() if p not in found and any(_under(p, root) for root in roots)
                 and self._own(r)}
         for arg in missing_args:
-            if not any(_under(p, arg) for p in records):
-                report.results.append(FileResult(arg, "failed", reason="no such file or folder"))
+            report.missing[arg] = kept = sum(_under(p, arg) for p in records)
+            report.results.append(FileResult(arg, "failed", reason=missing_reason(arg, kept)))
         jobs, moves = self._plan(found, records, gone, report, force)
         for old_path, new_path, stat in moves:
             self._move(records[old_path], new_path, stat, report)
@@ -141,9 +159,10 @@ class Ingestor:
         return len(entries)
 
     # --- plan -----------------------------------------------------------------------------------
-    def _scan(self, args: list[str]):
+    def _scan(self, args: list[str], within: list[str]):
         found: dict[str, os.stat_result] = {}
         roots, missing = [], []
+        present = [w for w in within if os.path.isdir(w)]  # checked now: a folder unmounted since deletes nothing
         for arg in args:
             if os.path.isdir(arg):
                 roots.append(arg)
@@ -151,9 +170,10 @@ class Ingestor:
             elif os.path.isfile(arg):
                 roots.append(arg)
                 found[arg] = os.stat(arg)
+            elif any(_under(arg, w) for w in present):
+                roots.append(arg)  # deleted from a folder that is there: whatever was indexed there is gone
             else:
-                roots.append(arg)  # whatever was indexed there is gone
-                missing.append(arg)
+                missing.append(arg)  # not there: maybe not mounted, renamed or mistyped; nothing is removed
         return found, roots, missing
 
     def _walk(self, folder: str, found: dict):

@@ -24,6 +24,7 @@ class ServerLibrary(Library):
         super().__init__(settings, collection, physical)
         self.db = Database(settings.manifest_path)  # the keyword cache
         self.catalog = Catalog(self.client, self.db)
+        self.catalog.fence = self.check_writer  # every catalog write, fenced by the lease while writing
         self.instance = instance_id(settings.home)
         self.files = CatalogFiles(self.catalog, self.name, self.instance, physical)
         self.journal = CatalogJournal(self.files)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,37 @@ def usable_cpus() -> int:
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("hearth", appauthor=False))
+
+
+_secured: set[Path] = set()  # homes this process made private already
+
+
+def secure_home(home: Path):
+    """Make HEARTH_HOME private to its user: the library, its vectors and the chats are read by no one
+    else. The folder is made 0700 and everything in it loses group and other access (0644 -> 0600), a
+    walk done once per process and home (again only if the folder was loosened since)."""
+    home = Path(home)
+    try:
+        if home in _secured and not os.stat(home).st_mode & 0o077:
+            return
+    except OSError:
+        pass
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # the mode only holds for the last folder: chmod below
+    tighten(home)
+    _secured.add(home)
+
+
+def tighten(folder: Path):
+    """Strip group and other access from `folder` and all in it. Links are not followed (what they
+    point at is not ours); what cannot be changed (another user's) is left."""
+    for parent, _, names in os.walk(folder):
+        for path in [parent] + [os.path.join(parent, n) for n in names]:
+            try:
+                st = os.lstat(path)
+                if st.st_mode & 0o077 and not stat.S_ISLNK(st.st_mode):
+                    os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+            except OSError:
+                continue
 
 
 @dataclass(frozen=True)

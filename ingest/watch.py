@@ -9,6 +9,10 @@
              Ingestor.sync under the writer lock, so a rename is seen whole and moves its vectors
              instead of re-embedding, and a burst of files shares embedding batches
 
+    paused   a watched folder that goes away (unmounted, renamed; a mount point that is no longer
+             one) is paused: its documents are kept and nothing under it is synced until it is back;
+             then it is watched afresh and reconciled whole (changes made meanwhile are picked up)
+
 Sync is idempotent (unchanged files are skipped by size and mtime), so a path named by several
 events, or a watcher restarted after being killed, converges to the folder's state.
 """
@@ -23,7 +27,7 @@ from typing import Callable
 
 from . import loaders
 from .library import Library
-from .pipeline import FileResult, Ingestor, _under, is_ignored
+from .pipeline import FileResult, Ingestor, _under, indexed_under, is_ignored, missing_reason
 from .store import store_errors
 
 DEBOUNCE = 0.4  # seconds without an event on a path before it is synced
@@ -48,8 +52,10 @@ class Watcher:
         self.lib = library
         self.roots = [os.path.abspath(f) for f in folders]
         for root in self.roots:
-            if not os.path.isdir(root):
+            if os.path.isfile(root):
                 raise ValueError(f"not a folder: {root}")
+            if not os.path.isdir(root):  # removes nothing: say what is kept and how to forget it
+                raise ValueError(f"{root}: {missing_reason(root, indexed_under(library, root))}")
         self.on_change = on_change or (lambda line: None)
         self.debounce, self.settle = debounce, settle
         self.results: list[FileResult] = []  # every change made, in order (the app and tests read it)
@@ -60,21 +66,27 @@ class Watcher:
         self._moved_to: dict[str, str] = {}  # old path -> new path, so both ends are synced together
         self._guard = threading.Lock()
         self._busy = False
+        self._paused: set[str] = set()
+        self._mounted = {root: os.path.ismount(root) for root in self.roots}  # a mount point must stay one
+        self._observer = None
+        self._watches: dict = {}  # root -> its watchdog watch
 
     # --- running ----------------------------------------------------------------------------------
     def run(self):
         """Reconcile, then follow the folders until stop(). Blocks; the app runs it in a thread."""
         from watchdog.observers import Observer
 
-        observer = Observer()
-        for root in self.roots:
-            observer.schedule(_Handler(self), root, recursive=True)
-        observer.start()  # before the reconcile: nothing that changes during it is missed
+        self._observer = observer = Observer()
+        observer.start()
         try:
-            self._sync(self.roots)
+            for root in self.roots:  # before the reconcile: nothing that changes during it is missed
+                if not self._schedule(root):
+                    self._pause(root)
+            self._sync([r for r in self.roots if r not in self._paused])
             self.ready.set()
             self.on_change(f"watching {', '.join(self.roots)} ({self._count()} in '{self.lib.name}')")
             while not self._stop.wait(TICK):
+                self._check_roots()
                 due = self._due()
                 if due:
                     self._sync(due)
@@ -94,6 +106,61 @@ class Watcher:
         with self._guard:
             return self.ready.is_set() and not self._pending and not self._busy
 
+    @property
+    def paused(self) -> list[str]:
+        """The watched folders that are gone for now (unmounted, renamed): their documents are kept,
+        and each is watched again, and reconciled, once it is back."""
+        return sorted(self._paused)
+
+    # --- folders that go away -----------------------------------------------------------------------
+    def _present(self, root: str) -> bool:
+        return os.path.isdir(root) and (not self._mounted[root] or os.path.ismount(root))
+
+    def _check_roots(self):
+        """A stat or two per folder per tick: pause the ones that went away, resume the ones back."""
+        for root in self.roots:
+            here = self._present(root)
+            if not here and root not in self._paused:
+                self._pause(root)
+            elif here and root in self._paused:
+                self._resume(root)
+
+    def _schedule(self, root: str) -> bool:
+        try:
+            self._watches[root] = self._observer.schedule(_Handler(self), root, recursive=True)
+            return True
+        except OSError:
+            if self._present(root):  # there, but not watchable (the inotify limit): say so, as before
+                raise
+            return False  # gone again already
+
+    def _pause(self, root: str):
+        with self._guard:  # its pending paths are dropped: the resume reconciles the whole folder
+            self._paused.add(root)
+            for path in [p for p in self._pending if _under(p, root)]:
+                del self._pending[path]
+                self._moved_to.pop(path, None)
+        try:
+            kept = f"its {indexed_under(self.lib, root)} documents are kept"
+        except Exception:  # a Chroma server away: the pause matters more than the count
+            kept = "its documents are kept"
+        self.on_change(f"paused {root}: the folder is gone (not mounted? renamed?); {kept}, and watching "
+                       "resumes when it is back")
+
+    def _resume(self, root: str):
+        old = self._watches.pop(root, None)
+        if old is not None:  # its inotify watch followed the folder away, or died with the unmount
+            try:
+                self._observer.unschedule(old)
+            except Exception:
+                pass
+        if not self._schedule(root):
+            return  # gone again: try on a later tick
+        with self._guard:
+            self._paused.discard(root)
+        self.on_change(f"resumed {root}: the folder is back")
+        self._sync([root])
+
     # --- events -----------------------------------------------------------------------------------
     def mark(self, path: str, moved_to: str | None = None):
         """An event named `path` (for a move: its old path, and `moved_to`)."""
@@ -106,7 +173,7 @@ class Watcher:
 
     def _ignored(self, path: str) -> bool:
         root = next((r for r in self.roots if _under(path, r)), None)
-        if root is None:
+        if root is None or root in self._paused:  # a folder moved away still sends events, under its old path
             return True
         rel = os.path.relpath(path, root)
         return rel != "." and any(is_ignored(part) for part in rel.split(os.sep))
@@ -164,12 +231,13 @@ class Watcher:
         return keep
 
     def _sync(self, paths: list[str]):
+        paths = [p for p in paths if not any(_under(p, r) for r in self._paused)]  # e.g. a retry, paused since
         try:
             with store_errors(self.lib.settings):
                 paths = self._relevant(paths)
             if paths:
                 with self.lib.writing(on_wait=self.on_change):
-                    report = Ingestor(self.lib).sync(paths)
+                    report = Ingestor(self.lib).sync(paths, deleted_within=self.roots)
                 self.batches += 1
                 for r in report.results:
                     self.results.append(r)

@@ -47,6 +47,7 @@ class Report:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("parse", "chunk", "embed", "write"), 0.0))
     repaired: int = 0  # journal entries left by an interrupted run, cleaned up first
+    missing: dict[str, int] = field(default_factory=dict)  # path given that is not there -> documents kept under it
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)

@@ -97,6 +97,10 @@ def ingest(
         }, indent=2))
     else:
         _print_report(report, lib.name)
+    for path, kept in report.missing.items():  # a drive not mounted must not look like an empty folder
+        if kept:
+            err.print(f"[yellow]{shown(path)} is not there: nothing was removed; {kept} document(s) indexed under "
+                      f"it are kept (`hearth remove {shown(path)}` forgets them)[/]")
     raise typer.Exit(report.exit_code(strict))
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
 import time
 
 import pytest
@@ -193,3 +195,89 @@ def test_the_reader_starts_in_a_folder_with_its_own_ingest_module(tmp_path, monk
     finally:
         proc.close()
     assert "Lentils" in loaded.sections[0].text
+
+
+class _Clock:
+    """The leases' wall clock, moved by hand: a holder stalls past its TTL without a wait."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+
+class _Stalling:
+    """A real Chroma collection whose next write waits until let go: a renewal stalled mid-call."""
+
+    def __init__(self, collection):
+        self.collection, self.armed = collection, False
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        call = getattr(self.collection, name)
+        if name not in ("add", "upsert", "update", "delete") or not self.armed:
+            return call
+
+        def stalled(*args, **kwargs):
+            self.armed = False
+            self.reached.set()
+            assert self.go.wait(60)
+            return call(*args, **kwargs)
+        return stalled
+
+
+def test_a_lease_holder_that_stalled_past_its_ttl_cannot_renew_or_write(tmp_path):
+    """Holder A's renewal stalls (in the middle of its write) past the TTL; B takes the lease over.
+    A's renewal must fail without reviving A's record, and A's writes are refused (fenced) while B's go."""
+    import chromadb
+
+    from ingest.catalog import CATALOG, Catalog
+    from ingest.errors import LeaseLost
+    from ingest.lease import Lease
+    from ingest.manifest import Database
+
+    client = chromadb.PersistentClient(path=str(tmp_path / "server"))
+    store = client.get_or_create_collection(CATALOG, embedding_function=None)
+
+    def leases() -> dict[str, str]:
+        got = store.get(where={"kind": "lease"}, include=["documents"])
+        return dict(zip(got["ids"], got["documents"]))
+
+    clock, stalling = _Clock(), _Stalling(store)
+    a = Lease(stalling, "instance-a", ttl=30, clock=clock, autorenew=False).acquire(wait=0)
+    assert a.renew()  # in time: renewed
+    a.check()
+
+    stalling.armed = True
+    renewed = []
+    renewal = threading.Thread(target=lambda: renewed.append(a.renew()))
+    renewal.start()
+    assert stalling.reached.wait(60)  # A is in the middle of writing its renewal...
+    clock.now += 31  # ...and stays there past its TTL
+    b = Lease(store, "instance-b", ttl=30, clock=clock, autorenew=False).acquire(wait=0)
+    assert b.took_over and b.number > a.number
+    held_by_b = leases()
+    stalling.go.set()  # A's stalled write lands now
+    renewal.join(60)
+    assert renewed == [False]
+    assert leases() == held_by_b  # A's record is not written back: B's lease is the newest, as B wrote it
+    assert a.renew() is False and leases() == held_by_b  # nor by a later try
+
+    with pytest.raises(LeaseLost):
+        a.check()
+    catalog = Catalog(client, Database(tmp_path / "cache.sqlite3"))
+    catalog.fence = a.check  # A's library: every write of its catalog is fenced by A's lease
+    with pytest.raises(LeaseLost), catalog.transaction():
+        catalog.put("file:stale", {"kind": "file", "collection": "default"}, {"path": "/from/a"})
+    with pytest.raises(LeaseLost):
+        catalog.put("file:stale", {"kind": "file", "collection": "default"}, {"path": "/from/a"})
+    assert catalog.record("file:stale") is None
+    catalog.fence = b.check  # B holds the newest lease: its writes go through
+    with catalog.transaction():
+        catalog.put("file:fresh", {"kind": "file", "collection": "default"}, {"path": "/from/b"})
+    assert catalog.record("file:fresh") == {"path": "/from/b"}
+    number = b.number
+    b.release()
+    a.release()  # changes nothing: not A's to release
+    assert list(leases()) == [f"lease:{number}"] and json.loads(leases()[f"lease:{number}"])["released"]

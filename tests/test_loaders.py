@@ -129,6 +129,41 @@ def test_docx_headings_and_tables(tmp_path):
     assert sections[-1].header == "| item | euros |\n| --- | --- |" and "| rent | 900 |" in sections[-1].text
 
 
+def _epub_with_encoded_hrefs(path):
+    """An EPUB whose package names its chapters by URL (spaces as %20, as Sigil and Calibre write them),
+    with one chapter of the reading order missing from the archive."""
+    import zipfile
+
+    chapter = ('<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>{0}</title></head>'
+               "<body><h1>{0}</h1><p>{1}</p></body></html>")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
+        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
+                   'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile '
+                   'full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>')
+        items = [("c1", "Text/Chapter%201.xhtml"), ("c2", "Text/Caf%C3%A9%20%26%20Bar.xhtml"), ("c3", "Text/Lost.xhtml")]
+        z.writestr("OEBPS/content.opf", '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+                   '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Lighthouses</dc:title></metadata><manifest>'
+                   + "".join(f'<item id="{i}" href="{h}" media-type="application/xhtml+xml"/>' for i, h in items)
+                   + "</manifest><spine>" + "".join(f'<itemref idref="{i}"/>' for i, _ in items) + "</spine></package>")
+        z.writestr("OEBPS/Text/Chapter 1.xhtml", chapter.format("The Keeper", "The keeper trimmed the wick at dusk."))
+        z.writestr("OEBPS/Text/Café & Bar.xhtml", chapter.format("The Café", "Fishermen met in the café by the quay."))
+    return path
+
+
+def test_epub_chapters_named_by_percent_encoded_hrefs(tmp_path, ingest, library):
+    book = _epub_with_encoded_hrefs(tmp_path / "lighthouses.epub")
+    loaded = loaders.load(book)
+    assert [s.heading for s in loaded.sections] == ["The Keeper", "The Café"]
+    assert "trimmed the wick" in loaded.sections[0].text and "by the quay" in loaded.sections[1].text
+    assert loaded.notes == ["1 chapter of its reading order is not in the archive, not read: OEBPS/Text/Lost.xhtml"]
+    report = ingest(book)
+    assert [r.status for r in report.results] == ["added"]
+    assert library.documents()[0].notes == loaded.notes[0]  # told in `hearth docs`, not silent
+    assert "Fishermen met in the café by the quay." in " ".join(library.texts(
+        library.collection.get(where={"source": str(book)}, include=[])["ids"]).values())
+
+
 def test_chunks_fit_the_model_and_offsets_point_into_the_page(embedder, manuals):
     loaded = loaders.load(manuals / "R-data.pdf")
     chunks = Chunker(192, 24, embedder.tokenize).chunk(loaded.sections)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import posixpath
 import zipfile
 from pathlib import Path
+from urllib.parse import unquote
 
 from . import LoadError, Loaded, Section, archive
 from .html import sections_of
@@ -41,13 +42,17 @@ def load(path: Path) -> Loaded:
         opf = _xml(archive.read_member(z, opf_path), opf_path)
         base = posixpath.dirname(opf_path)
         items = {i.get("id"): i for i in opf.iter(OPF + "item")}
-        sections, offset, chapters = [], 0, 0
+        sections, offset, chapters, lost = [], 0, 0, []
         for ref in opf.iter(OPF + "itemref"):
             item = items.get(ref.get("idref"))
             if item is None or "html" not in (item.get("media-type") or ""):
                 continue
-            href = posixpath.normpath(posixpath.join(base, item.get("href", "")))
+            # hrefs are URLs ("Chapter%201.xhtml" for the member "Chapter 1.xhtml"); a few books
+            # write the name itself, so that is tried first
+            raw = posixpath.normpath(posixpath.join(base, item.get("href", "")))
+            href = raw if raw in names else unquote(raw)
             if href not in names:
+                lost.append(href)
                 continue
             parts = sections_of(decode(archive.read_member(z, href)))
             chapters += 1
@@ -61,4 +66,7 @@ def load(path: Path) -> Loaded:
                 offset += len(table.text) + 2
     if not chapters:
         raise LoadError("damaged e-book (its reading order names no chapter in the archive)")
-    return Loaded(sections)
+    notes = [f"{len(lost)} chapter{'s' if len(lost) != 1 else ''} of its reading order "
+             f"{'are' if len(lost) != 1 else 'is'} not in the archive, not read: {', '.join(lost[:5])}"
+             + (", …" if len(lost) > 5 else "")] if lost else []
+    return Loaded(sections, notes=notes)

@@ -542,6 +542,9 @@ def watch_log(watcher, lines: deque):
     if state.setdefault("watch_seen", changes) != changes:
         state.watch_seen = changes
         st.rerun()
+    for folder in watcher.paused:  # unmounted or renamed: nothing is removed while it is away
+        st.warning(render.text(f"{folder} is gone (not mounted? renamed?): its documents are kept, and watching "
+                               "resumes when it is back."), icon=":material/pause_circle:")
     st.caption(render.text(" · ".join(list(lines)[-3:]) or "watching…"))
 
 

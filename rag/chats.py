@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.settings import Settings
+from ingest.settings import Settings, secure_home
 
 from .answer import Answer, AnswerStream, Citation
 from .llm_server import process_start_time
@@ -85,7 +85,8 @@ def _sentence(x: dict) -> Sentence:
 class Chats:
     def __init__(self, settings: Settings):
         path = Path(settings.home) / "chats.sqlite3"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        secure_home(path.parent)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # the chats are private: 0600 from the start
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")

@@ -230,6 +230,13 @@ def test_app_is_private_by_default():
 
 
 @pytest.mark.slow
+def _wait_until(condition, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.3)
+
+
 def test_the_library_folder_can_be_watched_in_the_background(open_library, home):
     lib = open_library()
     at = run_app()
@@ -248,6 +255,16 @@ def test_the_library_folder_can_be_watched_in_the_background(open_library, home)
         while lib.documents() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert lib.documents() == []
+        # the library folder goes away (a drive unmounted, a parent renamed): paused, nothing removed
+        text_pdf(lib.folder / "kept.pdf", FACTS, title="Household")
+        _wait_until(lambda: [r.path for r in lib.documents()] == [str(lib.folder / "kept.pdf")])
+        away = lib.folder.with_name("away")
+        lib.folder.rename(away)
+        _wait_until(lambda: at.run() and any("is gone (not mounted? renamed?)" in _plain(w.value) for w in at.warning))
+        assert [r.path for r in lib.documents()] == [str(lib.folder / "kept.pdf")]
+        away.rename(lib.folder)
+        _wait_until(lambda: at.run() and not any("is gone" in _plain(w.value) for w in at.warning))
+        assert [r.path for r in lib.documents()] == [str(lib.folder / "kept.pdf")]
     finally:
         at.toggle(key="watch-default").set_value(False).run()
     assert not [t for t in threading.enumerate() if t.name == "hearth-watch-default"]

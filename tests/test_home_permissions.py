@@ -62,3 +62,12 @@ def test_an_existing_readable_home_is_tightened_on_open(home, open_library, umas
     assert _loose({p: m for p, m in modes.items() if p != "outside"}) == {}
     assert modes["chats.sqlite3"] == modes["logs/llm-1.log"] == modes["chroma/segment/data_level0.bin"] == 0o600
     assert stat.S_IMODE(os.stat("/etc/hostname").st_mode) == outside
+
+
+def test_the_chats_are_private_from_the_first_question(home, umask_022):
+    from ingest.settings import load_settings
+    from rag.chats import Chats
+
+    with Chats(load_settings()) as chats:  # the app's or the CLI's first question, before any library opens
+        chats.create("default", "Where is the spare key?")
+    assert _loose(_modes(home)) == {} and stat.S_IMODE(os.stat(home / "chats.sqlite3").st_mode) == 0o600

@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ingest.errors import ServerError
-from ingest.settings import Settings
+from ingest.settings import Settings, secure_home
 
 from . import engines
 
@@ -56,7 +56,7 @@ def _state_file(settings: Settings) -> Path:
 @contextmanager
 def _state_lock(settings: Settings):
     """Held while llm.json is checked and changed (flock: released if the holder dies)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    secure_home(settings.home)  # llm.json and the server's log (it may hold prompts) are the user's alone
     fd = os.open(settings.home / "llm.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -10,22 +10,27 @@ in the app). The reply's text keeps the model's [n] markers and ends with the so
 `sentences` each sentence's mark, `lead` the passage span closest to the question, `mismatch` whether the
 answer's main claim went unsupported (then the text ends with a note saying so, and the lead quote), and
 `sources` the passages themselves. System messages are not passed on: the grounded prompt is Hearth's.
+`max_tokens` can only lower HEARTH_ANSWER_MAX_TOKENS; a client that closes a stream stops the answer.
 
 Nothing here talks to anything but the store and the local model server (rag/llm_server.py).
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 import time
 import uuid
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ingest.errors import ModelMismatch, StoreBusy, StoreUnreachable
 from ingest.settings import Settings
 
 from . import api
@@ -48,6 +53,20 @@ def error_response(exc: RequestError) -> JSONResponse:
                         status_code=exc.status, headers=exc.headers)
 
 
+STORE_ERRORS = (StoreUnreachable, StoreBusy, ModelMismatch)
+
+
+def store_error(exc: Exception) -> JSONResponse:
+    """The store down or busy: try again later (503). A collection built with another embedding model:
+    a retry can't help (409, and OpenAI's clients are told not to retry)."""
+    if isinstance(exc, ModelMismatch):
+        return error_response(RequestError(409, str(exc), "embedding_model_mismatch",
+                                           headers={"x-should-retry": "false"}))
+    if isinstance(exc, StoreBusy):
+        return error_response(RequestError(503, str(exc), "store_busy", "server_error", {"Retry-After": "10"}))
+    return error_response(RequestError(503, str(exc), "store_unreachable", "server_error"))
+
+
 def create_app(settings: Settings, embedder=None) -> Starlette:
     embedder = embedder or api.load_embedder(settings)
     embedder.model  # loaded now, not on the first request
@@ -58,6 +77,7 @@ def create_app(settings: Settings, embedder=None) -> Starlette:
 
     def answer(body: dict) -> Reply:
         question, history, _, max_tokens = parse_chat(body)
+        max_tokens = min(max_tokens or settings.answer_max_tokens, settings.answer_max_tokens)  # the setting caps
         model = body["model"]
         name = model[len(PREFIX):] if model.startswith(PREFIX) else ""
         if not name or name not in collection_names():
@@ -75,7 +95,10 @@ def create_app(settings: Settings, embedder=None) -> Starlette:
             raise
 
     async def models(request: Request) -> Response:
-        names = await run_in_threadpool(collection_names)
+        try:
+            names = await run_in_threadpool(collection_names)
+        except STORE_ERRORS as exc:
+            return store_error(exc)
         return JSONResponse({"object": "list", "data": [
             {"id": PREFIX + name, "object": "model", "created": 0, "owned_by": "hearth"} for name in names]})
 
@@ -85,14 +108,47 @@ def create_app(settings: Settings, embedder=None) -> Starlette:
             reply = await run_in_threadpool(answer, body)
         except RequestError as exc:
             return error_response(exc)
+        except STORE_ERRORS as exc:
+            return store_error(exc)
         except ValueError as exc:  # e.g. a collection name the store refuses
             return error_response(RequestError(400, str(exc)))
         if body.get("stream"):
-            return StreamingResponse(reply.events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return EventStream(reply.events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         return JSONResponse(await run_in_threadpool(reply.whole))
 
     return Starlette(routes=[Route("/v1/models", models, methods=["GET"]),
                              Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events from a generator stepped in worker threads and closed as soon as the response
+    ends: when the client goes away (Starlette cancels the response), closing it ends the model
+    server's stream, so no more tokens are asked for."""
+
+    def __init__(self, events, **kwargs):
+        lock = threading.Lock()
+
+        def step():
+            with lock:
+                return next(events, None)
+
+        def close():
+            with lock:  # a step whose wait was cancelled still runs in its thread: close after its token
+                events.close()
+
+        async def pieces():
+            while (piece := await run_in_threadpool(step)) is not None:
+                yield piece
+
+        super().__init__(pieces(), **kwargs)
+        self.close_events = close
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):  # also when cancelled
+                await run_in_threadpool(self.close_events)
 
 
 class Reply:
@@ -147,6 +203,7 @@ class Reply:
         return f"data: {json.dumps(chunk)}\n\n"
 
     def events(self):
+        finished = False
         try:
             yield self._event({"role": "assistant", "content": self.first or ""})
             for delta in self.deltas:
@@ -155,7 +212,13 @@ class Reply:
                 yield self._event({"content": tail})
             yield self._event({}, "stop", **self.extra())
             yield "data: [DONE]\n\n"
+            finished = True
         finally:
+            if not finished:  # closed early (the client left): stop reading the model server's stream
+                self.deltas.close()
+                # openai's Stream and its generator refer to each other: its connection is closed only once
+                # the cycle collector frees them, so run it now (~0.2 s, and only when a client hangs up).
+                gc.collect()
             self.lib.close()
 
 
@@ -171,7 +234,7 @@ async def read_json(request: Request) -> dict:
             raise RequestError(413, f"the request body is over {MAX_BODY:,} bytes", "request_too_large")
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep, e.g. "[[[[..."
         raise RequestError(400, "the request body is not JSON", "invalid_json") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the request body must be a JSON object")
@@ -183,8 +246,11 @@ def _text(content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    raise RequestError(400, "each message's content must be a string or a list of text parts")
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if all(isinstance(t, str) for t in texts):
+            return " ".join(texts)
+    raise RequestError(400, "each message's content must be a string or a list of text parts, "
+                            '{"type": "text", "text": "<a string>"}')
 
 
 def parse_chat(body: dict) -> tuple[str, list[tuple[str, str]], bool, int | None]:

@@ -3,7 +3,9 @@
 They listen on 127.0.0.1 unless HEARTH_API_ADDRESS names another address on purpose, and then only
 with HEARTH_API_TOKEN set. Every request must name this machine in its Host header (a web page that
 rebinds its own host name to 127.0.0.1 can't reach them) and, with a token set, carry it as a
-Bearer token.
+Bearer token. A web page can still send requests here from the user's browser (it can't read the
+replies): one with an Origin other than this server's own is refused, and so is a POST that is not
+`application/json` (what an HTML form or a "simple" fetch sends, without a CORS preflight).
 """
 
 from __future__ import annotations
@@ -31,19 +33,34 @@ def check_address(settings: Settings, host: str) -> None:
 
 
 class Guard:
-    """ASGI middleware: a Host header naming this server, and the Bearer token when one is set."""
+    """ASGI middleware: a Host header naming this server, no Origin but its own, JSON POSTs, and the
+    Bearer token when one is set."""
 
     def __init__(self, app, settings: Settings, host: str, port: int):
         self.app, self.token = app, settings.api_token.encode()
         names = LOOPBACK_NAMES + (() if is_local(host) else (host,))
         self.hosts = None if host in ("0.0.0.0", "::") else {f"{n}:{port}".encode() for n in names}
+        own = LOOPBACK_NAMES + tuple(n for n in (host, settings.api_address) if n and not is_local(n))
+        self.origins = {f"http://{f'[{n}]' if ':' in n and n[0] != '[' else n}:{port}".lower().encode()
+                        for n in own}  # an IPv6 address is bracketed in an origin
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":  # neither server has one: refused before the app sees it
+            return await send({"type": "websocket.close", "code": 1008})
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             if self.hosts is not None and headers.get(b"host", b"") not in self.hosts:
                 return await _refuse(send, 421, "this server answers only requests addressed to this machine "
                                                 "(Host header)", "wrong_host")
+            # A browser names the page's origin on every cross-site request; curl, SDK and openai clients send none.
+            origin = headers.get(b"origin")
+            if origin is not None and origin.lower() not in self.origins:
+                return await _refuse(send, 403, "this server answers no web page but its own (Origin header)",
+                                     "forbidden_origin")
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if scope["method"] == "POST" and ctype != b"application/json":
+                return await _refuse(send, 415, "the request body must be JSON (Content-Type: application/json)",
+                                     "unsupported_media_type")
             given = headers.get(b"authorization", b"")
             if self.token and not hmac.compare_digest(given, b"Bearer " + self.token):
                 return await _refuse(send, 401, "a valid HEARTH_API_TOKEN is needed (Authorization: Bearer ...)",

@@ -184,6 +184,13 @@ def _coerce(value, to_type: str):
         return int(value)
     if to_type == "float":
         return float(value)
+    if to_type == "bool":  # from a variable it is a string, and "false" must not read as true
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ValueError(f"{value!r} is not a yes/no value (true or false)")
+        return word in ("1", "true", "yes", "on")
     return str(value)
 
 

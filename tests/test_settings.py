@@ -1,0 +1,57 @@
+"""The one settings object: HEARTH_* variables and the TOML file read alike, and every setting and
+command documented in the README (a setting nobody can find is a setting nobody can use)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from conftest import ROOT
+from ingest.settings import Settings, load_settings
+
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("word, value", [("false", False), ("0", False), ("off", False), ("no", False),
+                                         ("true", True), ("1", True), ("Yes", True), ("on", True)])
+def test_a_yes_no_variable_means_what_it_says(home, monkeypatch, word, value):
+    monkeypatch.setenv("HEARTH_VERIFY_CLAIMS", word)
+    assert load_settings().verify_claims is value
+
+
+def test_a_yes_no_setting_that_is_neither_is_refused(home, monkeypatch):
+    monkeypatch.setenv("HEARTH_VERIFY_CLAIMS", "maybe")
+    with pytest.raises(ValueError, match="not a yes/no value"):
+        load_settings()
+    (home / "config.toml").parent.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("verify_claims = false\n")
+    monkeypatch.delenv("HEARTH_VERIFY_CLAIMS")
+    assert load_settings().verify_claims is False
+
+
+def test_every_setting_is_documented():
+    missing = [f.name for f in fields(Settings) if f"`HEARTH_{f.name.upper()}`" not in README]
+    assert missing == [], f"settings missing from README's configuration table: {missing}"
+
+
+def test_every_command_is_documented():
+    from typer.main import get_command
+
+    from rag.cli import app
+
+    cli = get_command(app)
+    names = []
+    for name, command in cli.commands.items():
+        subs = getattr(command, "commands", None)
+        names += [f"{name} {sub}" for sub in subs] if subs else [name]
+    lines = README.splitlines()
+
+    def documented(name: str) -> bool:
+        if " " not in name:
+            return f"`hearth {name}" in README
+        group, sub = name.split()
+        return any(f"hearth {group}" in line and (f"{group} {sub}" in line or f"`{sub}" in line) for line in lines)
+
+    missing = [n for n in names if not documented(n)]
+    assert missing == [], f"commands missing from README's command table: {missing}"

@@ -144,3 +144,73 @@ def test_a_rebound_name_shows_nothing_of_the_app(rebinding_browser, tmp_path, pl
         text = page.locator("body").inner_text()
         assert "secret.md" not in text and "Library" not in text and page.get_by_placeholder(ASK).count() == 0, text
         page.close()
+
+
+ATTACK = """<!doctype html><title>attack</title><script>
+window.done = 0; window.opened = 0;
+const finish = () => { window.done += 1; };
+for (const url of [%(sockets)s]) {
+  const ws = new WebSocket(url, "streamlit");
+  let settled = false;
+  const settle = () => { if (!settled) { settled = true; finish(); } };
+  ws.onopen = () => { window.opened += 1; settle(); };
+  ws.onclose = settle;
+}
+const body = JSON.stringify({model: "hearth:default", messages: [{role: "user", content: "What is the safe's code?"}]});
+// what any page may send without asking first (no preflight), and what it may send only if allowed
+fetch("%(api)s", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body}).then(finish, finish);
+fetch("%(api)s", {method: "POST", headers: {"Content-Type": "application/json"}, body}).then(finish, finish);
+fetch("%(mcp)s", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"},
+  body: JSON.stringify({jsonrpc: "2.0", id: 1, method: "tools/call", params: {name: "ask", arguments: {question: "code?"}}})}).then(finish, finish);
+</script>"""
+
+
+@contextmanager
+def _page_server(folder):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.slow
+def test_a_page_from_another_origin_cannot_make_the_app_or_the_api_do_anything(rebinding_browser, tmp_path):
+    """A page served from another local origin (and one under a rebound name) opens the app's
+    websocket and posts questions to `hearth api` and `hearth mcp --http`: every one is refused, and
+    the model server behind the API is asked nothing. A client of this machine still gets answers."""
+    home = tmp_path / "home"
+    lib = Library(load_settings(home=home))
+    (tmp_path / "secret.md").write_text("# Secret\n\nThe safe's code is 4711.\n")
+    Ingestor(lib).sync([tmp_path / "secret.md"])
+    lib.close()
+    model = FaultyServer(answer="The safe's code is 4711 [1].")
+    api_port, mcp_port = free_port(), free_port()
+    with model, _app(home) as app_port, \
+            _process([str(ROOT / ".venv/bin/hearth"), "api", "--port", str(api_port)], api_port,
+                     _env(home, HEARTH_LLM_URL=model.url("hostile"))), \
+            _process([str(ROOT / ".venv/bin/hearth"), "mcp", "--http", "--port", str(mcp_port)], mcp_port,
+                     _env(home, HEARTH_LLM_URL=model.url("hostile"))):
+        asked = lambda: len(model.httpd.authorizations)  # noqa: E731 - every request it got
+        (tmp_path / "site").mkdir()
+        sockets = [f'"ws://127.0.0.1:{app_port}/_stcore/stream"', f'"ws://{EVIL}:{app_port}/_stcore/stream"']
+        (tmp_path / "site" / "attack.html").write_text(ATTACK % {
+            "sockets": ", ".join(sockets), "api": f"http://127.0.0.1:{api_port}/v1/chat/completions",
+            "mcp": f"http://127.0.0.1:{mcp_port}/mcp"})
+        before = asked()
+        with _page_server(tmp_path / "site") as site:
+            for origin in (f"http://localhost:{site}", f"http://{EVIL}:{site}"):
+                page = rebinding_browser.new_page()
+                page.goto(f"{origin}/attack.html")
+                page.wait_for_function("window.done === 5", timeout=120_000)
+                assert page.evaluate("window.opened") == 0
+                page.close()
+        assert asked() == before, "a foreign page's request reached the model server"
+        # this machine's own clients: the API answers (asking the model), the app's own page opens
+        reply = httpx.post(f"http://127.0.0.1:{api_port}/v1/chat/completions", timeout=120,
+                           json={"model": "hearth:default", "messages": [{"role": "user", "content": "What is the safe's code?"}]})
+        assert reply.status_code == 200 and "4711" in reply.json()["choices"][0]["message"]["content"]
+        assert asked() > before
+        assert _websocket(app_port, f"127.0.0.1:{app_port}", f"http://127.0.0.1:{app_port}")

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
 
 from conftest import ROOT, free_port, wait_for_port
 from ingest.library import Library
@@ -212,9 +212,12 @@ def test_two_browser_sessions_at_once_keep_their_own_chats(stocked_app, browser)
         assert page.locator("[data-testid='stChatMessage']").count() == 2
     pages[0].get_by_role("button", name="New chat").click()
     pages[0].get_by_role("button", name="Export answer").wait_for(state="detached")
-    pages[1].get_by_text("Chat", exact=True).click()  # a rerun of the other session: its chat is still there
-    time.sleep(2)
-    assert pages[1].locator("[data-testid='stChatMessage']").count() == 2
+    # The other session leaves its chat (Library page: no messages) and comes back: its chat is still there.
+    # Waiting on these conditions, not a sleep: the count was 2 before any rerun, so a bare count proves nothing.
+    pages[1].get_by_text("Library", exact=True).click()
+    expect(pages[1].locator("[data-testid='stChatMessage']")).to_have_count(0, timeout=60_000)
+    pages[1].get_by_text("Chat", exact=True).click()
+    expect(pages[1].locator("[data-testid='stChatMessage']")).to_have_count(2, timeout=60_000)
     assert questions[1] in pages[1].locator("[data-testid='stMainBlockContainer']").inner_text()
     for page in pages:
         page.context.close()

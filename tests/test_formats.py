@@ -192,11 +192,13 @@ def test_the_source_viewer_shows_a_slide_a_sheet_and_a_scanned_image(tmp_path, h
     book = xlsx_file(tmp_path / "house.xlsx", {"Costs": PRICES, "Readings": [["Month", "kWh"], ["May", 312]]})
     page_images(manuals / "R-intro.pdf", [11])[0].save(tmp_path / "scan.png")
     with Hearth(load_settings(), embedder=embedder) as h:
-        slide = h.view(Hit("Three firms look after the house.", str(deck), 2, 0.0, "d:1", "Slide 2: Suppliers", 0))
+        h.sync([deck, book])  # the viewer shows what was stored: a slide's text and notes, a sheet's rows
+        stored = {(hit.source, hit.page): hit for doc in (deck, book) for hit in h.passages_of(str(doc))}
+        slide = h.view(stored[(str(deck), 2)], "Three firms look after the house.")
         assert slide["kind"] == "text" and "Ask about the sweep" in slide["text"] and "heating" not in slide["text"]
         start, end = slide["span"]
         assert slide["text"][start:end] == "Three firms look after the house."
-        sheet = h.view(Hit("| May | 312 |", str(book), 2, 0.0, "d:2", "Readings", 0), quote="| May | 312 |")
+        sheet = h.view(stored[(str(book), 2)], quote="| May | 312 |")
         assert sheet["kind"] == "text" and "| Month | kWh |" in sheet["text"] and "Northside" not in sheet["text"]
         scan = h.view(Hit("The recall and editing", str(tmp_path / "scan.png"), 1, 0.0, "d:3", None, 0, ocr=True))
         assert scan["kind"] == "page" and scan["png"].startswith(b"\x89PNG")

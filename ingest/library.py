@@ -22,7 +22,8 @@ from .embedding import Embedder
 from .errors import ModelMismatch
 from .lock import writer_lock
 from .manifest import FileRecord, is_rebuild_of
-from .settings import Settings, secure_home
+from . import language
+from .settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, secure_home
 from .store import MAX_BATCH, check_collection_name, mismatch_message
 
 
@@ -59,6 +60,9 @@ class Library:
         self.name = check_collection_name(collection or settings.collection)
         secure_home(settings.home)  # before anything is written in it (the manifest, next)
         self.lease = None  # a shared server's writer lease, while writing
+        self._embedder: Embedder | None = None
+        self._chosen: str | None = None  # the model chosen for a new collection by its documents' language
+        self._recorded: tuple[str, str] | None = None  # (physical name, its recorded model), once read
 
     # --- what differs between the two ------------------------------------------------------------
     @cached_property
@@ -83,9 +87,41 @@ class Library:
         """Called after writing, still under the writer lock."""
 
     # --- the collection --------------------------------------------------------------------------
-    @cached_property
+    @property
+    def embed_model(self) -> str | None:
+        """The model this collection's vectors are made with: the one it recorded; else the configured
+        one; else (HEARTH_EMBED_MODEL=auto) the one its first documents chose, None until then."""
+        if self._recorded is None or self._recorded[0] != self.files.collection:  # none yet, or rebuilt
+            model = self.files.model()
+            self._recorded = (self.files.collection, model[0]) if model else None
+        if self._recorded is not None:
+            return self._recorded[1]
+        return self._chosen if self.settings.embed_model == AUTO_MODEL else self.settings.embed_model
+
+    def choose_model(self, languages: list[str]):
+        """Choose a new collection's model from its first documents' languages: MiniLM (better on
+        English, 6x faster) unless most of them are in another language (docs/decisions.md)."""
+        self._chosen = DEFAULT_EMBED_MODEL if language.mostly_english(languages) else MULTILINGUAL_MODEL
+
+    def set_model(self, model: str):
+        """Record `model` as this new collection's (one that holds a model already must match it)."""
+        wanted = (model, Embedder.from_settings(self.settings, model).dimension)
+        stored = self.files.model()
+        if stored is not None and tuple(stored) != wanted:
+            raise ModelMismatch(mismatch_message(self.name, stored, wanted))
+        self.files.set_model(*wanted)
+
+    @property
     def embedder(self) -> Embedder:
-        return Embedder.from_settings(self.settings)
+        name = self.embed_model or DEFAULT_EMBED_MODEL  # a query before any document: nothing to find
+        if self._embedder is None or self._embedder.name != name:
+            self._embedder = Embedder.from_settings(self.settings, name)
+        return self._embedder
+
+    @embedder.setter
+    def embedder(self, embedder: Embedder):
+        """Share a loaded model (the app's); used while it is the collection's own."""
+        self._embedder = embedder
 
     @property
     def physical(self) -> str:
@@ -106,25 +142,29 @@ class Library:
         """The Chroma collection (created on first use, with this library's model recorded)."""
         self._view_changed()
         self.check_model()
+        model = self.embed_model or DEFAULT_EMBED_MODEL
         dimension = self.embedder.dimension
         col = self.client.get_or_create_collection(
             self.physical, configuration={"hnsw": {"space": "cosine"}},
-            metadata={"hearth_embed_model": self.settings.embed_model, "hearth_dimension": dimension},
+            metadata={"hearth_embed_model": model, "hearth_dimension": dimension},
             embedding_function=None,  # we always pass vectors; Chroma's default would download a model
         )
         meta = col.metadata or {}
         stored = (meta.get("hearth_embed_model"), meta.get("hearth_dimension"))
-        if stored != (self.settings.embed_model, dimension):
-            raise ModelMismatch(mismatch_message(self.name, stored, (self.settings.embed_model, dimension)))
+        if stored != (model, dimension):
+            raise ModelMismatch(mismatch_message(self.name, stored, (model, dimension)))
         if self.files.model() is None:
-            self.files.set_model(self.settings.embed_model, dimension)
+            self.files.set_model(model, dimension)
         return col
 
     def check_model(self):
-        """Refuse to mix models: the configured one must be the one the collection was built with."""
+        """Refuse to mix models: a model configured by name must be the one the collection was built
+        with (HEARTH_EMBED_MODEL=auto takes the collection's own)."""
         stored = self.files.model()
-        wanted = (self.settings.embed_model, self.embedder.dimension)
-        if stored is not None and tuple(stored) != wanted:
+        if stored is None or self.settings.embed_model == AUTO_MODEL:
+            return
+        wanted = (self.settings.embed_model, Embedder.from_settings(self.settings).dimension)
+        if tuple(stored) != wanted:
             raise ModelMismatch(mismatch_message(self.name, stored, wanted))
 
     def documents(self) -> list[FileRecord]:

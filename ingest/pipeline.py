@@ -248,7 +248,7 @@ class Ingestor:
         with self.lib.transaction():
             self.files.delete(rec.path)
             self.files.put(FileRecord(new_path, rec.doc_id, st.st_size, st.st_mtime_ns, rec.sha256,
-                                      rec.chunks, rec.pages, rec.notes, time.time(), self.files.owner))
+                                      rec.chunks, rec.pages, rec.notes, time.time(), self.files.owner, rec.language))
             self.files.clear_problem(new_path)
         report.timings["write"] += time.perf_counter() - t
         report.results.append(FileResult(new_path, "moved", rec.chunks, previous=rec.path))
@@ -264,7 +264,7 @@ class Ingestor:
 
 def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None) -> Report:
     """`hearth ingest --reembed`: every document of the collection (and `paths`) embedded again with
-    the configured model, into a new Chroma collection and manifest rows beside the old ones, then
+    the configured model (auto: the one its documents' languages call for), into a new Chroma collection and manifest rows beside the old ones, then
     switched to in one manifest transaction. Until then searches use the old collection; a crash at
     any point leaves one whole collection, and the next write removes what the other left
     (Library.clean_rebuilds). Call it holding lib.writing()."""
@@ -272,6 +272,9 @@ def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None
     lib.files.set_swept(False)  # before its Chroma collection exists: a crash leaves it for the next writer
     build = Library(lib.settings, lib.name, physical=target)
     build.embedder, build.lease = lib.embedder, lib.lease
+    told = [rec.language for rec in lib.documents() if rec.language]
+    if told:  # HEARTH_EMBED_MODEL=auto: chosen by every document's language, not the first few
+        build.choose_model(told)
     try:
         wanted = [rec.path for rec in lib.documents()] + [os.path.abspath(p) for p in paths]
         report = Ingestor(build, progress).sync(list(dict.fromkeys(wanted)))

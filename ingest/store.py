@@ -142,7 +142,8 @@ def mismatch_message(collection: str, stored: tuple[str, int], wanted: tuple[str
     return (
         f"collection {collection!r} was built with {stored[0]} ({stored[1]} dimensions), "
         f"not {wanted[0]} ({wanted[1]}). Its vectors can't be mixed: use --reembed to rebuild it "
-        f"with {wanted[0]}, set HEARTH_EMBED_MODEL={stored[0]}, or pick another --collection."
+        f"with {wanted[0]}, set HEARTH_EMBED_MODEL={stored[0]} (or auto, the collection's own), "
+        "or pick another --collection."
     )
 
 

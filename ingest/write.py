@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
-from . import loaders, reader
+from . import language, loaders, reader
 from .chunking import Chunk, Chunker, ChunkSpec, check_sizes, is_listing
 from .library import Library
 from .manifest import FileRecord
@@ -88,6 +88,16 @@ class _Parsed:
     error: str = ""
     doc_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     journaled: bool = False  # its "add" journal entry is written: chunks may be in the store
+    sample: str = ""  # its first text, until its language is told from it
+    language: str = ""
+
+    def learn_language(self, chunks: list[Chunk], done: bool = False):
+        """Its language, from its first language.SAMPLE_CHARS characters (or all, once read)."""
+        if self.language or (not chunks and not done):
+            return
+        self.sample += " ".join(c.text for c in chunks)[: language.SAMPLE_CHARS]
+        if done or len(self.sample) >= language.SAMPLE_CHARS:
+            self.language, self.sample = language.detect(self.sample) or "", ""
 
 
 def megabytes(size: int) -> str:
@@ -129,7 +139,12 @@ class Writer:
         journal; a file's record is written once all its chunks are (see _flush)."""
         if not jobs:
             return
-        self.lib.collection  # open (and check) the store and the chunk sizes before any work
+        # A new collection left to choose its model (HEARTH_EMBED_MODEL=auto) is opened at its first
+        # write, once the first documents' language is known (see _flush); its passages are sized in
+        # MiniLM's tokens whichever model wins, so nothing read before the choice is cut again.
+        chosen = self.lib.embed_model is not None
+        if chosen:
+            self.lib.collection  # open (and check) the store and the chunk sizes before any work
         self.chunk_spec
         events: queue.Queue = queue.Queue(QUEUED_PARTS)  # the reader waits while the embedder catches up
         queued = threading.Semaphore(LOOKAHEAD)  # files read ahead of the embedder
@@ -141,7 +156,7 @@ class Writer:
         finished: list[_Parsed] = []  # files read whole, waiting for their record
         state = {"done": 0, "total": len(jobs)}
         try:
-            if any(job.source is None for job in jobs):  # copies need no model
+            if chosen and any(job.source is None for job in jobs):  # copies need no model
                 self.lib.embedder.model  # loaded (or its backend read) while the reader starts, not after
             for _ in range(len(jobs)):
                 while True:
@@ -192,6 +207,7 @@ class Writer:
 
         def on_chunks(chunks):
             got[0] += len(chunks)
+            parsed.learn_language(chunks)
             put(("chunks", parsed, chunks))
 
         try:
@@ -205,6 +221,7 @@ class Writer:
             on_chunks(self._local_chunker.chunk(loaded.sections))
             timings["chunk"] += time.perf_counter() - t
         parsed.pages, parsed.notes = loaded.pages, "; ".join(loaded.notes)
+        parsed.learn_language([], done=True)
         return "" if got[0] else "no text found in the file"
 
     def _forget(self, parsed: _Parsed, waiting: list):
@@ -241,6 +258,8 @@ class Writer:
         """Embed and write the waiting chunks, then the records of the files read whole, following
         the journal protocol: a doc's journal entry is written before its first chunk."""
         new = {id(p): p for p, _ in waiting} | {id(p): p for p in finished}
+        if self.lib.embed_model is None:
+            self.lib.choose_model([p.language for p in new.values()])
         new = [p for p in new.values() if not p.journaled]
         if new:
             with self.lib.transaction():
@@ -274,8 +293,9 @@ class Writer:
                 job = p.job
                 n = len(p.chunks) if job.source is None else job.source.chunks
                 pages = p.pages if job.source is None else job.source.pages
+                told = p.language if job.source is None else job.source.language
                 self.files.put(FileRecord(job.path, p.doc_id, job.stat.st_size, job.stat.st_mtime_ns, job.sha256, n,
-                                          pages, p.notes or None, time.time(), self.files.owner))
+                                          pages, p.notes or None, time.time(), self.files.owner, told or None))
                 self.journal.done(p.doc_id, "add")
                 self.files.clear_problem(job.path)
                 if job.source is None:

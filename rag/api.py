@@ -29,7 +29,7 @@ from ingest.library import Library, chunk_id, split_id
 from ingest.loaders.images import EXTENSIONS as IMAGE_TYPES
 from ingest.manifest import FileRecord
 from ingest.pipeline import FileResult, Ingestor, Report, rebuild
-from ingest.settings import Settings, load_settings
+from ingest.settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, load_settings
 from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)
 from ingest.watch import Watcher, describe
 
@@ -53,11 +53,14 @@ class Hearth:
     """One opened collection of one library (HEARTH_HOME, or a Chroma server)."""
 
     def __init__(self, settings: Settings | None = None, collection: str | None = None, embedder=None):
-        """`embedder`: an already loaded ingest.embedding.Embedder to share (the app keeps one for
-        every browser session). Raises ValueError for a bad collection name."""
+        """`embedder`: an already loaded ingest.embedding.Embedder to share, or a function from a model
+        name to one (the app keeps one per model for every browser session); used while it is the
+        collection's model. Raises ValueError for a bad collection name."""
         self.settings = settings or load_settings()
         with store_errors(self.settings):
             self.library = Library(self.settings, collection)
+            if callable(embedder):
+                embedder = embedder(self.library.embed_model or DEFAULT_EMBED_MODEL)
         if embedder is not None:
             self.library.embedder = embedder
         self.name = self.library.name
@@ -84,11 +87,24 @@ class Hearth:
     def embedder(self):
         return self.library.embedder
 
+    @property
+    def embed_model(self) -> str | None:
+        """The collection's embedding model (None: a new one's is chosen by its first documents)."""
+        with store_errors(self.settings):
+            return self.library.embed_model
+
     def load_model(self):
         """Load the embedding model now (seconds), not on the first question."""
         _ = self.library.embedder.model
 
     # --- the library ------------------------------------------------------------------------------
+    def create(self, model: str = AUTO_MODEL):
+        """Make this new collection with embedding `model` now, before it holds anything; auto leaves
+        the choice to its first documents' language (ingest/library.py)."""
+        if model != AUTO_MODEL:
+            with store_errors(self.settings):
+                self.library.set_model(model)
+
     def collections(self) -> list[tuple[str, str, int, int]]:
         """(name, embedding model, dimension, documents) of every collection."""
         with store_errors(self.settings):

@@ -49,11 +49,11 @@ def _fail(exc: Exception, code: int) -> NoReturn:
 
 
 @contextmanager
-def _library(collection: str | None):
+def _library(collection: str | None, **overrides):
     """The opened collection; every store error becomes its message and exit code."""
     try:
         try:
-            lib = Hearth(load_settings(), collection)
+            lib = Hearth(load_settings(**overrides), collection)
         except ValueError as exc:
             _fail(exc, 2)
         try:
@@ -81,11 +81,14 @@ def ingest(
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file failed"),
     force: bool = typer.Option(False, "--force", help="Re-read and re-embed every file, changed or not"),
     reembed: bool = typer.Option(False, "--reembed", help="Rebuild the collection with the configured embedding model"),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Embedding model of a new collection (with --reembed: of the rebuilt one): auto, "
+                              "all-MiniLM-L6-v2 (English), multilingual-e5-small, or a model folder [default: HEARTH_EMBED_MODEL]"),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another process is writing"),
     as_json: bool = JsonOpt,
 ):
     """Add, update and remove documents so the collection matches PATHS (incremental)."""
-    with _library(collection) as lib:
+    with _library(collection, **({"embed_model": model} if model else {})) as lib:
         report = _sync(lib, paths, force, quiet=as_json, reembed=reembed, wait=0 if no_wait else None)
     if as_json:
         print(json.dumps({
@@ -208,18 +211,18 @@ def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
     if as_json:
         print(json.dumps({
             "collection": lib.name,
-            "documents": [{"path": r.path, "pages": r.pages, "chunks": r.chunks, "size": r.size,
+            "documents": [{"path": r.path, "pages": r.pages, "chunks": r.chunks, "size": r.size, "language": r.language,
                            "sha256": r.sha256, "indexed_at": r.indexed_at, "notes": r.notes} for r in records],
             "problems": [{"path": p, "reason": why} for p, why in problems.items()],
         }, indent=2))
         return
     table = Table(title=f"{len(records)} documents in '{escape(lib.name)}'")
-    for col, just in (("file", "left"), ("pages", "right"), ("chunks", "right"), ("size", "right"), ("indexed", "left"),
-                      ("notes", "left")):
+    for col, just in (("file", "left"), ("pages", "right"), ("chunks", "right"), ("size", "right"), ("language", "left"),
+                      ("indexed", "left"), ("notes", "left")):
         table.add_column(col, justify=just, overflow="fold")
     for r in records:  # notes: pages read by OCR, tables, capped sheets, re-read pages
-        table.add_row(shown(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), _when(r.indexed_at),
-                      escape(r.notes or ""))
+        table.add_row(shown(r.path), str(r.pages or ""), str(r.chunks), _size(r.size), r.language or "",
+                      _when(r.indexed_at), escape(r.notes or ""))
     out.print(table)
     for path, reason in problems.items():
         out.print(f"[red]not ingested[/] {shown(path)}: {escape(reason)}")

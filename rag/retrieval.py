@@ -104,7 +104,7 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None, on
         # The keyword query runs beside the query's embedding and the dense search: SQLite and torch
         # both let go of the GIL, so on two cores a hybrid search takes about as long as the slower.
         keyword = _threads.submit(_keyword, library, query, depth, mode == "hybrid", docs)
-    vector = library.embedder.embed([query])[0]
+    vector = library.embedder.embed_query(query)
     dense = _dense(library, vector, depth, docs) if mode != "keyword" else []
     keyword = keyword.result() if keyword else []
     if mode == "dense":

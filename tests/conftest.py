@@ -56,8 +56,8 @@ def open_library(home, embedder):
 
     def _open(collection=None, **overrides):
         lib = Library(load_settings(**overrides), collection)
-        if lib.settings.embed_model == embedder.name:
-            lib.embedder = embedder  # same model, loaded once per test session
+        if lib.settings.embed_model in (embedder.name, "auto"):
+            lib.embedder = embedder  # loaded once per test session; used while it is the collection's model
         opened.append(lib)
         return lib
 

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS collections (
 CREATE TABLE IF NOT EXISTS files (
     collection TEXT NOT NULL, path TEXT NOT NULL, doc_id TEXT NOT NULL,
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
-    chunks INTEGER NOT NULL, pages INTEGER, notes TEXT, indexed_at REAL NOT NULL,
+    chunks INTEGER NOT NULL, pages INTEGER, notes TEXT, indexed_at REAL NOT NULL, language TEXT,
     PRIMARY KEY (collection, path));
 CREATE INDEX IF NOT EXISTS files_by_hash ON files (collection, sha256);
 CREATE UNIQUE INDEX IF NOT EXISTS files_by_doc ON files (doc_id);
@@ -98,6 +98,7 @@ class FileRecord:
     notes: str | None = None
     indexed_at: float = 0.0
     owner: str | None = None  # the instance that wrote it, against a shared Chroma server (catalog.py)
+    language: str | None = None  # ISO 639 code of its text (ingest/language.py); None: not told or older
 
 
 class Database:
@@ -111,6 +112,8 @@ class Database:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        if "language" not in {row[1] for row in self.db.execute("PRAGMA table_info(files)")}:
+            self.db.execute("ALTER TABLE files ADD COLUMN language TEXT")  # a manifest from before languages
 
     def execute(self, sql: str, params=()):
         return self.db.execute(sql, params)

@@ -7,7 +7,7 @@ import time
 
 from . import REBUILD_MARK, Database, FileRecord, is_rebuild_of
 
-_COLUMNS = "path, doc_id, size, mtime_ns, sha256, chunks, pages, notes, indexed_at"
+_COLUMNS = "path, doc_id, size, mtime_ns, sha256, chunks, pages, notes, indexed_at, language"
 
 
 class Files:
@@ -92,7 +92,7 @@ class Files:
     # --- files ----------------------------------------------------------------------------------
     def records(self) -> dict[str, FileRecord]:
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE collection=? ORDER BY path", (self.collection,))
-        return {row[0]: FileRecord(*row) for row in rows}
+        return {row[0]: FileRecord(*row[:-1], language=row[-1]) for row in rows}
 
     def has_files(self) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE collection=? LIMIT 1", (self.collection,)).fetchone() is not None
@@ -107,9 +107,9 @@ class Files:
         return {r[0] for r in rows}
 
     def put(self, rec: FileRecord):
-        self.db.execute(f"INSERT OR REPLACE INTO files (collection, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        self.db.execute(f"INSERT OR REPLACE INTO files (collection, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (self.collection, rec.path, rec.doc_id, rec.size, rec.mtime_ns, rec.sha256, rec.chunks,
-                         rec.pages, rec.notes, rec.indexed_at))
+                         rec.pages, rec.notes, rec.indexed_at, rec.language))
 
     def delete(self, path: str):
         self.db.execute("DELETE FROM files WHERE collection=? AND path=?", (self.collection, path))

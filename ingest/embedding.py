@@ -327,6 +327,12 @@ class Embedder:
             heap.trim()
         return np.asarray(vectors, dtype="float32")
 
+    @property
+    def similarity_scale(self) -> tuple[float, float]:
+        """(slope, offset) putting this model's cosines on MiniLM's scale, which rag/support.py's
+        constants were calibrated on."""
+        return e5_encoder.SIMILARITY_SCALE if self.is_e5 else (1.0, 0.0)
+
     def embed_query(self, text: str):
         """One question's vector: e5 embeds a question apart from passages ("query: "), others alike."""
         import numpy as np

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
+from ingest import language
 from ingest.library import Library
 from ingest.settings import Settings
 
@@ -188,9 +189,11 @@ def build_messages(question: str, passages: list[Hit], fence: str | None = None)
     fence = fence or new_fence()
     # The reminder after the question is what makes a 1.5B model cite: measured on six questions
     # about the R manuals (bench/answer.py's), 0/6 answers cited without it, 5/6 with this wording.
+    # A question in another language gets its answer in that language (the passages may be in any):
+    # without the line the 1.5B model answered German questions in English.
     user = (f"{format_passages(passages, fence)}\n\nQuestion: {inert(question, fence)[:1000]}\n"
             "Answer in two or three short sentences. End each sentence with the number of the passage "
-            "it comes from, like [2].")
+            f"it comes from, like [2]. {language.reply_instruction(question)}".rstrip())
     return [ChatMessage(role="system", content=SYSTEM_PROMPT.format(fence=fence)),
             ChatMessage(role="user", content=user)]
 

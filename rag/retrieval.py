@@ -31,6 +31,7 @@ import numpy as np
 
 from ingest.chunking import is_listing
 from ingest.library import Library, chunk_id, split_id
+from ingest.language import cjk_bigrams
 
 from . import engines
 from .support import content_words
@@ -151,8 +152,9 @@ def _dense(library: Library, vector, n: int, docs=None) -> list[tuple[str, float
 
 
 def query_words(query: str) -> list[str]:
-    """The query's distinct words, lower-case, stopwords left out, in order."""
-    return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in STOPWORDS))
+    """The query's distinct words, lower-case, stopwords left out, in order; Chinese, Japanese and
+    Korean as the keyword index holds them, in overlapping character pairs (cjk_bigrams)."""
+    return list(dict.fromkeys(w for w in _WORD.findall(cjk_bigrams(query.lower())) if w not in STOPWORDS))
 
 
 def keyword_query(words: list[str]) -> str:

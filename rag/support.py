@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ingest import language
+
 WEIGHT = 0.6
 THRESHOLD = 0.59
 PAIR_COST = 0.05
@@ -58,15 +60,20 @@ _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # an abbreviation ("e.g.", "etc.", "Fig.") or an initial; a URL or a name like read.csv has no space
 # after its dots and stays whole. Each line is a sentence of its own (list items, paragraphs), except a
 # fenced code block, which is one unit whatever it holds (its lines are not claims of their own).
-_STOP = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*(?=\s+[^a-z\s])")
+_STOP = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*(?=\s+[^a-z\s])"
+                   r"|(?<=[\u3002\uff01\uff1f])[\u300d\u300f\uff09]*(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*")  # 。！？: no space after
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
 ABBREVIATIONS = frozenset(
     "e.g i.e etc vs cf al approx incl resp fig figs no nos sec ch p pp vol eq eqs mr mrs ms dr st jr sr "
     "ca viz esp dept est min max".split())
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.#-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
+# Content words in any script: a word of letters and digits (accents kept), or in Chinese and Japanese,
+# which put no spaces between words, each two neighbouring characters (as the keyword index does).
+_ANY_WORD = re.compile(r"[^\W_][\w+.#-]*[^\W_+#]|[^\W_]")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                      r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|first|second|third|half|once|"
                      r"twice|daily|weekly|monthly|yearly|annually)\b", re.I)
+_DIGITS = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 _NEGATION = re.compile(r"\b(not|no|never|cannot|can't|isn't|doesn't|don't|won't|without|none|neither|nor)\b", re.I)
 _REFUSAL = re.compile(r"(documents?|passages?|sources?|context)\s+(do(es)?\s*n[o']t|does not|do not)\s+(say|mention|"
                       r"contain|cover|answer|provide)|I found nothing|cannot answer|can't answer|no information",
@@ -87,7 +94,15 @@ STOPWORDS = frozenset(
     "me might must my of on or our should so such than that the their them then there these they this to "
     "us was we were what when where which who why will with would you your also any all more most other "
     "some one use used using".split()
-)
+) | frozenset(  # the most common words of the Debian Reference's other Latin-script languages (German,
+    # French, Spanish, Italian, Portuguese): as in English, they would make any two sentences look alike
+    "der das den dem des ein eine einen einem einer und oder ist sind wird werden mit von zu zur zum im "
+    "in auf für nicht sie es ich wie was wenn dass auch als an bei kann können sich so um aus "
+    "le la les un une des du de et ou est sont pour par sur dans avec ce cette qui que ne pas vous il elle "
+    "on se au aux en comme "
+    "el los las unos unas del y o es por para en que se lo su sus al como más este esta "
+    "il lo gli di e è sono su nel della delle che non si più questo questa "
+    "o os as um uma do dos das e é são com em que não se ao como mais este esta".split())
 
 
 @dataclass
@@ -163,7 +178,7 @@ def content_words(text: str) -> set[str]:
     """Stemmed words less stopwords. A dotted word ("na.strings") also gives its parts: the model
     often glues a word to a dotted name ("no.Rprofile" for the passage's "no .Rprofile")."""
     words = set()
-    for w in (m.group().lower() for m in _WORD.finditer(text)):
+    for w in (m.group().lower() for m in _ANY_WORD.finditer(language.cjk_bigrams(text))):
         parts = [x for x in w.split(".") if len(x) > 1] if "." in w else []
         words.update(_stem(x) for x in [w, *parts] if x not in STOPWORDS)
     return words
@@ -173,9 +188,11 @@ def _terms(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def novel_terms(claim: str, sources: list[str]) -> list[str]:
+def novel_terms(claim: str, sources: list[str], names: bool = True) -> list[str]:
     """The claim's specific terms (code, names, upper-case words: see _TOKEN) that none of `sources`
-    (its cited passages, and the question) contains: where a made-up claim usually differs."""
+    (its cited passages, and the question) contains: where a made-up claim usually differs. names:
+    count capitalised words as names (English only: German capitalises every noun, and a sentence in
+    one language names few things with the words of a passage in another)."""
     haystack = _terms(" ".join(sources))
     glued = "".join(haystack.split())  # "no.rprofile" is the passage's "no .rprofile" less a space
     out = []
@@ -183,15 +200,18 @@ def novel_terms(claim: str, sources: list[str]) -> list[str]:
         token = m.group().strip(".-()")
         if len(token) < 2 or token.lower() in STOPWORDS:
             continue
-        specific = bool(_CODELIKE.search(token)) or (i > 0 and token[0].isupper()) or token.isupper()
+        specific = bool(_CODELIKE.search(token)) or (names and ((i > 0 and token[0].isupper()) or token.isupper()))
         if specific and token.lower() not in haystack and token.lower() not in glued:
             out.append(token)
     return out
 
 
-def mismatches(claim: str, candidate: str) -> int:
+def mismatches(claim: str, candidate: str, english: bool = True) -> int:
     """Cheap ways a claim differs from a span whose words it shares: a number the span lacks, a
-    different count of negations, a restricting word ("only", "always") the span lacks."""
+    different count of negations, a restricting word ("only", "always") the span lacks. Not both in
+    English: numbers in digits only (the words and negations listed are English ones)."""
+    if not english:
+        return bool(set(_DIGITS.findall(claim)) - set(_DIGITS.findall(candidate)))
     numbers = {n.lower() for n in _NUMBER.findall(claim)} - {n.lower() for n in _NUMBER.findall(candidate)}
     negation = len(_NEGATION.findall(claim)) != len(_NEGATION.findall(candidate))
     words = set(_WORD.findall(candidate.lower()))
@@ -367,19 +387,28 @@ def features(claims: list[str], cited: list[list[str]], embedder, question: str 
     pieces = [" ".join(text[a:b].split()) for text, (a, b) in order]
     piece_words = [content_words(piece) for piece in pieces]  # once, however many claims cite it
     vectors = np.asarray(embedder.embed(list(claims) + pieces), dtype="float32")
+    # Cosines on the scale the constants above were calibrated on (MiniLM's; e5's are compressed).
+    slope, offset = getattr(embedder, "similarity_scale", (1.0, 0.0))
     at = {key: len(claims) + i for i, key in enumerate(order)}
+    told = {text: language.detect(text) for text in spans}
     out = []
     for row, (claim, texts) in enumerate(zip(claims, cited)):
         words = content_words(claim)
-        novel = len(novel_terms(claim, [*texts, question]))
+        said_in = language.of_short(claim)
+        english = said_in in ("", "en")
+        novel = len(novel_terms(claim, [*texts, question], names=english))
         scored = []
         for i, text in enumerate(texts):
+            # A sentence in another language than its passage shares no words with it: its meaning
+            # (the multilingual model's vectors) stands for its words.
+            across = bool(said_in and told[text] and said_in != told[text])
             for span, pair in spans[text]:
                 col = at[(text, span)]
                 piece = pieces[col - len(claims)]
-                scored.append((i, span, _coverage(words, piece_words[col - len(claims)]),
-                               float(vectors[row] @ vectors[col]), pair,
-                               mismatches(claim, piece), novel))
+                similarity = min(1.0, max(-1.0, slope * float(vectors[row] @ vectors[col]) + offset))
+                coverage = similarity if across else _coverage(words, piece_words[col - len(claims)])
+                scored.append((i, span, coverage, similarity, pair,
+                               mismatches(claim, piece, english and not across), novel))
         out.append(scored)
     return out
 

@@ -3,6 +3,7 @@
     .venv/bin/python bench/answers.py                      # every set, both splits
     .venv/bin/python bench/answers.py --split dev --set r  # tune on dev only; held is reported apart
     .venv/bin/python bench/answers.py --retrieval          # hit@1 / hit@5 / MRR only (no model)
+    .venv/bin/python bench/answers.py --retrieval --set debian-de --model all-MiniLM-L6-v2  # one model forced
 
 The dev set is bench/answers-{r,octave,debian}.jsonl (bench/answer_set.py: its format and check).
 Each set is ingested into a collection of its own under .cache/answers-home/<hash of ingest/>, so a
@@ -56,16 +57,18 @@ def ingest_home() -> Path:
     return ROOT / ".cache/answers-home" / digest.hexdigest()[:12]
 
 
-def libraries(names: list[str], **overrides) -> tuple:
-    settings = load_settings(home=ingest_home(), llm_engine="llamacpp", **overrides)
+def libraries(names: list[str], model: str = "auto", **overrides) -> tuple:
+    """Each set's collection, built with `model` (auto: the one its documents' language calls for)."""
+    settings = load_settings(home=ingest_home(), llm_engine="llamacpp", embed_model=model, **overrides)
     libs = {}
     for name in names:
-        lib = Library(settings, f"answers-{name}")
+        lib = Library(settings, f"answers-{name}" + ("" if model == "auto" else f"-{model}"))
         t = time.perf_counter()
         report = Ingestor(lib).sync(SETS[name])
         took = time.perf_counter() - t
         if took > 2:
             print(f"ingested {name}: {len(report.results)} files, {report.chunks_added} passages in {took:.0f} s")
+        print(f"{name}: {lib.embed_model}")
         libs[name] = lib
     return settings, libs
 
@@ -223,6 +226,8 @@ def main():
     parser.add_argument("--prompt", help="a file holding a system prompt to try instead of rag/answer.py's "
                         "(with {fence} where the passages' fence mark goes)")
     parser.add_argument("--ids", help="comma-separated question ids to ask (for reading single answers)")
+    parser.add_argument("--model", default="auto", help="embedding model of every set's collection: auto (the "
+                        "default: by the documents' language), all-MiniLM-L6-v2 or multilingual-e5-small")
     args = parser.parse_args()
     print(describe())
     if args.weights:
@@ -244,7 +249,7 @@ def main():
     if args.ids:
         rows = [r for r in rows if r["id"] in args.ids.split(",")]
     rows = rows[: args.limit] if args.limit else rows
-    settings, libs = libraries(names)
+    settings, libs = libraries(names, args.model)
     try:
         retrieval(libs, rows)
         if not args.no_lead:

@@ -1,6 +1,10 @@
 """How well the "unsupported" mark finds claims their citation does not back, and what it costs.
 
     .venv/bin/python bench/support.py [bench/support-set.jsonl] [--words-only]
+    HEARTH_EMBED_MODEL=multilingual-e5-small .venv/bin/python bench/support.py bench/support-set-de.jsonl
+
+(bench/support-set-de.jsonl: the same sentences in German on their English passages, from
+bench/support_translate.py: the check across languages.)
 
 The labelled set (bench/support_set.py) holds sentences from the R FAQ dev set that cite the right
 passage (paraphrase, verbatim) or do not rest on the passage they cite (swapped, falsified). Each
@@ -30,6 +34,7 @@ sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/ingest.py must not hid
 
 from machine import describe  # noqa: E402
 
+from ingest import language  # noqa: E402
 from ingest.embedding import Embedder  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag import support  # noqa: E402
@@ -74,7 +79,8 @@ def main(path: Path, words_only: bool = False, band_limits=None, save=None):
     embedder = Embedder.from_settings(settings)
     feats = support.features([r["sentence"] for r in rows], [[r["passage"]] for r in rows], embedder)
     # the question's words are not new in an answer (check_support is given the question too)
-    feats = [[f[:-1] + (len(support.novel_terms(r["sentence"], [r["passage"], r["question"]])),) for f in fs]
+    feats = [[f[:-1] + (len(support.novel_terms(r["sentence"], [r["passage"], r["question"]],
+                                                names=language.of_short(r["sentence"]) in ("", "en"))),) for f in fs]
              for r, fs in zip(rows, feats)]
     questions = sorted({r["question"] for r in rows})
     half = {q: i % 2 for i, q in enumerate(questions)}

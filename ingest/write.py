@@ -28,6 +28,9 @@ from .manifest import FileRecord
 
 GROUP_CHUNKS = 256  # chunks embedded and written at a time; small files share a group
 LOOKAHEAD = 4  # files read ahead of the embedder
+# A new collection left to choose its model (HEARTH_EMBED_MODEL=auto) chooses by the languages of its
+# first this many documents: Debian's German reference begins with two chapters left in English.
+FIRST_DOCUMENTS = 10
 QUEUED_PARTS = 16  # parts (a PDF's 32 pages, or a small file) waiting for the embedder, at most
 
 
@@ -179,7 +182,7 @@ class Writer:
                 finished.append(parsed)
                 if len(waiting) >= GROUP_CHUNKS or len(finished) >= GROUP_CHUNKS:
                     self._flush(waiting, finished, report, state)
-            self._flush(waiting, finished, report, state)
+            self._flush(waiting, finished, report, state, last=True)
         finally:
             stop.set()
             queued.release()  # a worker waiting for room sees `stop`
@@ -254,12 +257,15 @@ class Writer:
             return None
         return ChunkSpec(s.chunk_size, s.chunk_overlap, embedder.tokenizer_file)
 
-    def _flush(self, waiting: list, finished: list, report: Report, state: dict):
+    def _flush(self, waiting: list, finished: list, report: Report, state: dict, last: bool = False):
         """Embed and write the waiting chunks, then the records of the files read whole, following
         the journal protocol: a doc's journal entry is written before its first chunk."""
         new = {id(p): p for p, _ in waiting} | {id(p): p for p in finished}
         if self.lib.embed_model is None:
-            self.lib.choose_model([p.language for p in new.values()])
+            told = [p.language for p in new.values() if p.language]
+            if not last and len(told) < FIRST_DOCUMENTS:
+                return  # read on (their passages wait, not embedded) until enough languages are known
+            self.lib.choose_model(told)
         new = [p for p in new.values() if not p.journaled]
         if new:
             with self.lib.transaction():

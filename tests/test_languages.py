@@ -146,3 +146,13 @@ def test_support_across_languages(e5):
     # German on an English passage, German on a German one; a changed number and a claim neither
     # passage makes are not supported
     assert marks == [True, True, False, False]
+
+
+def test_the_first_documents_choose_together(tmp_path, open_library):
+    """Two English files read first (as the German Debian reference's untranslated first chapters are)
+    do not decide alone: the languages of the first documents together do."""
+    folder = write_all(tmp_path / "mixed", {"a-" + k: v for k, v in ENGLISH.items()})
+    write_all(folder, {"b-" + k: v for k, v in GERMAN.items()})
+    lib = open_library()
+    Ingestor(lib).sync([folder])
+    assert lib.embed_model == "multilingual-e5-small" and len(lib.documents()) == 5

@@ -148,9 +148,12 @@ def test_support_across_languages(e5):
     assert marks == [True, True, False, False]
 
 
-def test_the_first_documents_choose_together(tmp_path, open_library):
+def test_the_first_documents_choose_together(tmp_path, open_library, monkeypatch):
     """Two English files read first (as the German Debian reference's untranslated first chapters are)
     do not decide alone: the languages of the first documents together do."""
+    from ingest import write
+
+    monkeypatch.setattr(write, "GROUP_CHUNKS", 1)  # a flush after every passage, as after long files
     folder = write_all(tmp_path / "mixed", {"a-" + k: v for k, v in ENGLISH.items()})
     write_all(folder, {"b-" + k: v for k, v in GERMAN.items()})
     lib = open_library()

@@ -19,6 +19,7 @@ from conftest import ROOT
 from ingest.pipeline import Ingestor
 from make_files import text_pdf
 from rag import llm_server
+from rag.api import Hearth
 
 FACTS = [
     "Household paperwork. The tax return for 2025 is due on the 31st of July 2026.",
@@ -182,6 +183,13 @@ def test_collections_are_created_and_switched(filled):
     assert any(h.value == "0 documents" for h in at.subheader)
     at.sidebar.selectbox(key="collection").set_value("default").run()
     assert any(h.value == "1 documents" for h in at.subheader)
+    # a collection made with the multilingual model before it holds anything, and the Library says so
+    at.sidebar.text_input(key="new_collection").input("briefe").run()
+    at.sidebar.selectbox(key="new_collection_model").set_value("Any language: multilingual-e5-small").run()
+    _button(at.sidebar, "Create").click().run()
+    assert at.sidebar.selectbox(key="collection").value == "briefe"
+    assert any("multilingual-e5-small" in c.value for c in at.caption)
+    assert ("briefe", "multilingual-e5-small") in [row[:2] for row in Hearth().collections()]
 
 
 def test_library_lists_reindexes_and_deletes(open_library, home):

@@ -64,7 +64,7 @@ $(SMOLLM): $(VLLM)/.installed rag/models.py
 
 # The R and Octave manuals and the Debian Reference (HTML): the tests' and the answer dev set's documents.
 # The stamp names the package list, so adding a package fetches again.
-TESTDEBS := r-doc-pdf octave-doc debian-reference-en
+TESTDEBS := r-doc-pdf octave-doc debian-reference-en debian-reference-de debian-reference-es debian-reference-fr debian-reference-it debian-reference-ja debian-reference-pt debian-reference-zh-cn
 testdata: $(TESTDATA)/.done-$(words $(TESTDEBS))
 $(TESTDATA)/.done-$(words $(TESTDEBS)):
 	@mkdir -p $(TESTDATA)/debs

@@ -1,7 +1,7 @@
-"""The answer-quality dev set: questions in users' own words over three real document sets.
+"""The answer-quality dev set: questions in users' own words over real document sets.
 
     .venv/bin/python bench/answer_set.py            # check every set, print its make-up
-    .venv/bin/python bench/answer_set.py --set r    # one set (r, octave, debian)
+    .venv/bin/python bench/answer_set.py --set r    # one set (r, octave, debian, debian-de ... debian-pt)
 
 Each set is a JSONL file `bench/answers-<set>.jsonl`, one question a line:
 
@@ -11,17 +11,22 @@ Each set is a JSONL file `bench/answers-<set>.jsonl`, one question a line:
      "kind": "fact"}
 
 - facts: what a correct answer must contain, each a list of alternatives; an answer is correct when
-  every fact has one alternative in it (lower case, spaces collapsed, matched at word edges). Every
-  alternative is checked to occur in the documents, so a fact is the documents' own words.
+  every fact has one alternative in it (lower case, spaces collapsed, matched at word edges; in
+  Japanese, written without spaces, a fact matches anywhere in a run of kana and kanji, and line
+  breaks between them are dropped). Every alternative is checked to occur in the documents, so a fact
+  is the documents' own words.
 - evidence: where the answer is (one string per passage needed); retrieval counts a passage as a hit
-  when it holds eight consecutive words of an evidence string (rag/evaluate.py's rule).
+  when it holds eight consecutive words of an evidence string (rag/evaluate.py's rule; in Japanese
+  sixteen characters, each kana or kanji counting as a word).
 - kind: "fact" (one passage), "two" (needs two passages), "no" (the answer is "no" or "not as
   such": a fact then names the negation, e.g. ["not", "no", "cannot"]).
 - split: "held" for a third of the questions, by a hash of the id (never chosen by looking at the
   results); everything is tuned on "dev" only, "held" is reported apart.
 
 The documents: R-intro and R-data (data/), Octave's manual (octave.pdf from Debian's octave-doc) and
-the Debian Reference in HTML (debian-reference-en); `make testdata` fetches the two from Debian.
+the Debian Reference in HTML (debian-reference-en), and its translations (debian-reference-de, -es,
+-fr, -it, -ja, -pt: sets debian-de ... debian-pt, questions in that language); `make testdata` fetches
+them from Debian.
 """
 
 from __future__ import annotations
@@ -31,36 +36,58 @@ import hashlib
 import json
 import re
 import sys
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rag.evaluate import _CJK, CJK, RUN, run_of, words  # noqa: E402
+
 TESTDATA = ROOT / ".cache/testdata/root/usr/share"
 SETS = {
     "r": [ROOT / "data/R-intro.pdf", ROOT / "data/R-data.pdf"],
     "octave": [TESTDATA / "doc/octave/octave.pdf"],
     "debian": sorted((TESTDATA / "debian-reference").glob("*.en.html")),
+    **{f"debian-{lang}": sorted((TESTDATA / "debian-reference").glob(f"*.{lang}.html"))
+       for lang in ("de", "es", "fr", "it", "ja", "pt")},
 }
 KINDS = ("fact", "two", "no")
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " ", "\u2010": "-"})
 
 
+# Text written without spaces (kana, kanji and their punctuation): a line break between two of its
+# characters is no space, and a word starting or ending in one of them has no edge to match at.
+_UNSPACED = _CJK + "\u3000-\u303f\uff00-\uffef"
+_JOINED = re.compile(f"(?<=[{_UNSPACED}]) (?=[{_UNSPACED}])")
+_LETTER = f"[^\\W_{_CJK}]"  # a letter or digit of a spaced script, accented ones included
+
+
 def normal(text: str) -> str:
-    """Lower case, typographic quotes and dashes plain, whitespace collapsed: how facts are matched."""
-    return " ".join(text.translate(_QUOTES).lower().split())
+    """Lower case, typographic quotes and dashes plain, whitespace collapsed (and dropped between
+    kana and kanji): how facts are matched."""
+    text = " ".join(unicodedata.normalize("NFC", text).translate(_QUOTES).lower().split())
+    return _JOINED.sub("", text) if CJK.search(text) else text
 
 
 def contains(text: str, phrase: str) -> bool:
     """`phrase` in `text` (both normal()), not inside a longer word where the phrase starts or ends
-    with a letter or digit ("no" does not match "know")."""
+    with a letter or digit ("no" does not match "know", "sé" not "usé"); kana and kanji have no
+    word edges ("削除" matches in "パッケージを削除する")."""
     phrase = normal(phrase)
     if not phrase:
         return False
-    left = r"(?<![a-z0-9])" if phrase[0].isalnum() else ""
-    right = r"(?![a-z0-9])" if phrase[-1].isalnum() else ""
+    left = f"(?<!{_LETTER})" if re.match(_LETTER, phrase[0]) else ""
+    right = f"(?!{_LETTER})" if re.match(_LETTER, phrase[-1]) else ""
     return re.search(left + re.escape(phrase) + right, normal(text)) is not None
+
+
+def too_short(evidence: str) -> bool:
+    """Under eight words (under sixteen characters' worth where it holds kana or kanji: rag/evaluate.py)."""
+    if CJK.search(evidence):
+        return len(words(evidence)) < run_of(evidence)
+    return len(evidence.split()) < RUN
 
 
 def facts_met(answer: str, facts: list[list[str]]) -> list[bool]:
@@ -117,8 +144,8 @@ def check(name: str) -> list[str]:
                 if absent:
                     problems.append(f"{where}: alternatives {absent} of fact {alts} do not occur in the documents")
         for ev in row["evidence"]:
-            if len(ev.split()) < 8:
-                problems.append(f"{where}: evidence needs at least eight words: {ev!r}")
+            if too_short(ev):
+                problems.append(f"{where}: evidence needs at least eight words (sixteen kana or kanji): {ev!r}")
             elif normal(ev) not in text:
                 problems.append(f"{where}: evidence not found in the documents: {ev[:80]!r}")
         if row["kind"] == "two" and len(row["evidence"]) < 2:

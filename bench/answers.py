@@ -5,7 +5,8 @@
     .venv/bin/python bench/answers.py --retrieval          # hit@1 / hit@5 / MRR only (no model)
     .venv/bin/python bench/answers.py --retrieval --set debian-de --model all-MiniLM-L6-v2  # one model forced
 
-The dev set is bench/answers-{r,octave,debian}.jsonl (bench/answer_set.py: its format and check).
+The dev set is bench/answers-{r,octave,debian}.jsonl, and for other languages
+bench/answers-debian-{de,es,fr,it,ja,pt}.jsonl (bench/answer_set.py: its format and check).
 Each set is ingested into a collection of its own under .cache/answers-home/<hash of ingest/>, so a
 change to ingestion re-ingests. Hearth's own llama.cpp server (Qwen2.5-Coder-1.5B) answers through
 the same Answerer the app and `hearth ask` use, with the default settings. Reported per split:

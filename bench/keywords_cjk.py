@@ -14,9 +14,8 @@ Queries go through Hearth's own query building (rag/retrieval.py query_words and
 for the first three with cjk_bigrams switched off there). ~20 questions per language written in
 users' words, each with a copied evidence string that marks its gold passage(s).
 
-    apt-get download debian-reference-ja debian-reference-zh-cn debian-reference-en
-    for f in debian-reference-*.deb; do dpkg-deb -x $f /tmp/debref; done
-    .venv/bin/python bench/keywords_cjk.py [--root /tmp/debref]
+    make testdata        # Debian's reference in en, ja and zh-cn among others
+    .venv/bin/python bench/keywords_cjk.py [--root FOLDER]
 """
 
 from __future__ import annotations
@@ -27,7 +26,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from ingest.chunking import is_listing  # noqa: E402
 from ingest.loaders.html import sections_of  # noqa: E402
@@ -187,7 +187,8 @@ def english_check(root: Path) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path("/tmp/debref"), help="where the .deb files were unpacked")
+    parser.add_argument("--root", type=Path, default=ROOT / ".cache/testdata/root",
+                        help="where the .deb files were unpacked (default: make testdata's)")
     parser.add_argument("--misses", action="store_true", help="print the questions the bigram index misses at 5")
     args = parser.parse_args()
     trigram = trigram_tokenizer(sqlite3.connect(":memory:"))

@@ -2,7 +2,10 @@
 
 A QA file has one JSON object per line: {"question": ..., "answer": ...}. A retrieved passage is a hit
 when it contains a run of RUN consecutive words of the gold answer (fewer if the answer is shorter),
-compared as lower-case words, so punctuation and line breaks do not matter.
+compared as lower-case words, so punctuation and line breaks do not matter. Scripts written without
+spaces (Chinese, Japanese) have no words to count: each of their characters is a word of its own, and
+a gold answer holding any of them needs a run of CJK_RUN words instead (16 characters, about the
+eight words' worth of text).
 """
 
 from __future__ import annotations
@@ -16,7 +19,20 @@ from ingest.library import Library
 from .retrieval import MODES, search
 
 RUN = 8
-_WORD = re.compile(r"\w+")
+CJK_RUN = 16
+_CJK = "\u3005-\u3007\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"  # kana, kanji, hanzi
+CJK = re.compile(f"[{_CJK}]")
+_WORD = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")  # a CJK character, or a run of other word characters
+
+
+def words(text: str) -> list[str]:
+    """The lower-case words of `text` as the hit rule counts them."""
+    return _WORD.findall(text.lower())
+
+
+def run_of(text: str) -> int:
+    """How many consecutive words of a gold answer make a hit: RUN, or CJK_RUN where it holds CJK."""
+    return CJK_RUN if CJK.search(text) else RUN
 
 
 def load_qa(path: str | Path) -> list[dict]:
@@ -31,15 +47,15 @@ def load_qa(path: str | Path) -> list[dict]:
 
 
 def _grams(text: str) -> tuple[set, int]:
-    words = _WORD.findall(text.lower())
-    n = min(RUN, len(words))
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}, n
+    gold = words(text)
+    n = min(run_of(text), len(gold))
+    return {tuple(gold[i:i + n]) for i in range(len(gold) - n + 1)}, n
 
 
 def is_hit(passage: str, gold: tuple[set, int]) -> bool:
     grams, n = gold
-    words = _WORD.findall(passage.lower())
-    return any(tuple(words[i:i + n]) in grams for i in range(len(words) - n + 1))
+    seen = words(passage)
+    return any(tuple(seen[i:i + n]) in grams for i in range(len(seen) - n + 1))
 
 
 def evaluate(library: Library, qa: list[dict], k: int = 5, modes=MODES) -> dict[str, dict]:

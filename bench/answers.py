@@ -59,11 +59,15 @@ def ingest_home() -> Path:
 
 
 def libraries(names: list[str], model: str = "auto", **overrides) -> tuple:
-    """Each set's collection, built with `model` (auto: the one its documents' language calls for)."""
-    settings = load_settings(home=ingest_home(), llm_engine="llamacpp", embed_model=model, **overrides)
+    """Each set's collection, built with `model` (auto: the one its documents' language calls for).
+    The English sets share a home, each other language has its own, one per model: the keyword
+    index's word counts are those of its home's collections, so nothing else may change them."""
     libs = {}
     for name in names:
-        lib = Library(settings, f"answers-{name}" + ("" if model == "auto" else f"-{model}"))
+        group = name if name.startswith("debian-") else "en"
+        settings = load_settings(home=ingest_home() / f"{group}-{model}", llm_engine="llamacpp", embed_model=model,
+                                 **overrides)
+        lib = Library(settings, f"answers-{name}")
         t = time.perf_counter()
         report = Ingestor(lib).sync(SETS[name])
         took = time.perf_counter() - t

@@ -69,7 +69,7 @@ ABBREVIATIONS = frozenset(
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.#-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
 # Content words in any script: a word of letters and digits (accents kept), or in Chinese and Japanese,
 # which put no spaces between words, each two neighbouring characters (as the keyword index does).
-_ANY_WORD = re.compile(r"[^\W_][\w+.#-]*[^\W_+#]|[^\W_]")
+_ANY_WORD = re.compile(r"[^\W_][\w+.#-]*(?:[^\W_]|[+#])|[^\W_]")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                      r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|first|second|third|half|once|"
                      r"twice|daily|weekly|monthly|yearly|annually)\b", re.I)
@@ -98,11 +98,11 @@ STOPWORDS = frozenset(
     # French, Spanish, Italian, Portuguese): as in English, they would make any two sentences look alike
     "der das den dem des ein eine einen einem einer und oder ist sind wird werden mit von zu zur zum im "
     "in auf für nicht sie es ich wie was wenn dass auch als an bei kann können sich so um aus "
-    "le la les un une des du de et ou est sont pour par sur dans avec ce cette qui que ne pas vous il elle "
+    "le la les un une des de et ou est sont pour par sur dans avec ce cette qui que ne pas vous il elle "
     "on se au aux en comme "
-    "el los las unos unas del y o es por para en que se lo su sus al como más este esta "
-    "il lo gli di e è sono su nel della delle che non si più questo questa "
-    "o os as um uma do dos das e é são com em que não se ao como mais este esta".split())
+    "el los las unos unas del es por para en que se lo su sus al como más este esta "
+    "il lo gli di sono su nel della delle che non si più questo questa "
+    "os as um uma do dos das são com em que não se ao como mais este esta".split())
 
 
 @dataclass

@@ -6,10 +6,19 @@ packages and root to install; see docs/performance.md for the comparison.)
 It runs in the reader child (reader.py), under the file's time and memory limits. RapidOCR gives
 text boxes; they are put back into lines (boxes whose vertical middles fall within half a line
 height of each other, left to right) and paragraphs (a gap of more than a line between lines).
+
+Word spaces (issue 32): the recogniser reads a line in columns of 8 pixels at 48 pixels high, two to
+three columns a letter at 150 dpi, and a word space is about one column. RapidOCR decodes greedily
+(each column's likeliest token), and on a noisy scanned PDF page (a JPEG in the PDF, resampled again
+when pdfium renders it: both soften the gaps) the space often came second to CTC's "blank" (nothing
+here) at probabilities of 0.05-0.5, so words ran together ("EmacsSpeaksStatistics"). _SpacedDecode reads such
+a column as a space (bench/ocr.py, noisy scanned PDFs of two manuals: 54-55 % of words wrong before,
+5-6 % after, the glyphs as before; docs/performance.md).
 """
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 
@@ -31,7 +40,49 @@ def engine():
         # degrees, which garbled them (4.0 % characters wrong with it, 1.5 % without; docs/performance.md).
         _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, use_cls=False,
                            det_box_thresh=0.3)  # fainter boxes kept: fewer lines missed (1.5 % -> 1.0 %)
+        rec = _engine.text_rec
+        if getattr(getattr(rec, "postprocess_op", None), "character", [None])[-1:] == [" "]:
+            rec.postprocess_op = _SpacedDecode(rec.postprocess_op)
     return _engine
+
+
+SPACE_PROB = 0.05  # a column the recogniser thinks blank but gives a space this likely reads as a space
+# (word error rate on 4 noisy scanned pages, R-intro and Octave: 0.53 as RapidOCR decodes, 0.07 at
+# 0.1, 0.04 at 0.05, 0.05 at 0.02, 0.06 at 0.01: lower thresholds start splitting words)
+
+
+def _ctc_kept(tokens):
+    """Which of a row's tokens CTC keeps: the first of each run, not the blank (token 0)."""
+    kept = tokens != 0
+    kept[1:] &= tokens[1:] != tokens[:-1]
+    return kept
+
+
+class _SpacedDecode:
+    """RapidOCR's CTC decoding (its rapidocr_onnxruntime.ch_ppocr_rec.utils.CTCLabelDecode: each column's
+    likeliest token, repeats merged, blanks dropped), except that a blank column giving the space a
+    probability of SPACE_PROB or more reads as a space. The score, which decides whether a box is kept,
+    is RapidOCR's own (the mean probability of the tokens it would have read)."""
+
+    def __init__(self, decode):
+        self.decode = decode
+        self.character = decode.character  # 0: CTC's blank; the last: the space
+        self.space = len(self.character) - 1
+
+    def __call__(self, preds, return_word_box: bool = False, **kwargs):
+        import numpy as np
+
+        if return_word_box:  # Hearth does not ask for word boxes
+            return self.decode(preds, return_word_box, **kwargs)
+        tokens, probs = preds.argmax(axis=2), preds.max(axis=2)
+        spaced = np.where((tokens == 0) & (preds[:, :, self.space] >= SPACE_PROB), self.space, tokens)
+        out = []
+        for row, row_probs, row_spaced in zip(tokens, probs, spaced):
+            read = _ctc_kept(row)
+            score = float(row_probs[read].astype(np.float64).mean()) if read.any() else 0.0
+            text = "".join(self.character[t] for t in row_spaced[_ctc_kept(row_spaced)])
+            out.append((re.sub(" {2,}", " ", text), score))
+        return out
 
 
 def read(image) -> str:

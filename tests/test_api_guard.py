@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,11 +97,16 @@ def home(tmp_path_factory, embedder):
     """A library with one document, and a collection "other" recorded as built with another embedding model."""
     docs, home = tmp_path_factory.mktemp("docs"), tmp_path_factory.mktemp("home")
     (docs / "garden.md").write_text("# Garden\n\nThe garden gnome is called Bartholomew and guards the tomatoes.\n")
-    for collection, model in ((None, None), ("other", "another-embedding-model")):
-        lib = Library(load_settings(home=home, embed_model=model), collection)
-        lib.embedder = embedder
-        Ingestor(lib).sync([docs])
-        lib.close()
+    lib = Library(load_settings(home=home))
+    lib.embedder = embedder
+    Ingestor(lib).sync([docs])
+    lib.close()
+    # The same weights under another name and folder stand in for "another model".
+    other_model = tmp_path_factory.mktemp("models") / "another-embedding-model"
+    shutil.copytree(embedder.path, other_model)
+    other = Library(load_settings(home=home, embed_model=str(other_model)), "other")
+    Ingestor(other).sync([docs])
+    other.close()
     return home
 
 
@@ -114,8 +120,9 @@ def fake_model():
 @pytest.fixture(scope="module")
 def api(home, fake_model):
     """`hearth api` with a token, answering from FakeModel: its base URL and port."""
+    # The model named, as a user who set it would: a collection built with another is refused (409).
     proc, port = _start(home, "api", HEARTH_API_TOKEN=TOKEN, HEARTH_LLM_URL=fake_model.url,
-                        HEARTH_ANSWER_MAX_TOKENS=str(CAP))
+                        HEARTH_ANSWER_MAX_TOKENS=str(CAP), HEARTH_EMBED_MODEL="all-MiniLM-L6-v2")
     yield f"http://127.0.0.1:{port}/v1", port
     _stop(proc)
 

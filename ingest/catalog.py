@@ -198,6 +198,16 @@ class CatalogFiles(Files):
         records = sorted((FileRecord(**r) for r in self.catalog.records(self.where("file"))), key=lambda r: r.path)
         return {r.path: r for r in records}
 
+    def page(self, search: str = "", sort: str = "path", descending: bool = False, offset: int = 0,
+             limit: int = 50) -> tuple[list[FileRecord], int]:
+        """Files.page, over the records read from the server (it has no query for it)."""
+        field = {"indexed": "indexed_at"}.get(sort, sort)
+        found = [r for r in self.records().values() if search.lower() in r.path.lower()]
+        found.sort(key=lambda r: r.path)
+        found.sort(key=lambda r: (getattr(r, field) is None, getattr(r, field) or 0) if field != "path"
+                   else r.path, reverse=descending)
+        return found[offset : offset + limit], len(found)
+
     def has_files(self) -> bool:
         return bool(self.catalog.collection.get(where=self.where("file"), limit=1, include=[])["ids"])
 

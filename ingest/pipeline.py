@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
 import time
 from typing import Callable, Iterable
 
@@ -70,26 +71,32 @@ def missing_reason(path: str, kept: int) -> str:
 
 
 class Ingestor:
-    def __init__(self, library: Library, progress: Callable[[str, int, int, int], None] | None = None):
-        """progress(path, files_done, files_total, chunks_embedded) is called as work advances."""
+    def __init__(self, library: Library, progress: Callable[[str, int, int, int], None] | None = None,
+                 stop: threading.Event | None = None):
+        """progress(path, files_done, files_total, chunks_embedded) is called as work advances. Once
+        `stop` is set (Ctrl-C, the app's Stop), the sync ends within seconds: the files done are kept,
+        the report says how many are left, and the next sync does them (nothing done is redone)."""
         self.lib = library
         self.files, self.journal = library.files, library.journal
-        self.writer = Writer(library, progress or (lambda *a: None))
+        self.stop = stop or threading.Event()
+        self.writer = Writer(library, progress or (lambda *a: None), self.stop)
 
     # --- public API -----------------------------------------------------------------------------
-    def sync(self, paths: Iterable[str | os.PathLike], force: bool = False, deleted_within=()) -> Report:
+    def sync(self, paths: Iterable[str | os.PathLike], force: bool = False, deleted_within=(),
+             retry_failed: bool = False) -> Report:
         """Make the collection hold exactly the supported files under `paths` (files or folders).
 
         A path that is not there removes nothing (a drive not mounted, a typo): it is reported, with
         the documents kept under it (report.missing). Only under `deleted_within` (the watcher's
         folders), while that folder itself is there, is a path gone because it was deleted.
-        force=True re-reads and re-embeds every file found, changed or not (the app's "re-index").
+        force=True re-reads and re-embeds every file found, changed or not (the app's "re-index");
+        retry_failed=True reads again the files that failed before and are unchanged since.
         A full disk raises StoreWriteError; the journal undoes the half-written group on the next run.
         """
         with store_errors(self.lib.settings):
-            return self._sync(paths, force, [os.path.abspath(d) for d in deleted_within])
+            return self._sync(paths, force, [os.path.abspath(d) for d in deleted_within], retry_failed)
 
-    def _sync(self, paths, force: bool, within: list[str]) -> Report:
+    def _sync(self, paths, force: bool, within: list[str], retry_failed: bool = False) -> Report:
         report, started = Report(), time.perf_counter()
         report.repaired = self.repair()
         found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths], within)
@@ -104,7 +111,7 @@ class Ingestor:
         for arg in missing_args:
             report.missing[arg] = kept = sum(_under(p, arg) for p in records)
             report.results.append(FileResult(arg, "failed", reason=missing_reason(arg, kept)))
-        jobs, moves = self._plan(found, records, gone, report, force)
+        jobs, moves = self._plan(found, records, gone, report, force, retry_failed)
         for old_path, new_path, stat in moves:
             self._move(records[old_path], new_path, stat, report)
             gone.pop(old_path, None)
@@ -192,15 +199,18 @@ class Ingestor:
             except OSError:
                 continue
 
-    def _plan(self, found, records, gone, report, force=False):
-        problems = self.files.problems()
+    def _plan(self, found, records, gone, report, force=False, retry_failed=False):
+        problems = {} if retry_failed else self.files.problems()
         limit = int(self.lib.settings.max_file_mb * 1024 * 1024)
         by_hash: dict[str, list[FileRecord]] = {}
         for rec in records.values():
             by_hash.setdefault(rec.sha256, []).append(rec)
         moved_away: set[str] = set()
         jobs, moves = [], []
-        for path, st in sorted(found.items()):
+        for n, (path, st) in enumerate(sorted(found.items())):
+            if self.stop.is_set():  # asked to stop while hashing new files: the rest wait for the next run
+                report.stopped, report.left = True, len(found) - n
+                break
             rec = records.get(path)
             if not force and rec and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
                 report.unchanged += 1

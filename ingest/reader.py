@@ -201,6 +201,12 @@ class Reader:
         """The child's process id while it runs (benchmarks read its CPU time)."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
+    def interrupt(self):
+        """End the file being read now (from another thread): its load raises LoadError."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
     def close(self):
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:

@@ -32,6 +32,8 @@ LOOKAHEAD = 4  # files read ahead of the embedder
 # first this many documents: Debian's German reference begins with two chapters left in English.
 FIRST_DOCUMENTS = 10
 QUEUED_PARTS = 16  # parts (a PDF's 32 pages, or a small file) waiting for the embedder, at most
+STOP_CHECK_CHUNKS = 64  # passages embedded between two looks at the stop flag
+STOP_WAIT_S = 1.0  # asked to stop, how long the file being read is waited for before it is cut short
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Report:
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("parse", "chunk", "embed", "write"), 0.0))
     repaired: int = 0  # journal entries left by an interrupted run, cleaned up first
     missing: dict[str, int] = field(default_factory=dict)  # path given that is not there -> documents kept under it
+    stopped: bool = False  # asked to stop (Ctrl-C, the app's Stop): the files left are done by the next run
+    left: int = 0  # files that were to be read and embedded and were not, having stopped
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -124,11 +128,14 @@ def delete_chunks(lib: Library, doc_id: str, n: int):
 
 
 class Writer:
-    def __init__(self, library: Library, progress: Callable[[str, int, int, int], None]):
-        """progress(path, files_done, files_total, chunks_embedded) is called as work advances."""
+    def __init__(self, library: Library, progress: Callable[[str, int, int, int], None],
+                 stop: threading.Event | None = None):
+        """progress(path, files_done, files_total, chunks_embedded) is called as work advances; once
+        `stop` is set, the files whose passages are all written are recorded and the rest left."""
         self.lib = library
         self.files, self.journal = library.files, library.journal
         self.progress = progress
+        self.stop = stop or threading.Event()
         self.embedded = 0  # chunks embedded by this Writer
 
     def spawn_reader(self):
@@ -162,8 +169,10 @@ class Writer:
             if chosen and any(job.source is None for job in jobs):  # copies need no model
                 self.lib.embedder.model  # loaded (or its backend read) while the reader starts, not after
             for _ in range(len(jobs)):
+                if self.stop.is_set():
+                    raise _Stopped
                 while True:
-                    kind, parsed, chunks = events.get()
+                    kind, parsed, chunks = _get(events, self.stop)
                     if kind == "crash":
                         raise chunks
                     if kind != "chunks":
@@ -183,10 +192,19 @@ class Writer:
                 if len(waiting) >= GROUP_CHUNKS or len(finished) >= GROUP_CHUNKS:
                     self._flush(waiting, finished, report, state)
             self._flush(waiting, finished, report, state, last=True)
+        except _Stopped:
+            # Files recorded so far stay; those read but not recorded lose what was written of them (at
+            # most a group's passages), so the next run finds them new and does them whole.
+            for parsed in list({id(p): p for p, _ in waiting}.values()) + finished:
+                self._forget(parsed, waiting)
+            report.stopped, report.left = True, report.left + state["total"] - state["done"]
         finally:
             stop.set()
             queued.release()  # a worker waiting for room sees `stop`
-            worker.join()
+            worker.join(STOP_WAIT_S if report.stopped else None)
+            if worker.is_alive():  # reading a long file: asked to stop, it is not waited for
+                self._reader.interrupt()
+                worker.join()
 
     def _read_files(self, jobs, events: queue.Queue, queued: threading.Semaphore, stop: threading.Event, timings):
         try:
@@ -257,6 +275,18 @@ class Writer:
             return None
         return ChunkSpec(s.chunk_size, s.chunk_overlap, embedder.tokenizer_file)
 
+    def _embed(self, texts: list[str]):
+        """The texts' vectors, a slice at a time so that a stop is seen within seconds even on a slow
+        model (multilingual-e5 embeds ~8 passages a second on 2 cores)."""
+        import numpy as np
+
+        parts = []
+        for i in range(0, len(texts), STOP_CHECK_CHUNKS):
+            if self.stop.is_set():
+                raise _Stopped
+            parts.append(self.lib.embedder.embed(texts[i : i + STOP_CHECK_CHUNKS]))
+        return np.concatenate(parts)
+
     def _flush(self, waiting: list, finished: list, report: Report, state: dict, last: bool = False):
         """Embed and write the waiting chunks, then the records of the files read whole, following
         the journal protocol: a doc's journal entry is written before its first chunk."""
@@ -276,7 +306,7 @@ class Writer:
         for i in range(0, len(waiting), GROUP_CHUNKS):
             batch = waiting[i : i + GROUP_CHUNKS]
             t = time.perf_counter()
-            vectors = self.lib.embedder.embed([c.text for _, c in batch])
+            vectors = self._embed([c.text for _, c in batch])
             report.timings["embed"] += time.perf_counter() - t
             self.embedded += len(batch)
             self.progress(batch[-1][0].job.path, state["done"], state["total"], self.embedded)
@@ -331,7 +361,16 @@ class Writer:
         finished.clear()
 
 class _Stopped(Exception):
-    """The ingest ended (an error in the embedding thread) while the reader waited to hand over."""
+    """The ingest ended (asked to stop, or an error in the embedding thread) while a thread waited."""
+
+
+def _get(events: queue.Queue, stop: threading.Event):
+    while True:
+        try:
+            return events.get(timeout=0.2)
+        except queue.Empty:
+            if stop.is_set():
+                raise _Stopped from None
 
 
 def _put(events: queue.Queue, event, stop: threading.Event):

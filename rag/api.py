@@ -20,6 +20,7 @@ lease) for its own duration; store failures come out as the exceptions in ingest
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,6 +29,7 @@ from ingest import loaders
 from ingest.library import Library, chunk_id, split_id
 from ingest.loaders.images import EXTENSIONS as IMAGE_TYPES
 from ingest.manifest import FileRecord
+from ingest.manifest.files import SORTS
 from ingest.pipeline import FileResult, Ingestor, Report, rebuild
 from ingest.settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, load_settings
 from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)
@@ -114,6 +116,15 @@ class Hearth:
         with store_errors(self.settings):
             return sorted(self.library.documents(), key=lambda r: r.path)
 
+    def documents_page(self, search: str = "", sort: str = "path", descending: bool = False, offset: int = 0,
+                       limit: int = 50) -> tuple[list[FileRecord], int]:
+        """One page of the documents whose path holds `search`, ordered by `sort` (path, indexed, size,
+        chunks, pages, language), and how many match: for lists of 100,000 documents."""
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+        with store_errors(self.settings):
+            return self.library.files.page(search, sort, descending, max(0, offset), max(1, limit))
+
     def document(self, path: str) -> FileRecord:
         """The record of the document at `path` (ValueError if this collection does not hold it)."""
         wanted = os.path.abspath(os.path.expanduser(path))
@@ -145,15 +156,23 @@ class Hearth:
             yield
 
     def sync(self, paths: Iterable[str | os.PathLike], force: bool = False, reembed: bool = False,
-             progress: Progress | None = None, wait: float | None = None, on_wait=None) -> Report:
+             progress: Progress | None = None, wait: float | None = None, on_wait=None,
+             stop: threading.Event | None = None, retry_failed: bool = False) -> Report:
         """Make the collection hold exactly the supported files under `paths`: new and changed files
         read and embedded, moved ones re-pointed, deleted ones removed. force re-reads every file
-        found; reembed rebuilds the whole collection with the configured model (beside the old one,
-        switched to when done). wait: seconds to wait for another writer (None: as long as it takes)."""
+        found; retry_failed reads again the files that failed (`hearth ingest --retry-failed`);
+        reembed rebuilds the whole collection with the configured model (beside the old one,
+        switched to when done). wait: seconds to wait for another writer (None: as long as it takes).
+        Setting `stop` ends the sync within seconds (report.stopped, report.left); the next sync of
+        the same paths goes on where it stopped."""
         with self._writing(wait, on_wait):
             if reembed:
                 return rebuild(self.library, paths, progress)
-            return Ingestor(self.library, progress).sync(paths, force=force)
+            return Ingestor(self.library, progress, stop).sync(paths, force=force, retry_failed=retry_failed)
+
+    def failed_paths(self) -> list[str]:
+        """The files that could not be added and are still there (what --retry-failed reads again)."""
+        return [p for p in self.problems() if os.path.isfile(p)]
 
     def remove(self, paths: Iterable[str | os.PathLike], wait: float | None = None, on_wait=None) -> list[FileResult]:
         """Forget the documents at or under `paths`; the files themselves stay."""

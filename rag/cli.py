@@ -76,10 +76,13 @@ def _when(ts: float | None) -> str:
 
 @app.command()
 def ingest(
-    paths: List[Path] = typer.Argument(..., help="Files or folders to keep in the library"),
+    paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders to keep in the library (with "
+                                                 "--retry-failed and none given: the files that failed)"),
     collection: Optional[str] = CollectionOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any file failed"),
     force: bool = typer.Option(False, "--force", help="Re-read and re-embed every file, changed or not"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Read again the files that failed before "
+                                      "(skipped while unchanged otherwise)"),
     reembed: bool = typer.Option(False, "--reembed", help="Rebuild the collection with the configured embedding model"),
     model: Optional[str] = typer.Option(
         None, "--model", help="Embedding model of a new collection (with --reembed: of the rebuilt one): auto, "
@@ -87,13 +90,24 @@ def ingest(
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another process is writing"),
     as_json: bool = JsonOpt,
 ):
-    """Add, update and remove documents so the collection matches PATHS (incremental)."""
+    """Add, update and remove documents so the collection matches PATHS (incremental). Ctrl-C stops
+    within seconds, keeping every file done: the same command again goes on where it stopped."""
+    if not paths and not retry_failed:
+        err.print("[red]error:[/] give the files or folders to ingest (or --retry-failed alone)")
+        raise typer.Exit(2)
     with _library(collection, **({"embed_model": model} if model else {})) as lib:
-        report = _sync(lib, paths, force, quiet=as_json, reembed=reembed, wait=0 if no_wait else None)
+        if not paths:
+            paths = [Path(p) for p in lib.failed_paths()]
+            if not paths:
+                out.print("no failed files to retry (`hearth docs` lists what failed)")
+                raise typer.Exit(0)
+        report = _sync(lib, paths, force, quiet=as_json, reembed=reembed, wait=0 if no_wait else None,
+                       retry_failed=retry_failed)
     if as_json:
         print(json.dumps({
             "collection": lib.name, "seconds": round(report.seconds, 3), "unchanged": report.unchanged,
             "chunks_added": report.chunks_added, "repaired": report.repaired,
+            "stopped": report.stopped, "left": report.left,
             "timings": {k: round(v, 3) for k, v in report.timings.items()},
             "files": [{"path": r.path, "status": r.status, "chunks": r.chunks, "reason": r.reason,
                        **({"previous": r.previous} if r.previous else {})} for r in report.results],
@@ -104,29 +118,49 @@ def ingest(
         if kept:
             err.print(f"[yellow]{shown(path)} is not there: nothing was removed; {kept} document(s) indexed under "
                       f"it are kept (`hearth remove {shown(path)}` forgets them)[/]")
-    raise typer.Exit(report.exit_code(strict))
+    raise typer.Exit(STOPPED_EXIT if report.stopped else report.exit_code(strict))
+
+
+STOPPED_EXIT = 130  # stopped by Ctrl-C, as a shell reports it
 
 
 def _sync(lib: Hearth, paths, force: bool = False, quiet: bool = False, reembed: bool = False,
-          wait: float | None = None):
-    """Hearth.sync with a progress bar on stderr (files, chunks, rate, ETA)."""
+          wait: float | None = None, retry_failed: bool = False):
+    """Hearth.sync with a progress bar on stderr (files done of those to do, rate, ETA). The first
+    Ctrl-C stops it within seconds keeping what is done; a second one stops at once."""
+    import signal
+    import threading
+
     progress = Progress(
-        TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-        TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.0f} chunks/s"),
+        TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files ·"),
+        TextColumn("{task.fields[files_rate]:.1f} files/s, {task.fields[chunks]} chunks ({task.fields[rate]:.0f}/s) ·"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[file]}"),
         console=err, transient=True, disable=quiet,
     )
     started = time.perf_counter()
-    task = progress.add_task("ingest", total=None, chunks=0, rate=0.0, file="")
+    task = progress.add_task("ingest", total=None, chunks=0, rate=0.0, files_rate=0.0, file="")
+    stop = threading.Event()
 
     def on_file(path, done, total, chunks):
-        rate = chunks / max(time.perf_counter() - started, 1e-6)
-        progress.update(task, completed=done, total=total, chunks=chunks, rate=rate,
+        took = max(time.perf_counter() - started, 1e-6)
+        progress.update(task, completed=done, total=total, chunks=chunks, rate=chunks / took, files_rate=done / took,
                         file=shown(os.path.basename(path))[:40])
 
-    with progress:
-        return lib.sync(paths, force=force, reembed=reembed, progress=on_file, wait=wait,
-                        on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+    def interrupt(*_):
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: at once (the next run repairs what it cut)
+        stop.set()
+        err.print("[yellow]stopping: the files done are kept; the same command goes on from there "
+                  "(Ctrl-C again to stop at once)…[/]")
+
+    handlers = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with progress:
+            return lib.sync(paths, force=force, reembed=reembed, progress=on_file, wait=wait, stop=stop,
+                            retry_failed=retry_failed, on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def _print_report(report, collection: str):
@@ -141,6 +175,9 @@ def _print_report(report, collection: str):
                   + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()))
     if report.repaired:
         out.print(f"[yellow]repaired {report.repaired} entries left by an interrupted run[/]")
+    if report.stopped:
+        out.print(f"[yellow]stopped: {report.left} file(s) left to do; run the same command to go on "
+                  "(nothing done is redone)[/]")
     noted = [r for r in report.results if r.reason and r.status not in ("failed", "skipped")]
     for r in noted:
         out.print(f"[cyan]note[/] {shown(r.path)}: {escape(r.reason)}")

@@ -8,6 +8,9 @@ import time
 from . import REBUILD_MARK, Database, FileRecord, is_rebuild_of
 
 _COLUMNS = "path, doc_id, size, mtime_ns, sha256, chunks, pages, notes, indexed_at, language"
+# How a page of documents can be ordered: the name shown -> its column (Files.page).
+SORTS = {"path": "path", "indexed": "indexed_at", "size": "size", "chunks": "chunks", "pages": "pages",
+         "language": "language"}
 
 
 class Files:
@@ -93,6 +96,20 @@ class Files:
     def records(self) -> dict[str, FileRecord]:
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE collection=? ORDER BY path", (self.collection,))
         return {row[0]: FileRecord(*row[:-1], language=row[-1]) for row in rows}
+
+    def page(self, search: str = "", sort: str = "path", descending: bool = False, offset: int = 0,
+             limit: int = 50) -> tuple[list[FileRecord], int]:
+        """One page of the records whose path holds `search` (any case), ordered by `sort` (one of
+        SORTS), and how many match: what a list of 100,000 documents shows without reading them all."""
+        order = f"{SORTS[sort]} {'DESC' if descending else 'ASC'}, path"
+        where, args = "collection=?", [self.collection]
+        if search:
+            where += r" AND path LIKE ? ESCAPE '\'"
+            args.append("%" + search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
+        total = self.db.execute(f"SELECT count(*) FROM files WHERE {where}", args).fetchone()[0]
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                               (*args, limit, offset))
+        return [FileRecord(*row[:-1], language=row[-1]) for row in rows], total
 
     def has_files(self) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE collection=? LIMIT 1", (self.collection,)).fetchone() is not None

@@ -29,7 +29,7 @@ from ingest import loaders
 from ingest.library import Library, chunk_id, split_id
 from ingest.loaders.images import EXTENSIONS as IMAGE_TYPES
 from ingest.manifest import FileRecord
-from ingest.manifest.files import SORTS
+from ingest.manifest.files import SORTS  # noqa: F401  (SORTS: for the front ends)
 from ingest.pipeline import FileResult, Ingestor, Report, rebuild
 from ingest.settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, load_settings
 from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)

@@ -40,6 +40,8 @@ def shown(path) -> str:
 
 CollectionOpt = typer.Option(None, "--collection", "-c", help="Collection (workspace) to use [default: HEARTH_COLLECTION or 'default']")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout")
+STOPPED_EXIT = 130  # stopped by Ctrl-C, as a shell reports it
+DOCS_SHOWN = 200  # documents `hearth docs` draws in its table unless told (a library may hold 100,000)
 OnlyOpt = typer.Option(None, "--only", help="Search only the documents at or under this file or folder (repeatable)")
 
 
@@ -121,7 +123,6 @@ def ingest(
     raise typer.Exit(STOPPED_EXIT if report.stopped else report.exit_code(strict))
 
 
-STOPPED_EXIT = 130  # stopped by Ctrl-C, as a shell reports it
 
 
 def _sync(lib: Hearth, paths, force: bool = False, quiet: bool = False, reembed: bool = False,
@@ -241,19 +242,34 @@ def _print_support(result):
 
 
 @app.command()
-def docs(collection: Optional[str] = CollectionOpt, as_json: bool = JsonOpt):
+def docs(
+    collection: Optional[str] = CollectionOpt,
+    search_text: str = typer.Option("", "--search", help="Only documents whose path holds this text (any case)"),
+    sort: str = typer.Option("path", "--sort", help=f"Order by {', '.join(api.SORTS)}"),
+    descending: bool = typer.Option(False, "--desc", help="Largest, latest or last first"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=0, help="At most this many (0: all) [default: "
+                                        f"{DOCS_SHOWN} in the table, all with --json]"),
+    as_json: bool = JsonOpt,
+):
     """List the documents in the collection, and files that could not be ingested."""
+    limit = (0 if as_json else DOCS_SHOWN) if limit is None else limit
     with _library(collection) as lib:
-        records, problems = lib.documents(), lib.problems()
+        try:
+            records, total = lib.documents_page(search_text, sort, descending, 0, limit or 2**62)
+        except ValueError as exc:
+            _fail(exc, 2)
+        problems = lib.problems()
     if as_json:
         print(json.dumps({
-            "collection": lib.name,
+            "collection": lib.name, "total": total,
             "documents": [{"path": r.path, "pages": r.pages, "chunks": r.chunks, "size": r.size, "language": r.language,
                            "sha256": r.sha256, "indexed_at": r.indexed_at, "notes": r.notes} for r in records],
             "problems": [{"path": p, "reason": why} for p, why in problems.items()],
         }, indent=2))
         return
-    table = Table(title=f"{len(records)} documents in '{escape(lib.name)}'")
+    title = f"{total} documents in '{escape(lib.name)}'" + (f" with '{escape(search_text)}' in the path" if search_text else "")
+    table = Table(title=title, caption=(f"{len(records)} of {total} shown: --limit 0 shows all, --search and --sort find "
+                                        "the others" if len(records) < total else None))
     for col, just in (("file", "left"), ("pages", "right"), ("chunks", "right"), ("size", "right"), ("language", "left"),
                       ("indexed", "left"), ("notes", "left")):
         table.add_column(col, justify=just, overflow="fold")

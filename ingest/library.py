@@ -180,7 +180,11 @@ class Library:
                             documents=None if self.keeps_texts else texts, metadatas=metadatas)
 
     def delete_chunks(self, doc_id: str, n: int):
-        for batch in _batches([chunk_id(doc_id, i) for i in range(n)]):
+        self.delete_chunks_of([(doc_id, n)])
+
+    def delete_chunks_of(self, docs: list[tuple[str, int]]):
+        """The chunks of many documents ((doc id, chunk count) each), in as few calls as Chroma takes."""
+        for batch in _batches([chunk_id(doc_id, i) for doc_id, n in docs for i in range(n)]):
             self.collection.delete(ids=batch)
 
     def delete_doc(self, doc_id: str):

@@ -21,10 +21,11 @@ from . import loaders
 from .library import Library
 from .manifest import REBUILD_MARK, FileRecord
 from .store import store_errors
-from .write import FileResult, Job, Report, Writer, delete_chunks, megabytes, record_failure
+from .write import FileResult, Job, Report, Writer, megabytes, record_failure
 
 __all__ = ["FileResult", "Ingestor", "Report", "file_sha256", "indexed_under", "is_ignored", "missing_reason",
            "rebuild"]
+DELETE_GROUP = 1000  # documents forgotten per journalled group
 IGNORED_PREFIXES = (".", "~$", ".~lock")
 IGNORED_SUFFIXES = (".swp", ".swx", ".tmp", ".part", ".crdownload", ".partial", ".download", "~")
 
@@ -115,9 +116,8 @@ class Ingestor:
         for old_path, new_path, stat in moves:
             self._move(records[old_path], new_path, stat, report)
             gone.pop(old_path, None)
-        for path, rec in gone.items():
-            self._delete(rec)
-            report.results.append(FileResult(path, "removed", rec.chunks))
+        self._delete_many(list(gone.values()))
+        report.results += [FileResult(path, "removed", rec.chunks) for path, rec in gone.items()]
         self.writer.write(jobs, report)
         report.seconds = time.perf_counter() - started
         return report
@@ -130,11 +130,9 @@ class Ingestor:
     def _remove(self, paths) -> list[FileResult]:
         self.repair()
         roots = [os.path.abspath(p) for p in paths]
-        removed = []
-        for path, rec in self.files.records().items():
-            if any(_under(path, r) for r in roots):
-                self._delete(rec)
-                removed.append(FileResult(path, "removed", rec.chunks))
+        gone = [rec for path, rec in self.files.records().items() if any(_under(path, r) for r in roots)]
+        self._delete_many(gone)
+        removed = [FileResult(rec.path, "removed", rec.chunks) for rec in gone]
         for path in self.files.problems():
             if any(_under(path, r) for r in roots):
                 self.files.clear_problem(path)
@@ -263,14 +261,27 @@ class Ingestor:
         report.timings["write"] += time.perf_counter() - t
         report.results.append(FileResult(new_path, "moved", rec.chunks, previous=rec.path))
 
-    def _delete(self, rec: FileRecord):
-        with self.lib.transaction():
-            self.files.delete(rec.path)
-            self.lib.keywords.delete(rec.doc_id)
-            if self.lib.keeps_texts and not self.files.live_doc_ids([rec.doc_id]):  # see write.delete_chunks
-                self.lib.chunk_texts.delete(rec.doc_id)
-            self.journal.add(rec.doc_id, "delete")
-        delete_chunks(self.lib, rec.doc_id, rec.chunks)
+    def _delete_many(self, recs: list[FileRecord]):
+        """Forget documents DELETE_GROUP at a time, each group under the journal: records, keyword rows
+        and texts in one transaction, then the group's chunks in a few large Chroma deletes (one
+        delete per document made removing 10,000 files take minutes), then the entries done."""
+        for i in range(0, len(recs), DELETE_GROUP):
+            group = recs[i : i + DELETE_GROUP]
+            with self.lib.transaction():
+                for rec in group:
+                    self.files.delete(rec.path)
+                    self.lib.keywords.delete(rec.doc_id)
+                    self.journal.add(rec.doc_id, "delete")
+                live = self.files.live_doc_ids([rec.doc_id for rec in group])  # named by another path: see delete_chunks
+                if self.lib.keeps_texts:
+                    for rec in group:
+                        if rec.doc_id not in live:
+                            self.lib.chunk_texts.delete(rec.doc_id)
+            self.lib.check_writer()
+            self.lib.delete_chunks_of([(rec.doc_id, rec.chunks) for rec in group if rec.doc_id not in live])
+            with self.lib.transaction():
+                for rec in group:
+                    self.journal.done(rec.doc_id, "delete")
 
 def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None) -> Report:
     """`hearth ingest --reembed`: every document of the collection (and `paths`) embedded again with

@@ -208,6 +208,9 @@ class CatalogFiles(Files):
                    else r.path, reverse=descending)
         return found[offset : offset + limit], len(found)
 
+    def get(self, path: str) -> FileRecord | None:
+        return self.records().get(path)
+
     def has_files(self) -> bool:
         return bool(self.catalog.collection.get(where=self.where("file"), limit=1, include=[])["ids"])
 

@@ -128,7 +128,8 @@ class Hearth:
     def document(self, path: str) -> FileRecord:
         """The record of the document at `path` (ValueError if this collection does not hold it)."""
         wanted = os.path.abspath(os.path.expanduser(path))
-        record = next((r for r in self.documents() if r.path == wanted), None)
+        with store_errors(self.settings):
+            record = self.library.files.get(wanted)
         if record is None:
             raise ValueError(f"{path} is not in collection '{self.name}' (`hearth docs` lists them)")
         return record

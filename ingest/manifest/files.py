@@ -111,6 +111,10 @@ class Files:
                                (*args, limit, offset))
         return [FileRecord(*row[:-1], language=row[-1]) for row in rows], total
 
+    def get(self, path: str) -> FileRecord | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE collection=? AND path=?", (self.collection, path)).fetchone()
+        return FileRecord(*row[:-1], language=row[-1]) if row else None
+
     def has_files(self) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE collection=? LIMIT 1", (self.collection,)).fetchone() is not None
 

@@ -83,6 +83,14 @@ def folder_watchers() -> dict:
     return {}
 
 
+@st.cache_resource
+def bulk_ingests() -> dict:
+    """(home, collection) -> BulkIngest: the folder being added (or the last one added) in the
+    background, one at a time per collection; shared by every browser session, outliving the page
+    run that started it."""
+    return {}
+
+
 def current_settings() -> Settings:
     """HEARTH_* settings, with what this browser session changed in the sidebar on top."""
     return load_settings(**state.setdefault("overrides", {}))
@@ -252,11 +260,15 @@ def model_settings(settings: Settings):
 def store_status(lib: Hearth):
     st.subheader("Store")
     try:
-        docs, chunks = len(lib.documents()), lib.chunk_count()
+        docs, chunks = lib.documents_page(limit=1)[1], lib.chunk_count()  # a count: not 100,000 records
     except Exception as exc:  # a broken store must be visible, not a blank page
         st.error(render.text(f"the store at {lib.settings.store_location} does not open: {exc}"))
         return
-    st.caption(render.text(f"{docs} documents · {chunks} chunks in '{lib.name}' · {lib.settings.home}"))
+    st.caption(render.text(f"{docs:,} documents · {chunks:,} chunks in '{lib.name}' · {lib.settings.home}"))
+    job = running_bulk_ingest(lib)
+    if job is not None:
+        st.caption(render.text(f"Adding {job.what} in the background: {job.done:,} of {job.total:,} files done"
+                               if job.total else f"Adding {job.what} in the background…"))
 
 
 # --- chat -------------------------------------------------------------------------------------
@@ -518,6 +530,7 @@ def library_page(lib: Hearth):
                              help=f"Up to {lib.settings.max_file_mb:g} MB a file")
     if files:
         add_uploads(lib, files)
+    add_folder(lib)
     watch_switch(lib)
     if state.get("last_results"):
         st.subheader("Last run")
@@ -565,6 +578,199 @@ def watch_log(watcher, lines: deque):
     st.caption(render.text(" · ".join(list(lines)[-3:]) or "watching…"))
 
 
+# --- bulk ingest: a folder of thousands of files, in the background -------------------------------
+class BulkIngest:
+    """Hearth.sync of a folder (or of the files that failed) on a thread of its own, with a Hearth of
+    its own opened there (the page's is closed at the end of each page run; see Hearth.watch's
+    own_connection), so that the app stays usable while it runs: readers need no lock. The page reads
+    its progress every second; `stop` ends it within seconds, keeping the files done, and the same
+    sync again goes on where it stopped."""
+
+    def __init__(self, settings: Settings, collection: str, embedder, paths: list[str], what: str,
+                 retry_failed: bool = False):
+        self.settings, self.collection, self.embedder = settings, collection, embedder
+        self.paths, self.what, self.retry_failed = paths, what, retry_failed
+        self.stop = threading.Event()
+        self.started, self.ended = time.time(), None
+        self.done = self.total = self.chunks = 0  # files done of those to read and embed; passages embedded
+        self.current = ""  # the file being read or embedded
+        self.first: tuple[float, int, int] | None = None  # (time, done, chunks) at the first progress
+        self.waiting = ""  # another writer holds the store
+        self.report = None  # the sync's Report, once it ended
+        self.error: str | None = None  # why it ended without a report
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"hearth-ingest-{collection}")
+        self.thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def _progress(self, path: str, done: int, total: int, chunks: int):
+        if self.first is None:
+            self.first = (time.monotonic(), done, chunks)
+        self.current, self.done, self.total, self.chunks, self.waiting = path, done, total, chunks, ""
+
+    def _wait(self, _message: str):
+        self.waiting = "waiting for another writer (an upload, the folder watcher or a `hearth` command) to finish…"
+
+    def _run(self):
+        try:
+            with Hearth(self.settings, self.collection, embedder=self.embedder) as lib:
+                while self.report is None:  # waits for another writer, a second at a time so that Stop is seen
+                    self.waiting = ""
+                    try:
+                        self.report = lib.sync(self.paths, progress=self._progress, wait=1, stop=self.stop,
+                                               retry_failed=self.retry_failed, on_wait=self._wait)
+                    except StoreBusy:
+                        if self.stop.is_set():
+                            self.error = "stopped before it began (another writer held the store); nothing was changed"
+                            return
+        except (StoreWriteError, StoreUnreachable, ModelMismatch, ValueError) as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a bug: said on the page and in the server's log, not lost with the thread
+            import logging
+
+            logging.getLogger("hearth.app").exception("background ingest of %s failed", self.what)
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ended = time.time()
+
+    def rates(self) -> tuple[float, float, float] | None:
+        """(files/s, passages/s, seconds left) since the first file was done; None until measurable."""
+        if self.first is None:
+            return None
+        since, done, chunks = self.first
+        took = time.monotonic() - since
+        if took < 1 or self.done <= done:
+            return None
+        files = (self.done - done) / took
+        return files, (self.chunks - chunks) / took, (self.total - self.done) / files
+
+
+def running_bulk_ingest(lib: Hearth) -> BulkIngest | None:
+    job = bulk_ingests().get((str(lib.settings.home), lib.name))
+    return job if job is not None and job.running else None
+
+
+def start_bulk_ingest(lib: Hearth, paths: list[str], what: str, retry_failed: bool = False) -> BulkIngest:
+    # The loaded model is shared with the thread, as with the folder watcher (no cache call off the page run).
+    job = BulkIngest(current_settings(), lib.name, lib.embedder, paths, what, retry_failed)
+    bulk_ingests()[(str(lib.settings.home), lib.name)] = job
+    return job
+
+
+def add_folder(lib: Hearth):
+    """A folder on this computer added in the background: its files stay where they are."""
+    job = bulk_ingests().get((str(lib.settings.home), lib.name))
+    running = job is not None and job.running
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    typed = left.text_input("Add a folder on this computer", key=f"bulk-folder-{lib.name}",
+                            placeholder="~/Documents",
+                            help="Every supported file under it is added, in the background: the app stays usable. "
+                                 "The files stay where they are. Adding the same folder again adds what is new or "
+                                 "changed, and goes on where a stopped run ended.")
+    if right.button("Add folder", disabled=running, icon=":material/create_new_folder:", key=f"bulk-add-{lib.name}"):
+        folder = os.path.expanduser(typed.strip())
+        if not typed.strip():
+            st.error("Type the path of a folder first, e.g. ~/Documents")
+        elif not os.path.isabs(folder):
+            st.error(render.text(f"{typed.strip()} is not a full path: type one like ~/Documents or "
+                                 "/home/you/Documents"))
+        elif not os.path.isdir(folder):
+            st.error(render.text(f"{folder} is not a folder on this computer" + (
+                " (it is a file: add files with Add documents above)" if os.path.isfile(folder) else "")))
+        else:
+            start_bulk_ingest(lib, [os.path.abspath(folder)], os.path.abspath(folder))
+            st.rerun()  # the page again, "Add folder" disabled while it runs
+    if job is None:
+        return
+    if running:
+        bulk_progress(job)
+    else:
+        bulk_outcome(job, (str(lib.settings.home), lib.name))
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _doing(job: BulkIngest, done: bool = False) -> str:
+    return ("Retried" if done else "Retrying") if job.retry_failed else ("Added" if done else "Adding")
+
+
+@st.fragment(run_every=1)
+def bulk_progress(job: BulkIngest):
+    """Files done / to do, the rates and the time left, every second, with a Stop button; the whole page
+    is redrawn when it ends (the outcome, and the documents it added in the table)."""
+    if not job.running:
+        st.rerun()
+    if job.stop.is_set():
+        st.info("Stopping… the files done are kept.", icon=":material/stop_circle:")
+    elif job.waiting:
+        st.info(render.text(job.waiting), icon=":material/hourglass_top:")
+    elif not job.total:
+        st.info(render.text(f"{_doing(job)} {job.what}: looking for new and changed files…"), icon=":material/search:")
+    else:
+        st.progress(job.done / job.total, text=render.text(f"{_doing(job)} {job.what}: {job.done:,} of {job.total:,} "
+                                                           f"files done · {job.total - job.done:,} to do"))
+        rates = job.rates()
+        st.caption(render.text(
+            f"{rates[0]:.1f} files/s · {rates[1]:.0f} passages/s · about {_duration(rates[2])} left"
+            if rates else "measuring the rate…") + render.text(f" · {job.chunks:,} passages embedded · "
+                                                                f"{_duration(time.time() - job.started)} so far"))
+        if job.current:
+            st.caption(render.text(f"now: {os.path.basename(job.current)}"))
+    st.button("Stop", on_click=job.stop.set, disabled=job.stop.is_set(), icon=":material/stop:", key="bulk-stop",
+              help="Stops within seconds; the files done are kept, and adding the folder again goes on from there")
+
+
+def _counts(report) -> str:
+    counts = [(s, report.count(s)) for s in ("added", "updated", "moved", "copied", "removed")]
+    counts += [("unchanged", report.unchanged), ("failed", len(report.failures))]
+    return " · ".join(f"{n:,} {name}" for name, n in counts if n or name in ("added", "failed"))
+
+
+def bulk_outcome(job: BulkIngest, key: tuple):
+    """How the last background ingest of this collection ended, until dismissed."""
+    again = "Retry failed files" if job.retry_failed else "Add folder"
+    report = job.report
+    if job.error:
+        st.error(render.text(f"{_doing(job)} {job.what} did not finish: {job.error}"))
+    elif report.stopped:
+        st.warning(render.text(f"{_doing(job)} {job.what} stopped: {report.left:,} files left to do ({_counts(report)}). "
+                               f"{again} again goes on where it stopped: nothing done is redone."),
+                   icon=":material/pause_circle:")
+    else:
+        st.success(render.text(f"{_doing(job, done=True)} {job.what}: {_counts(report)} in {_duration(report.seconds)}"))
+    if report is not None and report.failures:
+        st.caption(render.text(f"{len(report.failures):,} file(s) could not be added: they are listed under "
+                               "Not ingested, with the reason."))
+    jobs = bulk_ingests()
+    st.button("Dismiss", key="bulk-dismiss", on_click=lambda: jobs.get(key) is job and jobs.pop(key, None))
+
+
+def busy_message(lib: Hearth, exc: Exception) -> str:
+    """StoreBusy said plainly when it is this app's own background ingest that holds the store."""
+    job = running_bulk_ingest(lib)
+    if job is None or not isinstance(exc, StoreBusy):
+        return str(exc)
+    done = f" ({job.done:,} of {job.total:,} files done)" if job.total else ""
+    return (f"A folder is being added in the background{done}: the library can't change until it has finished or "
+            "is stopped (Stop, on the Library page). Try again then.")
+
+
+def writer_wait(lib: Hearth) -> float:
+    """How long an upload, re-index or delete waits for the store: not long behind a background ingest,
+    which can take hours."""
+    return 3 if running_bulk_ingest(lib) else 120
+
+
+# --- uploads, re-index ------------------------------------------------------------------------------
 def add_uploads(lib: Hearth, files):
     rows, saved = [], []
     for f in files:
@@ -590,10 +796,10 @@ def run_ingest(lib: Hearth, paths: list[str], force: bool = False):
                      text=render.text(f"{done}/{total} files · {chunks} chunks embedded · {os.path.basename(path)}"))
 
     try:
-        return lib.sync(paths, force=force, progress=on_file, wait=120,
+        return lib.sync(paths, force=force, progress=on_file, wait=writer_wait(lib),
                         on_wait=lambda m: bar.progress(0.0, text=render.text(m)))
     except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
-        flash("error", str(exc))
+        flash("error", busy_message(lib, exc))
         return None
 
 
@@ -604,26 +810,33 @@ def _report_rows(report, lib: Hearth) -> list[dict]:
         if report.unchanged else [])
 
 
+# --- the documents: a page at a time, for 100,000 of them --------------------------------------------
+SORT_CHOICES = {"name": "path", "last indexed": "indexed", "size": "size", "chunks": "chunks", "pages": "pages",
+                "language": "language"}
+PAGE_SIZE = 50
+FAILED_SHOWN = 200
+
+
+def clear_selection():
+    """A fresh table key: rows picked on another page (or before a delete) are not picked any more."""
+    state.docs_round = state.get("docs_round", 0) + 1
+
+
+def _turn_page(key: str, step: int):
+    state[key] = max(1, state.get(key, 1) + step)
+
+
 def documents_table(lib: Hearth):
-    records = lib.documents()
-    problems = lib.problems()
-    st.subheader(f"{len(records)} documents")
+    total = lib.documents_page(limit=1)[1]
+    st.subheader(f"{total:,} documents")
     st.caption(f"Embedding model: {lib.embed_model or 'chosen by the first documents’ language'}")
     show_flash()
-    if records:
-        st.dataframe([{
-            "file": export.display_path(r.path, lib.folder), "pages": r.pages, "chunks": r.chunks,
-            "size KB": round(r.size / 1024), "language": r.language or "", "last indexed": datetime.fromtimestamp(r.indexed_at).strftime("%Y-%m-%d %H:%M"),
-            "notes": r.notes or "",
-        } for r in records], hide_index=True, width="stretch")
+    problems = lib.problems()
+    picked = paged_documents(lib) if total else []
     if problems:
-        st.subheader("Not ingested")
-        st.dataframe([{"file": export.display_path(p, lib.folder), "reason": why} for p, why in problems.items()],
-                     hide_index=True, width="stretch")
-    choices = [r.path for r in records] + [p for p in problems if p not in {r.path for r in records}]
-    if not choices:
+        picked += failed_files(lib, problems)
+    if not (total or problems):
         return
-    picked = st.multiselect("Select documents", choices, format_func=lambda p: export.display_path(p, lib.folder))
     left, right, _ = st.columns([1, 1, 4])
     if left.button("Delete", disabled=not picked, icon=":material/delete:"):
         state.confirm_delete = picked
@@ -633,7 +846,78 @@ def documents_table(lib: Hearth):
         report = run_ingest(lib, picked, force=True)
         if report is not None:
             state.last_results = _report_rows(report, lib)
+        clear_selection()
         st.rerun()
+
+
+def paged_documents(lib: Hearth) -> list[str]:
+    """Search, sort and one page of PAGE_SIZE documents (Hearth.documents_page: SQL does the paging);
+    returns the paths of the rows picked on this page."""
+    name = lib.name
+    search_col, sort_col, order_col = st.columns([3, 2, 1], vertical_alignment="bottom")
+    search = search_col.text_input("Search documents", key=f"docs-search-{name}",
+                                   placeholder="Part of a file or folder name").strip()
+    sort = sort_col.selectbox("Sort by", list(SORT_CHOICES), key=f"docs-sort-{name}")
+    descending = order_col.toggle("Descending", key=f"docs-desc-{name}")
+    page_key = f"docs-page-{name}"
+    if state.get("docs_view") != (name, search, sort, descending):  # a new search or order starts at page 1
+        state.docs_view = (name, search, sort, descending)
+        state[page_key] = 1
+    page = state.setdefault(page_key, 1)
+    records, matching = lib.documents_page(search, SORT_CHOICES[sort], descending, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    pages = max(1, -(-matching // PAGE_SIZE))
+    if page > pages:  # past the end (documents deleted, here or elsewhere): the last page
+        page = state[page_key] = pages
+        records, matching = lib.documents_page(search, SORT_CHOICES[sort], descending, (page - 1) * PAGE_SIZE,
+                                               PAGE_SIZE)
+    if state.get("docs_shown") != (name, search, sort, descending, page):
+        state.docs_shown = (name, search, sort, descending, page)
+        clear_selection()
+    if not records:
+        st.caption(render.text(f"No document's path holds “{search}”."))
+        return []
+    event = st.dataframe([{
+        "file": export.display_path(r.path, lib.folder), "pages": r.pages, "chunks": r.chunks,
+        "size KB": round(r.size / 1024), "language": r.language or "",
+        "last indexed": datetime.fromtimestamp(r.indexed_at).strftime("%Y-%m-%d %H:%M"), "notes": r.notes or "",
+    } for r in records], hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+        key=f"docs-table-{state.get('docs_round', 0)}")
+    first = (page - 1) * PAGE_SIZE + 1
+    prev_col, where_col, number_col, next_col = st.columns([1, 3, 1, 1], vertical_alignment="center")
+    prev_col.button("Previous", on_click=_turn_page, args=(page_key, -1), disabled=page <= 1,
+                    icon=":material/arrow_back:", key=f"docs-prev-{name}")
+    where_col.caption(render.text(f"documents {first:,}–{first + len(records) - 1:,} of {matching:,}"
+                                  + (f" whose path holds “{search}”" if search else "")
+                                  + ("" if state.get("confirm_delete") else " · select rows to delete or re-index them")))
+    if pages > 1:
+        number_col.number_input("Page", min_value=1, max_value=pages, step=1, key=page_key,
+                                label_visibility="collapsed")
+    next_col.button("Next", on_click=_turn_page, args=(page_key, 1), disabled=page >= pages,
+                    icon=":material/arrow_forward:", key=f"docs-next-{name}")
+    return [records[i].path for i in event.selection.rows if 0 <= i < len(records)]
+
+
+def failed_files(lib: Hearth, problems: dict[str, str]) -> list[str]:
+    """The files that could not be added, each with its reason (the first FAILED_SHOWN), and a button
+    that reads them again in the background; returns the paths of the rows picked."""
+    st.subheader("Not ingested")
+    shown = sorted(problems.items())[:FAILED_SHOWN]
+    event = st.dataframe([{"file": export.display_path(p, lib.folder), "reason": why} for p, why in shown],
+                         hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+                         key=f"failed-table-{state.get('docs_round', 0)}")
+    if len(problems) > FAILED_SHOWN:
+        st.caption(render.text(f"The first {FAILED_SHOWN} of {len(problems):,} files that could not be added: "
+                               "`hearth docs` lists them all."))
+    if st.button("Retry failed files", icon=":material/replay:", disabled=running_bulk_ingest(lib) is not None,
+                 key=f"retry-failed-{lib.name}", help="Reads them again in the background (after you fixed or "
+                                                      "replaced them); those that fail again stay listed here"):
+        failed = lib.failed_paths()
+        if failed:
+            start_bulk_ingest(lib, failed, f"{len(failed):,} failed file(s)", retry_failed=True)
+            st.rerun()
+        flash("warning", "None of the files that failed is still on disk: delete them from the list.")
+        st.rerun()
+    return [shown[i][0] for i in event.selection.rows if 0 <= i < len(shown)]
 
 
 def confirm_delete(lib: Hearth, paths: list[str]):
@@ -658,11 +942,12 @@ def confirm_delete(lib: Hearth, paths: list[str]):
 def delete(lib: Hearth, paths: list[str]):
     """Forget the documents; files that were uploaded here (inside the library folder) are deleted too."""
     try:
-        removed = lib.remove(paths, wait=120)
+        removed = lib.remove(paths, wait=writer_wait(lib))
     except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
-        flash("error", str(exc))
+        flash("error", busy_message(lib, exc))
         st.rerun()
     kept = len(paths) - len(lib.delete_uploads(paths))
+    clear_selection()
     flash("success", f"deleted {len(removed)} document(s), {sum(r.chunks for r in removed)} chunks"
           + (f"; {kept} file(s) outside the library folder stay on disk" if kept else ""))
     st.rerun()
@@ -688,6 +973,11 @@ def main():
     except StoreUnreachable as exc:  # a Chroma server restarting: say so; the next run reconnects
         st.error(render.text(str(exc)))
         st.button("Try again", icon=":material/refresh:")
+    # The run's last Streamlit call, after its slow tail (the model loaded, the store closed): a run that a
+    # click superseded meanwhile stops here. Finishing instead, it would clear the fragments that the newer
+    # run registered (Streamlit keeps those of the last run to finish), and the progress of a background
+    # ingest would stop updating.
+    st.empty()
 
 
 main()

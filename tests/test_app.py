@@ -192,6 +192,17 @@ def test_collections_are_created_and_switched(filled):
     assert ("briefe", "multilingual-e5-small") in [row[:2] for row in Hearth().collections()]
 
 
+def _pick(at, *rows, table: str = "docs-table") -> AppTest:
+    """Select rows of the documents table (or the "failed-table"), as a click on their checkboxes does."""
+    shown = next(d for d in at.dataframe if (d.key or "").startswith(table))
+    at.session_state[shown.key] = {"selection": {"rows": list(rows), "columns": [], "cells": []}}
+    return at.run()
+
+
+def _table(at, table: str = "docs-table"):
+    return next(d for d in at.dataframe if (d.key or "").startswith(table)).value
+
+
 def test_library_lists_reindexes_and_deletes(open_library, home):
     lib = open_library()
     uploaded = lib.folder / "household.pdf"  # as the app stores an upload
@@ -200,23 +211,206 @@ def test_library_lists_reindexes_and_deletes(open_library, home):
     Ingestor(lib).sync([uploaded])
     at = run_app()
     at.sidebar.radio(key="page").set_value("Library").run()
-    table = at.dataframe[0].value
+    table = _table(at)
     assert list(table["file"]) == ["household.pdf"] and list(table["pages"]) == [3] and list(table["chunks"]) == [3]
-    at.multiselect[0].set_value([str(uploaded)]).run()
+    assert _button(at, "Delete").disabled and _button(at, "Re-index").disabled  # nothing picked yet
+    _pick(at, 0)
     _button(at, "Re-index").click().run()
     assert not at.exception
     assert at.session_state.last_results[0]["status"] == "updated"
-    at.multiselect[0].set_value([str(uploaded)]).run()
+    assert _button(at, "Delete").disabled  # the selection went with the re-index
+    _pick(at, 0)
     _button(at, "Delete").click().run()  # asks first, saying which file on disk goes
     assert any("deleted from disk too: household.pdf" in _plain(w.value) for w in at.warning)
     _button(at, "Cancel").click().run()
     assert len(lib.documents()) == 1 and uploaded.exists() and "Yes, delete" not in _labels(at.button)
-    at.multiselect[0].set_value([str(uploaded)]).run()
+    _pick(at, 0)
     _button(at, "Delete").click().run()
     assert len(lib.documents()) == 1 and uploaded.exists()
     _button(at, "Yes, delete").click().run()
     assert any("deleted 1 document(s), 3 chunks" in _plain(s.value) for s in at.success)
     assert lib.documents() == [] and not uploaded.exists()  # an uploaded copy goes with its document
+    assert any(h.value == "0 documents" for h in at.subheader)
+
+
+def test_the_documents_table_pages_searches_and_sorts(open_library, home, tmp_path):
+    """Hearth.documents_page gives the table a page at a time: 50 rows, previous/next, a search by
+    path, a sort by any column either way."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(120):
+        (folder / f"note-{i:03d}.md").write_text(f"# Note {i}\n\nThe shed key number {i} hangs by the door.\n")
+    (folder / "note-big.md").write_text("# Big\n\n" + "The long letter about the garden wall. " * 60)
+    lib = open_library()
+    Ingestor(lib).sync([folder])
+    names = sorted(p.name for p in folder.iterdir())
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    assert any(h.value == "121 documents" for h in at.subheader)
+
+    def shown():
+        return [name.rsplit("/", 1)[-1] for name in _table(at)["file"]]
+
+    assert shown() == names[:50]
+    assert any("documents 1–50 of 121" in _plain(c.value) for c in at.caption)
+    assert _button(at, "Previous").disabled
+    _button(at, "Next").click().run()
+    assert shown() == names[50:100] and any("documents 51–100 of 121" in _plain(c.value) for c in at.caption)
+    _button(at, "Next").click().run()
+    assert shown() == names[100:] and _button(at, "Next").disabled
+    at.number_input(key="docs-page-default").set_value(2).run()
+    assert shown() == names[50:100]
+    # rows are picked from the page shown: the 3rd row of page 2 is note-052
+    _pick(at, 2)
+    _button(at, "Delete").click().run()
+    assert any("Forget 1 document(s)" in _plain(w.value) for w in at.warning)
+    _button(at, "Cancel").click().run()
+
+    at.text_input(key="docs-search-default").input("note-11").run()  # a search starts at page 1
+    assert shown() == [f"note-11{i}.md" for i in range(10)]
+    assert any("documents 1–10 of 10" in _plain(c.value) for c in at.caption)
+    at.text_input(key="docs-search-default").input("no such note").run()
+    assert not any((d.key or "").startswith("docs-table") for d in at.dataframe)
+    assert any("No document's path holds" in _plain(c.value) for c in at.caption)
+    at.text_input(key="docs-search-default").input("").run()
+
+    at.selectbox(key="docs-sort-default").set_value("size").run()
+    at.toggle(key="docs-desc-default").set_value(True).run()
+    assert shown()[0] == "note-big.md" and len(shown()) == 50
+    at.toggle(key="docs-desc-default").set_value(False).run()
+    assert shown()[0] != "note-big.md" and "note-big.md" not in shown()
+    at.selectbox(key="docs-sort-default").set_value("name").run()
+    assert shown() == names[:50]
+    assert not at.exception
+
+
+def _letters(folder, n: int):
+    """n small Markdown letters of two or three passages each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    words = "kettle harbour ledger violin orchard lantern pepper meadow copper signal winter ladder river".split()
+    for i in range(n):
+        paras = [" ".join(words[(i + j * 7 + k) % len(words)] for k in range(110)) for j in range(2 + i % 2)]
+        (folder / f"letter-{i:03d}.md").write_text(f"# Letter {i}\n\n" + "\n\n".join(paras))
+    return folder
+
+
+def _progress_done(at) -> tuple[int, int] | None:
+    """(files done, files to do) from the background ingest's progress bar, if it is shown."""
+    import re
+
+    for bar in at.progress:
+        found = re.search(r"([\d,]+) of ([\d,]+) files done", _plain(bar.text))
+        if found:
+            return int(found[1].replace(",", "")), int(found[2].replace(",", ""))
+    return None
+
+
+def _bulk_threads(collection: str = "default") -> list:
+    return [t for t in threading.enumerate() if t.name == f"hearth-ingest-{collection}"]
+
+
+@pytest.mark.slow  # ~45 s on a busy two-core machine: 400 files embedded, and the app's own model loaded
+def test_a_folder_is_added_in_the_background_stopped_and_resumed(open_library, home, tmp_path, corpus):
+    folder = _letters(tmp_path / "letters", 400)
+    lib = open_library()
+    Ingestor(lib).sync([corpus])  # something to ask about while the folder is added
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    at.text_input(key="bulk-folder-default").input(str(tmp_path / "no-such-folder")).run()
+    _button(at, "Add folder").click().run()
+    assert any("is not a folder on this computer" in _plain(e.value) for e in at.error) and not _bulk_threads()
+    at.text_input(key="bulk-folder-default").input(str(folder)).run()
+    _button(at, "Add folder").click().run()
+    try:
+        assert _wait_until(lambda: at.run() and (_progress_done(at) or (0, 0))[0] > 0)
+        done, total = _progress_done(at)
+        assert total == 400 and _button(at, "Add folder").disabled  # one at a time per collection
+        # the app stays usable: another session searches while it runs, and a delete says at once why it waits
+        other = run_app()
+        other.chat_input[0].set_value("When is the boiler serviced?").run()
+        assert not other.exception and "page 3" in _plain(other.main.expander[0].label)
+        _pick(at, 0)  # household.pdf
+        _button(at, "Delete").click().run()
+        _button(at, "Yes, delete").click().run()
+        assert any("A folder is being added in the background" in _plain(e.value) for e in at.error)
+        assert str(corpus / "household.pdf") in [r.path for r in lib.documents()]
+        _button(at, "Stop").click().run()
+        assert _wait_until(lambda: at.run() and any("stopped:" in _plain(w.value) for w in at.warning))
+    finally:
+        if _bulk_threads():
+            _button(at, "Stop").click().run()
+        assert _wait_until(lambda: not _bulk_threads())
+    stopped = next(_plain(w.value) for w in at.warning if "stopped:" in _plain(w.value))
+    kept = len(lib.documents()) - 1
+    assert 0 < kept < 400 and f"{400 - kept} files left to do" in stopped
+    assert "Add folder again goes on where it stopped" in stopped
+    assert lib.collection.count() == sum(r.chunks for r in lib.documents())
+
+    _button(at, "Add folder").click().run()  # the same folder again: only the files left are done
+    try:
+        assert _wait_until(lambda: at.run() and any(f"Added {folder}" in _plain(s.value) for s in at.success), 120)
+    finally:
+        if _bulk_threads():
+            _button(at, "Stop").click().run()
+    added = next(_plain(s.value) for s in at.success if f"Added {folder}" in _plain(s.value))
+    assert f"{400 - kept} added" in added and f"{kept} unchanged" in added and "0 failed" in added
+    records = lib.documents()
+    assert sorted(r.path for r in records) == sorted([str(p) for p in folder.iterdir()] + [str(corpus / "household.pdf")])
+    assert lib.collection.count() == sum(r.chunks for r in records)  # every file once, nothing embedded twice
+    assert any(h.value == "401 documents" for h in at.subheader)
+    _button(at, "Dismiss").click().run()
+    assert not any(f"Added {folder}" in _plain(s.value) for s in at.success) and not _button(at, "Add folder").disabled
+
+
+def test_a_failed_file_is_listed_with_its_reason_and_retried(open_library, home, tmp_path):
+    from make_files import corrupt_pdf
+
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "fine.md").write_text("# Fine\n\nThe boiler is serviced every October.\n")
+    broken = corrupt_pdf(folder / "broken.pdf")
+    lib = open_library()
+    reason = next(r.reason for r in Ingestor(lib).sync([folder]).failures)
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    failed = _table(at, "failed-table")
+    assert [f.rsplit("/", 1)[-1] for f in failed["file"]] == ["broken.pdf"] and list(failed["reason"]) == [reason]
+
+    def retried():  # the outcome of a retry, once it has ended
+        _button(at, "Retry failed files").click().run()
+        assert _wait_until(lambda: at.run() and any("Retried 1 failed file(s)" in _plain(m.value)
+                                                    for m in [*at.success, *at.error, *at.warning]))
+        assert _wait_until(lambda: not _bulk_threads())
+        return next(_plain(m.value) for m in [*at.success, *at.error, *at.warning] if "Retried" in _plain(m.value))
+
+    assert "0 added · 1 failed" in retried()  # read again, and it fails again, for the same reason
+    assert any("could not be added: they are listed under Not ingested" in _plain(c.value) for c in at.caption)
+    assert list(_table(at, "failed-table")["reason"]) == [reason]
+    text_pdf(broken, FACTS, title="Household")  # replaced by a good copy
+    assert "1 added · 0 failed" in retried()
+    assert not any((d.key or "").startswith("failed-table") for d in at.dataframe)
+    assert any(h.value == "2 documents" for h in at.subheader) and not lib.files.problems()
+    assert sorted(r.path for r in lib.documents()) == [str(broken), str(folder / "fine.md")]
+    assert not at.exception
+
+
+def test_thousands_of_failed_files_do_not_flood_the_page(open_library, home, tmp_path, monkeypatch):
+    monkeypatch.setenv("HEARTH_MAX_FILE_MB", "0.0001")  # 104 bytes: every file below fails, unread
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(205):
+        (folder / f"big-{i:03d}.md").write_text(f"# Big {i}\n\n" + "A long note. " * 20)
+    lib = open_library()
+    assert len(Ingestor(lib).sync([folder]).failures) == 205
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    failed = _table(at, "failed-table")
+    assert len(failed) == 200 and "too large" in failed["reason"][0]
+    assert any("The first 200 of 205 files that could not be added" in _plain(c.value) for c in at.caption)
+    _pick(at, 1, 3, table="failed-table")  # failed files can be forgotten, as documents are
+    _button(at, "Delete").click().run()
+    _button(at, "Yes, delete").click().run()
+    assert len(lib.files.problems()) == 203 and not at.exception
 
 
 def test_settings_change_retrieval_for_this_session_only(filled):

@@ -497,3 +497,49 @@ def test_a_right_and_a_flagged_answer_look_different(browser, tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_a_folder_added_in_the_background_shows_live_progress_and_stops(browser, tmp_path):
+    """The Library's "Add a folder on this computer" in a real browser: the progress (files done of
+    those to do, rate, time left) updates by itself every second, with no click, and Stop ends it
+    with the files done kept. (Streamlit drops a page's fragments when a run that a click superseded
+    finishes late; the progress would then freeze: AppTest can't see that, a browser can.)"""
+    folder = tmp_path / "letters"
+    folder.mkdir()
+    words = "kettle harbour ledger violin orchard lantern pepper meadow copper signal winter ladder river".split()
+    for i in range(400):
+        paras = [" ".join(words[(i + j * 7 + k) % len(words)] for k in range(110)) for j in range(2 + i % 2)]
+        (folder / f"letter-{i:03d}.md").write_text(f"# Letter {i}\n\n" + "\n\n".join(paras))
+    home = tmp_path / "home"
+    proc, url = _serve(home, HEARTH_LLM_URL="http://127.0.0.1:9/v1")  # no model server needed here
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_text("Library", exact=True).click()
+        box = page.get_by_role("textbox", name="Add a folder on this computer")
+        box.fill(str(folder))
+        box.press("Enter")  # a run, then the click's: the race that froze the progress
+        page.get_by_role("button", name="Add folder").click()
+        so_far = page.get_by_text(re.compile(r"s so far$"))
+        so_far.first.wait_for(timeout=120_000)
+        seen = set()
+        for _ in range(20):  # ~10 s: the caption's clock moves on its own
+            if so_far.count():
+                seen.add(so_far.first.inner_text())
+            if len(seen) >= 3:
+                break
+            page.wait_for_timeout(500)
+        assert len(seen) >= 3, seen
+        assert page.get_by_text(re.compile(r"of 400 files done")).count() == 1
+        page.screenshot(path=ARTIFACTS / "13-folder-ingest-progress.png")
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_text(re.compile("stopped: [0-9,]+ files left to do")).wait_for(timeout=60_000)
+        page.screenshot(path=ARTIFACTS / "14-folder-ingest-stopped.png")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    lib = Library(load_settings(home=home))
+    try:
+        assert 0 <= len(lib.documents()) < 400 and lib.count() == sum(r.chunks for r in lib.documents())
+    finally:
+        lib.close()

@@ -348,10 +348,11 @@ def chat_page(lib: Hearth):
     if not lib.has_documents():
         st.info("The library is empty: add documents on the Library page (sidebar).")
     else:
-        scope = st.multiselect("Ask about", [r.path for r in lib.documents()], key=f"scope-{lib.name}",
+        scope = st.multiselect("Ask about", scope_choices(lib), key=f"scope-{lib.name}",
                                format_func=lambda path: export.display_path(path, lib.folder),
                                placeholder="All documents (or choose some)")
-        if len(scope) == 1 and st.button("Summarize this document", icon=":material/summarize:", key="summarize"):
+        if (len(scope) == 1 and not os.path.isdir(scope[0])
+                and st.button("Summarize this document", icon=":material/summarize:", key="summarize")):
             summarize(lib, scope[0], chat_id)
     for i, answer in enumerate(history):
         with st.chat_message("user"):
@@ -361,6 +362,24 @@ def chat_page(lib: Hearth):
     question = st.chat_input("Ask a question about your documents")
     if question:
         ask(lib, question, chat_id, scope)
+
+
+SCOPE_CHOICES = 500  # documents listed to ask about; a bigger library is searched by name first
+
+
+def scope_choices(lib: Hearth) -> list[str]:
+    """What "Ask about" offers: every document of a small library; in a big one (100,000 documents
+    would be sent to the browser on every page run) those whose path holds the words typed, and their
+    folders, besides what is chosen already."""
+    listed, total = lib.documents_page(limit=SCOPE_CHOICES)
+    if total <= SCOPE_CHOICES:
+        return [r.path for r in listed]
+    chosen = state.get(f"scope-{lib.name}", [])
+    find = st.text_input("Find documents to ask about", key=f"scope-find-{lib.name}",
+                         placeholder=f"part of a file or folder name ({total:,} documents)").strip()
+    found = [r.path for r in lib.documents_page(search=find, limit=SCOPE_CHOICES)[0]] if find else []
+    folders = sorted({os.path.dirname(p) for p in found})
+    return list(dict.fromkeys([*chosen, *folders, *found]))
 
 
 def ask(lib: Hearth, question: str, chat_id: str | None, scope: list[str]):

@@ -546,3 +546,26 @@ def test_the_model_is_chosen_in_the_app_and_each_answer_names_it(filled, home, t
         assert any("household-b" in _plain(c.value) for c in at.main.caption)  # under the answer
     finally:
         llm_server.stop(load_settings())
+
+
+@pytest.mark.slow
+def test_a_big_library_is_searched_by_name_before_asking_about_some(library, corpus):
+    # Past SCOPE_CHOICES documents "Ask about" lists none until words of a name are typed: 100,000
+    # paths would otherwise go to the browser on every page run.
+    notes = corpus / "notes"
+    notes.mkdir()
+    for i in range(505):
+        (notes / f"note-{i:03d}.md").write_text(f"# Note {i}\n\nShopping list number {i}: bread and milk.\n")
+    (corpus / "receipts-faq.md").write_text("# Receipts\n\nShop receipts for a warranty are kept until it ends.\n")
+    Ingestor(library).sync([corpus])
+    at = run_app()
+    scope = at.multiselect(key="scope-default")
+    assert scope.options == []
+    at.text_input(key="scope-find-default").set_value("RECEIPTS").run()
+    options = at.multiselect(key="scope-default").options
+    assert any(o.endswith("receipts-faq.md") for o in options) and not any("note-" in o for o in options)
+    at.multiselect(key="scope-default").select(str(corpus / "receipts-faq.md")).run()
+    at.text_input(key="scope-find-default").set_value("note-00").run()  # the choice stays while others are found
+    assert str(corpus / "receipts-faq.md") in at.multiselect(key="scope-default").value
+    at.chat_input[0].set_value("How long are receipts kept?").run()
+    assert {h.source for h in _answers(at)[-1].passages} == {str(corpus / "receipts-faq.md")}

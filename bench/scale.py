@@ -295,8 +295,12 @@ def library_page(home: Path) -> dict:
             box = page.get_by_placeholder("Ask a question about your documents")
             box.fill("How do I read a CSV file into a data frame?")
             box.press("Enter")
-            page.get_by_text("read.csv", exact=False).first.wait_for(timeout=120_000)
+            # the answer's passage cards (or, should none pass the relevance threshold, the refusal)
+            page.wait_for_function("document.querySelectorAll('[data-testid=\"stChatMessage\"] [data-testid=\"stExpander\"]').length > 0 || "
+                                   "document.body.innerText.includes(\"found nothing in your documents\")",
+                                   timeout=120_000)
             out["ask_sources_s"] = time.perf_counter() - t
+            page.screenshot(path=str(home.parent / "asked.png"))
             browser.close()
         out["serve_peak_mb"] = peak_mb(proc.pid)
     finally:

@@ -29,7 +29,10 @@ class Texts:
         for i in range(0, len(keys), 400):
             batch = keys[i : i + 400]
             marks = ",".join("(?, ?)" for _ in batch)
-            rows = self.db.execute(f"SELECT doc_id, chunk, text FROM chunk_texts WHERE (doc_id, chunk) IN (VALUES {marks})",
+            # A join, not `(doc_id, chunk) IN (VALUES ...)`: SQLite 3.40 scans the whole table for that
+            # (66 ms for 60 texts at 100k passages, 0.6 s at 1M) and looks each key up for this (1 ms).
+            rows = self.db.execute("SELECT c.doc_id, c.chunk, c.text FROM (VALUES " + marks + ") AS k "
+                                   "JOIN chunk_texts c ON c.doc_id = k.column1 AND c.chunk = k.column2",
                                    [v for doc, chunk in batch for v in (doc, int(chunk))])
             found.update(((doc, chunk), text) for doc, chunk, text in rows)
         return found

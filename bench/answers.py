@@ -58,14 +58,15 @@ def ingest_home() -> Path:
     return ROOT / ".cache/answers-home" / digest.hexdigest()[:12]
 
 
-def libraries(names: list[str], model: str = "auto", **overrides) -> tuple:
+def libraries(names: list[str], model: str = "auto", home_suffix: str = "", **overrides) -> tuple:
     """Each set's collection, built with `model` (auto: the one its documents' language calls for).
     The English sets share a home, each other language has its own, one per model: the keyword
-    index's word counts are those of its home's collections, so nothing else may change them."""
+    index's word counts are those of its home's collections, so nothing else may change them.
+    `home_suffix` names a home apart (e.g. "-int8": another embedder variant's store, see bench/int8_retrieval.py)."""
     libs = {}
     for name in names:
         group = name if name.startswith("debian-") else "en"
-        settings = load_settings(home=ingest_home() / f"{group}-{model}", llm_engine="llamacpp", embed_model=model,
+        settings = load_settings(home=ingest_home() / f"{group}-{model}{home_suffix}", llm_engine="llamacpp", embed_model=model,
                                  **overrides)
         lib = Library(settings, f"answers-{name}")
         t = time.perf_counter()
@@ -233,6 +234,8 @@ def main():
     parser.add_argument("--ids", help="comma-separated question ids to ask (for reading single answers)")
     parser.add_argument("--model", default="auto", help="embedding model of every set's collection: auto (the "
                         "default: by the documents' language), all-MiniLM-L6-v2 or multilingual-e5-small")
+    parser.add_argument("--home-suffix", default="", help="appended to each home's name, so a run with another "
+                        "embedder (HEARTH_EMBED_PRECISION, HEARTH_EMBED_BACKEND) keeps its own store, e.g. --home-suffix=-fp32")
     args = parser.parse_args()
     print(describe())
     if args.weights:
@@ -254,7 +257,7 @@ def main():
     if args.ids:
         rows = [r for r in rows if r["id"] in args.ids.split(",")]
     rows = rows[: args.limit] if args.limit else rows
-    settings, libs = libraries(names, args.model)
+    settings, libs = libraries(names, args.model, args.home_suffix)
     try:
         retrieval(libs, rows)
         if not args.no_lead:

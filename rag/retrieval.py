@@ -57,8 +57,14 @@ HEADING_MIN_SHARE = 0.5  # of the question's content words that a heading must h
 # searches keep every word.
 # A word in fewer than MIN_COMMON_ROWS chunks is always kept: such counts are quick to score, and in
 # a library under 2,000 chunks a word in that many is in half of them or more (BM25's idf: zero).
+# A word in more than MAX_COMMON_ROWS chunks is left out however big the library: FTS5 scores every
+# row of every word, so at 1M passages words under the 20 % share still cost 436 ms a query (median;
+# 55 ms with this cap, bench/scale.py). The cap is the share at 100k passages, so a library up to
+# that size (every one the quality figures were measured on) searches as before; past it, a word
+# left out is in over 20,000 passages (BM25's idf at most ~3.9 at 1M, against ~9 for a rare word).
 COMMON_WORD_SHARE = 0.2
 MIN_COMMON_ROWS = 1000
+MAX_COMMON_ROWS = 20_000
 _WORD = re.compile(r"\w+")
 _threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hearth-keyword")
 STOPWORDS = frozenset(
@@ -163,8 +169,9 @@ def keyword_query(words: list[str]) -> str:
 
 
 def rare_words(keywords, words: list[str]) -> list[str]:
-    """The words found in at most COMMON_WORD_SHARE of all chunks; all of them if none is that rare."""
-    cap = max(int(COMMON_WORD_SHARE * keywords.total()), MIN_COMMON_ROWS) + 1
+    """The words found in at most COMMON_WORD_SHARE of all chunks (and MAX_COMMON_ROWS); all of them
+    if none is that rare."""
+    cap = min(max(int(COMMON_WORD_SHARE * keywords.total()), MIN_COMMON_ROWS), MAX_COMMON_ROWS) + 1
     counts = keywords.counts(words, cap)
     return [w for w in words if counts[w] < cap] or words
 

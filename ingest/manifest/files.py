@@ -123,7 +123,9 @@ class Files:
         if not doc_ids:
             return set()
         marks = ",".join("?" * len(doc_ids))
-        rows = self.db.execute(f"SELECT doc_id FROM files WHERE collection=? AND doc_id IN ({marks})",
+        # "+collection": with more than a few ids SQLite chose the (collection, sha256) index and read every
+        # file of the collection (187 ms a search at 100k files) instead of looking each id up (0.15 ms).
+        rows = self.db.execute(f"SELECT doc_id FROM files WHERE +collection=? AND doc_id IN ({marks})",
                                (self.collection, *doc_ids))
         return {r[0] for r in rows}
 

@@ -27,6 +27,9 @@ FORMAT = 2
 _FORMAT_KEY = "keywords format"
 
 
+OVERFETCH = 4  # best rows of the shared index read per row wanted of one collection
+
+
 class Keywords:
     def __init__(self, db: Database, files):
         self.db, self.files = db, files  # files: whose physical name the rows belong to
@@ -112,12 +115,33 @@ class Keywords:
         documents `docs` only when given. CJK text in it is split as the index's (a quoted run: the
         phrase of its pairs)."""
         match = cjk_bigrams(match)
+        if not docs:
+            # The best rows of the whole index first, then their collection: joining every matching
+            # row before sorting took twice as long (at 1M passages, 422 against 333 ms for 400k rows).
+            # The index is shared by every collection: should too few of the best be this one's, the
+            # joined query below gives the right answer.
+            wanted = limit * OVERFETCH
+            rows = self.db.execute(
+                "SELECT k.doc_id, k.chunk, r.rank FROM (SELECT rowid, rank FROM keywords WHERE keywords MATCH ? "
+                "ORDER BY rank LIMIT ?) AS r JOIN keyword_chunks k ON k.id = r.rowid WHERE k.collection = ? "
+                "ORDER BY r.rank", (match, wanted, self.files.collection)).fetchall()
+            if len(rows) >= limit or not self._more_than(match, len(rows), wanted):
+                return [(doc, chunk, -rank) for doc, chunk, rank in rows[:limit]]
         only = " AND k.doc_id IN (SELECT value FROM json_each(?))" if docs else ""
         rows = self.db.execute(
             "SELECT k.doc_id, k.chunk, bm25(keywords) AS rank FROM keywords JOIN keyword_chunks k ON k.id = keywords.rowid "
             f"WHERE keywords MATCH ? AND k.collection = ?{only} ORDER BY rank LIMIT ?",
             (match, self.files.collection, *([json.dumps(list(docs))] if docs else []), limit))
         return [(doc, chunk, -rank) for doc, chunk, rank in rows]
+
+
+    def _more_than(self, match: str, found: int, wanted: int) -> bool:
+        """Whether the index holds rows of other collections among the best `wanted` (so that the
+        `found` of this one may not be all of it)."""
+        if found >= wanted:
+            return True
+        return self.db.execute("SELECT count(*) FROM (SELECT 1 FROM keywords WHERE keywords MATCH ? LIMIT ?)",
+                               (match, wanted)).fetchone()[0] > found
 
 
 class CachedKeywords(Keywords):

@@ -260,7 +260,7 @@ def model_settings(settings: Settings):
 def store_status(lib: Hearth):
     st.subheader("Store")
     try:
-        docs, chunks = lib.documents_page(limit=1)[1], lib.chunk_count()  # a count: not 100,000 records
+        docs, chunks = lib.totals()  # counted in the manifest: neither 100,000 records nor Chroma opened
     except Exception as exc:  # a broken store must be visible, not a blank page
         st.error(render.text(f"the store at {lib.settings.store_location} does not open: {exc}"))
         return

@@ -211,6 +211,10 @@ class CatalogFiles(Files):
     def get(self, path: str) -> FileRecord | None:
         return self.records().get(path)
 
+    def totals(self) -> tuple[int, int]:
+        records = self.records().values()
+        return len(records), sum(r.chunks for r in records)
+
     def has_files(self) -> bool:
         return bool(self.catalog.collection.get(where=self.where("file"), limit=1, include=[])["ids"])
 

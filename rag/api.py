@@ -96,8 +96,12 @@ class Hearth:
             return self.library.embed_model
 
     def load_model(self):
-        """Load the embedding model now (seconds), not on the first question."""
+        """Load the embedding model and open the vector index now (seconds; the index of 1M passages
+        takes ~5 s to read), not on the first question."""
         _ = self.library.embedder.model
+        if self.has_documents():
+            with store_errors(self.settings):
+                self.library.count()
 
     # --- the library ------------------------------------------------------------------------------
     def create(self, model: str = AUTO_MODEL):
@@ -146,6 +150,11 @@ class Hearth:
     def is_empty(self) -> bool:
         with store_errors(self.settings):
             return not self.library.files.has_files() and not self.library.files.problems()
+
+    def totals(self) -> tuple[int, int]:
+        """(documents, passages) as the manifest records them; cheap at any size (chunk_count asks Chroma)."""
+        with store_errors(self.settings):
+            return self.library.files.totals()
 
     def chunk_count(self) -> int:
         with store_errors(self.settings):

@@ -111,6 +111,13 @@ class Files:
                                (*args, limit, offset))
         return [FileRecord(*row[:-1], language=row[-1]) for row in rows], total
 
+    def totals(self) -> tuple[int, int]:
+        """(documents, passages) as recorded: what a status line shows without opening Chroma (whose
+        first open reads the whole vector index: 5.6 s at 1M passages)."""
+        files, chunks = self.db.execute("SELECT count(*), coalesce(sum(chunks), 0) FROM files WHERE collection=?",
+                                        (self.collection,)).fetchone()
+        return files, chunks
+
     def get(self, path: str) -> FileRecord | None:
         row = self.db.execute(f"SELECT {_COLUMNS} FROM files WHERE collection=? AND path=?", (self.collection, path)).fetchone()
         return FileRecord(*row[:-1], language=row[-1]) if row else None

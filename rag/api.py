@@ -96,12 +96,8 @@ class Hearth:
             return self.library.embed_model
 
     def load_model(self):
-        """Load the embedding model and open the vector index now (seconds; the index of 1M passages
-        takes ~5 s to read), not on the first question."""
+        """Load the embedding model now (seconds), not on the first question."""
         _ = self.library.embedder.model
-        if self.has_documents():
-            with store_errors(self.settings):
-                self.library.count()
 
     # --- the library ------------------------------------------------------------------------------
     def create(self, model: str = AUTO_MODEL):

@@ -170,10 +170,13 @@ def keyword_query(words: list[str]) -> str:
 
 def rare_words(keywords, words: list[str]) -> list[str]:
     """The words found in at most COMMON_WORD_SHARE of all chunks (and MAX_COMMON_ROWS); all of them
-    if none is that rare."""
-    cap = min(max(int(COMMON_WORD_SHARE * keywords.total()), MIN_COMMON_ROWS), MAX_COMMON_ROWS) + 1
+    if none is that rare, up to 100k passages; past that, none (scoring a million passages' worth of
+    common words took over a second: the dense side answers such a question)."""
+    share = max(int(COMMON_WORD_SHARE * keywords.total()), MIN_COMMON_ROWS)
+    cap = min(share, MAX_COMMON_ROWS) + 1
     counts = keywords.counts(words, cap)
-    return [w for w in words if counts[w] < cap] or words
+    rare = [w for w in words if counts[w] < cap]
+    return rare if rare or share > MAX_COMMON_ROWS else words
 
 
 def _keyword(library: Library, query: str, n: int, rare_only: bool, docs=None) -> list[tuple[str, float]]:

@@ -195,7 +195,7 @@ class Writer:
         except _Stopped:
             # Files recorded so far stay; those read but not recorded lose what was written of them (at
             # most a group's passages), so the next run finds them new and does them whole.
-            for parsed in list({id(p): p for p, _ in waiting}.values()) + finished:
+            for parsed in ({id(p): p for p, _ in waiting} | {id(p): p for p in finished}).values():
                 self._forget(parsed, waiting)
             report.stopped, report.left = True, report.left + state["total"] - state["done"]
         finally:

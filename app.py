@@ -188,6 +188,8 @@ def server_status(settings: Settings):
             st.success(render.text(f"{info.engine} · {info.model} · answering"))
         if info is not None:
             st.caption(render.text(info.url))
+            if state in ("answering", "busy"):  # "prompt 88 tokens/s; passages up to 247 tokens for ..."
+                st.caption(render.text(api.passage_budget(settings, info).describe()))
         model_choice(settings, info)
 
     status()

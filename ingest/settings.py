@@ -141,8 +141,12 @@ class Settings:
     """Let the model server judge the sentences whose support the word and embedding check can't
     decide (rag/support.py); after the answer has streamed, a few seconds on a CPU. Off: words alone."""
     context_tokens: int = 0
-    """Most passage tokens sent to the model; 0 = auto: CPU_CONTEXT_TOKENS for llama.cpp on the CPU
-    (prompt processing is the first-token wait there: bench/first_token.py), else what fits."""
+    """Most passage tokens sent to the model; 0 = auto: what the server's measured prompt speed reads
+    within first_token_s (rag/retrieval.budget_for); unmeasured, the engine's CONTEXT_TOKENS (300 for
+    llama.cpp on the CPU, bench/first_token.py), else what fits."""
+    first_token_s: float = 5.0
+    """Seconds a question may wait for the answer's first token: with context_tokens auto, the passages
+    are cut to what the model server reads in this time (its prompt speed is measured when it starts)."""
     app_address: str = "127.0.0.1"
     """Where the app listens (`hearth serve`). Anything but this machine (127.0.0.1) lets other machines
     reach your documents: set it only on purpose, e.g. behind a VPN."""

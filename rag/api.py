@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -38,7 +39,7 @@ from ingest.watch import Watcher, describe
 from . import evaluate, export, llm_server, render, summary, uploads, viewer  # noqa: F401  (render, export: for the front ends)
 from .answer import MISMATCH_NOTE, Answer, Answerer, AnswerStream  # noqa: F401  (MISMATCH_NOTE: for the front ends)
 from .chats import Chat, Chats, SavedStream
-from .retrieval import MODES, Hit, search
+from .retrieval import MODES, Hit, budget_for, search
 
 SUPPORTED_TYPES = sorted(loaders.SUPPORTED)  # file extensions Hearth reads
 load_qa = evaluate.load_qa
@@ -48,7 +49,7 @@ tail = llm_server.tail
 Progress = Callable[[str, int, int, int], None]  # (path, files done, files in all, chunks embedded)
 
 __all__ = ["Hearth", "Answer", "AnswerStream", "Chat", "FileRecord", "FileResult", "Hit", "Report", "MODES",
-           "SUPPORTED_TYPES", "check_collection_name", "describe", "load_settings", "model_server"]
+           "SUPPORTED_TYPES", "check_collection_name", "describe", "load_settings", "model_server", "passage_budget"]
 
 
 class Hearth:
@@ -269,7 +270,7 @@ class Hearth:
         return found
 
     def _answerer(self, server=None) -> Answerer:
-        server = server or llm_server.current(self.settings)
+        server = llm_server.with_prompt_speed(self.settings, server or llm_server.current(self.settings))
         starting = bool(server and server.managed and llm_server.status(self.settings, server)[0] == "starting")
         if self._last is None or self._last.server != server:  # its HTTP clients are kept for the next question
             self._last = Answerer(self.library, server)
@@ -386,6 +387,51 @@ def model_server(settings: Settings) -> llm_server.ServerInfo | None:
 def model_server_status(settings: Settings, info: llm_server.ServerInfo, timeout: float = 2.0):
     """(answering | busy | starting | down, its model names when answering)."""
     return llm_server.status(settings, info, timeout)
+
+
+@dataclass
+class PassageBudget:
+    """How many passage tokens go into a question's prompt for a server, and why."""
+    tokens: int
+    prompt_tokens_per_s: float | None  # the server's measured prompt speed; None: not measured
+    first_token_s: float  # HEARTH_FIRST_TOKEN_S
+    basis: str  # measured (from the speed), setting (HEARTH_CONTEXT_TOKENS), engine (its default), context (all that fit)
+    # With a measured speed: when the first token comes with a full budget (retrieval.budget_for's
+    # arithmetic). Past first_token_s only where even one passage's worth takes longer.
+    expected_first_token_s: float | None = None
+
+    def describe(self) -> str:
+        """One line for people: "prompt 88 tokens/s; passages up to 247 tokens for a first token within 5 s"."""
+        speed = f"prompt {self.prompt_tokens_per_s:,.0f} tokens/s" if self.prompt_tokens_per_s else "prompt speed not measured"
+        why = {"measured": f" for a first token within {self.first_token_s:g} s", "setting": " (HEARTH_CONTEXT_TOKENS)",
+               "engine": " (the engine's default)", "context": " (all that fit the context)"}[self.basis]
+        late = self.expected_first_token_s
+        if self.basis == "measured" and late is not None and late > self.first_token_s + 0.05:
+            why = f", the least sent: a first token in ~{late:.1f} s, not within {self.first_token_s:g} s"
+        return f"{speed}; passages up to {self.tokens:,} tokens{why}"
+
+    def to_json(self) -> dict:
+        return {"tokens": self.tokens, "prompt_tokens_per_s": self.prompt_tokens_per_s,
+                "first_token_s": self.first_token_s, "basis": self.basis,
+                "expected_first_token_s": self.expected_first_token_s}
+
+
+def passage_budget(settings: Settings, info: llm_server.ServerInfo | None, measure: bool = True) -> PassageBudget:
+    """The passage budget answers from `info` get (rag/retrieval.budget_for), with the prompt speed
+    it was sized from. A remote server's speed is measured here the first time in this process
+    (`measure`: False for a server known not to answer: what was measured already is used)."""
+    from . import engines, retrieval
+
+    if measure:
+        info = llm_server.with_prompt_speed(settings, info)
+    speed = info.prompt_tokens_per_s if info is not None else None
+    engine = engines.get(info.engine) if info is not None else None
+    basis = ("setting" if settings.context_tokens > 0 else "measured" if speed
+             else "engine" if engine is not None and engine.CONTEXT_TOKENS else "context")
+    tokens = budget_for(settings, info)
+    expected = (round(retrieval.FIRST_TOKEN_FIXED_S + (tokens + retrieval.PROMPT_FIXED_TOKENS) / speed, 2)
+                if speed else None)
+    return PassageBudget(tokens, speed, settings.first_token_s, basis, expected)
 
 
 def start_model_server(settings: Settings, wait: bool = True, on_wait=None) -> llm_server.ServerInfo:

@@ -661,8 +661,9 @@ def llm_start(
         info = api.start_model_server(settings, on_wait=lambda m: err.print(f"[dim]{escape(m)}[/]"))
     except ServerError as exc:
         _fail(exc, 1)
+    speed = f"; prompt {info.prompt_tokens_per_s:,.0f} tokens/s" if info.prompt_tokens_per_s else ""
     out.print(f"{info.engine} serving {escape(info.model)} at {info.url} (pid {info.pid}; "
-              f"ready in {time.perf_counter() - started:.1f} s)")
+              f"ready in {time.perf_counter() - started:.1f} s{speed})")
 
 
 @llm_app.command("models")
@@ -707,22 +708,25 @@ def llm_stop():
 
 @llm_app.command("status")
 def llm_status(as_json: bool = JsonOpt):
-    """Which server Hearth would use, and whether it answers."""
+    """Which server Hearth would use, whether it answers, and its prompt speed and passage budget."""
     from dataclasses import asdict
 
     settings = load_settings()
     info = api.model_server(settings)
     state, models = api.model_server_status(settings, info) if info else ("none", None)
     up = state in ("answering", "busy")
+    budget = api.passage_budget(settings, info, measure=up) if info else None
     if as_json:
         print(json.dumps({"running": info is not None, "healthy": up, "state": state, "models": models or [],
-                          **(asdict(info) if info else {})}, indent=2))
+                          **(asdict(info) if info else {}),
+                          **({"passage_budget": budget.to_json()} if budget else {})}, indent=2))
     elif info is None:
         out.print("no model server: start one with `hearth llm start`, or set HEARTH_LLM_URL")
     else:
         shown_state = {"answering": "[green]answering[/]", "busy": "[green]answering[/] (busy: a question waits its turn)",
                        "starting": "[yellow]starting[/]"}.get(state, "[red]not answering[/]")
         out.print(f"{info.engine} {escape(info.model)} at {info.url}: {shown_state}" + (f" (pid {info.pid})" if info.pid else ""))
+        out.print(f"[dim]{escape(budget.describe())}[/]")
     raise typer.Exit(0 if up else 1)
 
 

@@ -3,10 +3,15 @@ described by its module in engines/.
 
 Both speak the OpenAI API, which is the only way Hearth talks to a model; with HEARTH_LLM_URL set,
 Hearth uses that server and manages nothing. State lives in <home>/llm.json (pid, the process's start
-time, port, engine, model), replaced whole (write, fsync, rename) and only under <home>/llm.lock, which
-start() holds from its check to its write: two app sessions pressing Start get one server. A pid is
-trusted only while /proc says the process it names started when ours did, so stop() never signals a
-stranger that inherited the number. The server's output goes to <home>/logs/llm-<engine>.log.
+time, port, engine, model, its measured prompt speed), replaced whole (write, fsync, rename) and only
+under <home>/llm.lock, which start() holds from its check to its write: two app sessions pressing Start
+get one server. A pid is trusted only while /proc says the process it names started when ours did, so
+stop() never signals a stranger that inherited the number. The server's output goes to
+<home>/logs/llm-<engine>.log.
+
+Once a managed server first answers, its prompt-processing speed is measured (measure_prompt_speed:
+two one-token requests with a ~400-token prompt) and saved with it; rag/retrieval.budget_for sizes the
+passages from it. A remote server (HEARTH_LLM_URL) is measured once per process, kept in memory.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import fcntl
 import ipaddress
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +54,10 @@ class ServerInfo:
     managed: bool = True
     ready_at: float | None = None  # when it first answered: after that, a slow reply means busy, not starting
     proc_start: int | None = None  # the process's start time (clock ticks since boot, /proc/PID/stat)
+    # Prompt tokens it reads per second, measured once when it first answered (measure_prompt_speed);
+    # None: not measured (yet), or the measurement failed (measured_at set): the engine's defaults apply.
+    prompt_tokens_per_s: float | None = None
+    measured_at: float | None = None
 
 
 def _state_file(settings: Settings) -> Path:
@@ -158,6 +169,8 @@ def status(settings: Settings, info: ServerInfo, timeout: float = 2.0) -> tuple[
     if state == "answering":
         if info.managed and info.ready_at is None:
             _mark_ready(settings, info)
+            # Started without waiting (the app, `hearth serve`): measured beside, not in the way of, this call.
+            threading.Thread(target=measure_managed, args=(settings, info), name="hearth-prompt-speed").start()
         return state, models
     if state == "slow" and (not info.managed or info.ready_at is not None):
         return "busy", None
@@ -176,6 +189,143 @@ def _mark_ready(settings: Settings, info: ServerInfo):
         if saved is not None and saved.pid == info.pid:
             saved.ready_at = info.ready_at
             _write_state(settings, saved)
+
+
+# --- prompt speed --------------------------------------------------------------------------------
+# Ordinary English (~400 tokens with the nonce in front): what a passage reads like to a tokenizer.
+SPEED_TEXT = (
+    "The boiler in the basement was serviced last autumn by a company from the north side of town, and the "
+    "engineer left a note saying that the pressure should be checked once a month during the winter. "
+    "Receipts for the work, like every other household bill, are kept in the grey folder on the second "
+    "shelf of the study, sorted by year. The insurance papers for the house and the car are in the same "
+    "folder, behind the receipts, together with the warranty for the washing machine, which runs out in "
+    "March. The garden needs more attention in spring than in any other season: the tomatoes are planted "
+    "against the south wall, where they get six hours of sun a day, and they are watered deeply twice a "
+    "week rather than a little every evening. The apple tree near the fence is pruned in late winter, "
+    "before the buds open, and the cuttings go to the green bin that is collected every other Tuesday. "
+    "The neighbours look after the cat when the family is away; a spare key hangs in their hallway, and "
+    "the cat's food, her medicine and the vet's telephone number are written on a card on the fridge. "
+    "The car is due for its inspection in June, and the garage on the main road has asked for a call a "
+    "week in advance so that they can order the parts for the brakes. Bank statements arrive by post at "
+    "the start of each month and are read, filed and kept for six years, since the tax office may ask "
+    "for them. The old laptop in the cupboard still works, but its battery lasts less than an hour, so it "
+    "is used only for the children's homework and for printing the school's letters. Before the holidays "
+    "the heating is turned down, the water is switched off at the main tap under the kitchen sink, and "
+    "the windows on the ground floor are checked twice, once in the evening and again in the morning. "
+    "The smoke alarm in the hall is tested on the first Sunday of every month; its battery is changed in May."
+)
+SPEED_REQUESTS = 2  # the faster one counts: the first may include a cold start (weights paged in, caches)
+_remote_speeds: dict[tuple[str, str], tuple[float | None, float]] = {}  # (url, model) -> (speed, when)
+REMOTE_RETRY_S = 60.0  # a remote server that could not be measured is tried again after this long
+REMOTE_TIMEOUT_S = 30.0  # per request: a remote server slower than ~14 prompt tokens/s is not measured
+
+
+def _post_json(url: str, body: dict, api_key: str, timeout: float) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if "json" not in response.headers.get("Content-Type", ""):  # e.g. a stream or an HTML page: not read
+            raise ValueError(f"the reply is {response.headers.get('Content-Type')!r}, not JSON")
+        return json.load(response)
+
+
+def _timed_prompt(url: str, model: str, api_key: str, timeout: float) -> tuple[int, float]:
+    """(prompt tokens, seconds) of one request that generates one token. The prompt starts with a new
+    random nonce, so no server can reuse a cached prefix of an earlier one (llama.cpp does). It goes to
+    /v1/completions as it is; a server without that endpoint gets it through /v1/chat/completions."""
+    text = f"{secrets.token_hex(8)} {SPEED_TEXT}"
+
+    def timed(path: str, body: dict) -> tuple[int, float]:
+        started = time.perf_counter()
+        reply = _post_json(url.rstrip("/") + path, {"model": model or "local", "max_tokens": 1, "temperature": 0.0,
+                                                    **body}, api_key, timeout)
+        return int(reply["usage"]["prompt_tokens"]), time.perf_counter() - started
+
+    try:
+        return timed("/completions", {"prompt": text})
+    except urllib.error.HTTPError:  # a chat-only server
+        return timed("/chat/completions", {"messages": [{"role": "user", "content": text}]})
+
+
+def measure_prompt_speed(url: str, model: str = "", api_key: str = "", timeout: float = 60.0) -> float | None:
+    """Prompt tokens per second the server at `url` (ending in /v1) reads: SPEED_REQUESTS one-token
+    requests of ~400 tokens, the fastest counted (its time includes the HTTP round trip and one token,
+    so this is a little under the true speed). None when it cannot be measured: a server that is down,
+    slow past `timeout`, or whose reply carries no usage."""
+    best = None
+    for _ in range(SPEED_REQUESTS):
+        try:
+            tokens, seconds = _timed_prompt(url, model, api_key, timeout)
+        except Exception:  # down, timed out, not JSON, no usage, a cut connection: whatever it is, no speed
+            return None
+        if tokens > 0 and seconds > 0:
+            best = max(best or 0.0, tokens / seconds)
+    return best
+
+
+def measure_managed(settings: Settings, info: ServerInfo, on_wait=None) -> float | None:
+    """Measure Hearth's own server once, when it has become ready, and save the speed in llm.json (a
+    failure is saved too, as measured_at with no speed: the server is used with the engine's defaults).
+    One process measures at a time (two at once would each see half the CPU); one that finds another
+    measuring, or the server measured already, leaves it. Never raises: a measurement is no reason
+    not to answer."""
+    if not info.managed or info.measured_at is not None:
+        return info.prompt_tokens_per_s
+    try:
+        fd = os.open(settings.home / "llm-speed.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another process is measuring it
+        os.close(fd)
+        return None
+    try:
+        with _state_lock(settings):
+            saved = _read_state(settings)
+        if saved is None or (saved.pid, saved.proc_start) != (info.pid, info.proc_start):
+            return None  # stopped, or replaced by another server
+        if saved.measured_at is not None:
+            info.prompt_tokens_per_s, info.measured_at = saved.prompt_tokens_per_s, saved.measured_at
+            return info.prompt_tokens_per_s
+        if on_wait:
+            on_wait("measuring its prompt speed…")
+        speed = measure_prompt_speed(info.url, info.model, settings.llm_api_key, min(settings.llm_timeout, 60.0))
+        info.prompt_tokens_per_s, info.measured_at = (round(speed, 1) if speed else None), time.time()
+        with _state_lock(settings):
+            saved = _read_state(settings)
+            if saved is not None and (saved.pid, saved.proc_start) == (info.pid, info.proc_start):
+                saved.prompt_tokens_per_s, saved.measured_at = info.prompt_tokens_per_s, info.measured_at
+                _write_state(settings, saved)
+        return info.prompt_tokens_per_s
+    except (OSError, ServerError):
+        return None
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remote_prompt_speed(settings: Settings, url: str, model: str) -> tuple[float | None, float | None]:
+    """(prompt tokens/s, when measured) of a server Hearth does not manage (HEARTH_LLM_URL): measured
+    the first time it is asked for in this process, then kept in memory. (None, when) after a failed
+    try, which is tried again after REMOTE_RETRY_S."""
+    key = (url, model)
+    known = _remote_speeds.get(key)
+    if known is not None and (known[0] is not None or time.time() - known[1] < REMOTE_RETRY_S):
+        return known
+    speed = measure_prompt_speed(url, model, settings.llm_api_key, min(settings.llm_timeout, REMOTE_TIMEOUT_S))
+    _remote_speeds[key] = (round(speed, 1) if speed else None, time.time())
+    return _remote_speeds[key]
+
+
+def with_prompt_speed(settings: Settings, info: ServerInfo | None) -> ServerInfo | None:
+    """`info` with its prompt speed: a managed server's was measured when it started (llm.json); a
+    remote one's is measured now if this process has not yet (remote_prompt_speed). Called where the
+    speed is needed (a question's passage budget, the status shown), not wherever a server is looked up."""
+    if info is not None and not info.managed and info.prompt_tokens_per_s is None:
+        info.prompt_tokens_per_s, info.measured_at = remote_prompt_speed(settings, info.url, info.model)
+    return info
 
 
 def is_local(url: str) -> bool:
@@ -205,7 +355,9 @@ def current(settings: Settings) -> ServerInfo | None:
         url = settings.llm_url.rstrip("/")
         url = url if url.endswith("/v1") else url + "/v1"
         models = healthy(url, settings.llm_api_key) or []
-        return ServerInfo("remote", settings.llm_model or (models[0] if models else ""), url, managed=False)
+        info = ServerInfo("remote", settings.llm_model or (models[0] if models else ""), url, managed=False)
+        info.prompt_tokens_per_s, info.measured_at = _remote_speeds.get((url, info.model), (None, None))
+        return info
     try:
         info = _read_state(settings)
     except ServerError:
@@ -341,6 +493,7 @@ def wait_until_ready(settings: Settings, info: ServerInfo, proc=None, on_wait=No
     while time.monotonic() < deadline:
         if healthy(info.url, settings.llm_api_key):  # vLLM started with --api-key checks /v1/models too
             _mark_ready(settings, info)
+            measure_managed(settings, info, on_wait)  # once per server; a failure leaves the defaults
             return
         exited = proc.poll() is not None if proc is not None else not _ours(info)
         if exited:

@@ -220,12 +220,26 @@ WIDEN_BELOW = 48  # tokens
 PROMPT_OVERHEAD = 400  # tokens for the system prompt, the question and the chat template
 
 
+# Passages sized to the first-token wait (HEARTH_FIRST_TOKEN_S) at the server's measured prompt speed:
+#   passage tokens = prompt tokens/s * (FIRST_TOKEN_S - FIRST_TOKEN_FIXED_S) - PROMPT_FIXED_TOKENS
+FIRST_TOKEN_FIXED_S = 0.6  # the wait that is not the prompt: retrieval, the lead quote, the HTTP round trip
+PROMPT_FIXED_TOKENS = 140  # the rest of the prompt: system, question, instructions, template (build_messages, Qwen: 135-146)
+MIN_PASSAGE_TOKENS = 150  # one passage's worth, however slow the server: an answer needs something to quote
+
+
 def budget_for(library: Library, server=None) -> int:
-    """Passage tokens for the model behind `server` (an llm_server.ServerInfo, or None)."""
-    s = library.settings
+    """Passage tokens for the model behind `server` (an llm_server.ServerInfo, or None); `library`
+    may also be a Settings. HEARTH_CONTEXT_TOKENS wins; else a server whose prompt speed was measured
+    gets what it reads within HEARTH_FIRST_TOKEN_S (at least MIN_PASSAGE_TOKENS); else its engine's
+    CONTEXT_TOKENS; always at most what fits the context."""
+    s = getattr(library, "settings", library)
     room = max(256, s.llm_context - s.answer_max_tokens - PROMPT_OVERHEAD)
     if s.context_tokens > 0:
         return min(room, s.context_tokens)
+    speed = getattr(server, "prompt_tokens_per_s", None)
+    if speed:
+        fits = speed * (s.first_token_s - FIRST_TOKEN_FIXED_S) - PROMPT_FIXED_TOKENS
+        return int(min(room, max(MIN_PASSAGE_TOKENS, fits)))
     engine = engines.get(server.engine) if server is not None else None
     if engine is not None and engine.CONTEXT_TOKENS:
         return min(room, engine.CONTEXT_TOKENS)

@@ -5,9 +5,10 @@
     stream.result.citations        # [n] = part n, with its first page
 
 Map: the document's chunks, in order, are joined into parts that fit the model's passage budget
-(rag/retrieval.budget_for: 450 tokens for llama.cpp on a CPU, so the first part's summary starts
-within seconds); each part is summarized in two sentences, streamed to `on_part` as it comes. Only
-MAX_PARTS parts are read (evenly spaced over a longer document, and the summary says so). Reduce: the
+(rag/retrieval.budget_for: sized from the server's measured prompt speed, ~250 tokens on a 2-core
+CPU, so the first part's summary starts within seconds); each part is summarized in two sentences,
+streamed to `on_part` as it comes. Only MAX_PARTS parts are read (evenly spaced over a longer
+document, and the summary says so). Reduce: the
 part summaries, numbered with their pages, are summarized into one answer that cites them as [n],
 checked against the parts' own text like any answer.
 """

@@ -4,6 +4,10 @@ on demand. Real model servers (llama.cpp, vLLM) are what every other answer test
 
     with FaultyServer() as server:
         url = server.url("cut")   # -> http://127.0.0.1:PORT/cut/v1
+
+Two modes are no failure but a clock: "timed" answers a one-token completion after a delay of its
+prompt's words / tokens_per_s (plus first_extra_s on the first request), with the words as
+usage.prompt_tokens; "chatonly" does the same on /chat/completions and has no /completions.
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.server.authorizations.append(self.headers.get("Authorization"))
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         mode = self.path.strip("/").split("/")[0]
+        if mode in ("timed", "chatonly"):
+            return self._timed(mode, json.loads(body))
         if mode == "html":
             return self._send(200, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
         if mode == "http500":
@@ -87,9 +93,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.shutdown(socket.SHUT_RDWR)
 
 
+    def _timed(self, mode: str, request: dict):
+        chat = self.path.endswith("/chat/completions")
+        if mode == "chatonly" and not chat:
+            return self._send(404, "application/json", b'{"error": {"message": "Not Found"}}')
+        prompt = "\n".join(m["content"] for m in request["messages"]) if chat else request["prompt"]
+        with self.server.lock:
+            self.server.prompts.append(prompt)
+            extra = self.server.first_extra_s if len(self.server.prompts) == 1 else 0.0
+        tokens = len(prompt.split())
+        time.sleep(tokens / self.server.tokens_per_s + extra)
+        choice = {"index": 0, "finish_reason": "length",
+                  **({"message": {"role": "assistant", "content": "The"}} if chat else {"text": "The"})}
+        body = {"id": "x", "object": "chat.completion" if chat else "text_completion", "created": 0, "model": "timed",
+                "choices": [choice], "usage": {"prompt_tokens": tokens, "completion_tokens": 1, "total_tokens": tokens + 1}}
+        self._send(200, "application/json", json.dumps(body).encode())
+
+
 class FaultyServer:
-    def __init__(self, hold_s: float = 30.0, answer: str = HOSTILE_ANSWER, delay_s: float = 0.0):
+    def __init__(self, hold_s: float = 30.0, answer: str = HOSTILE_ANSWER, delay_s: float = 0.0,
+                 tokens_per_s: float = 100.0, first_extra_s: float = 0.0):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.tokens_per_s, self.httpd.first_extra_s = tokens_per_s, first_extra_s  # the timed modes' clock
+        self.httpd.prompts, self.httpd.lock = [], threading.Lock()  # every prompt the timed modes were sent
         self.httpd.hold_s = hold_s
         self.httpd.answer, self.httpd.delay_s = answer, delay_s
         self.httpd.authorizations = []  # the Authorization header of every request (None: none sent)

@@ -184,7 +184,15 @@ def test_cli_ask_json_and_export(llama, home, tmp_path):
     env = {**os.environ, "HEARTH_HOME": str(home), "PYTHONPATH": str(ROOT)}
     status = subprocess.run([sys.executable, "-m", "rag.cli", "llm", "status", "--json"], env=env,
                             capture_output=True, text=True, timeout=60)
-    assert json.loads(status.stdout)["healthy"] and json.loads(status.stdout)["pid"] == llama.pid, (status.stdout, llama)
+    shown = json.loads(status.stdout)
+    assert shown["healthy"] and shown["pid"] == llama.pid, (status.stdout, llama)
+    # Its prompt speed was measured when it first answered (llm_server.start), saved in llm.json, and
+    # the passage budget follows it (rag/retrieval.budget_for).
+    saved = json.loads((home / "llm.json").read_text())
+    assert llama.prompt_tokens_per_s > 0 and saved["prompt_tokens_per_s"] == llama.prompt_tokens_per_s and saved["measured_at"]
+    assert shown["prompt_tokens_per_s"] == llama.prompt_tokens_per_s
+    assert shown["passage_budget"]["basis"] == "measured" and shown["passage_budget"]["tokens"] >= 150, shown
+    print(f"measured llama.cpp prompt speed: {llama.prompt_tokens_per_s} tokens/s; passage budget {shown['passage_budget']}")
     out = tmp_path / "exported.md"
     run = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Who services the boiler?", "--json",
                           "--export", str(out)], env=env, capture_output=True, text=True, timeout=300)

@@ -481,6 +481,28 @@ def test_a_remote_server_that_does_not_answer_is_said_so(filled, monkeypatch):
     assert any("could not be reached" in _plain(w.value) for w in at.warning) and at.main.expander
 
 
+def test_the_model_panel_shows_the_prompt_speed_and_the_passage_budget(filled, monkeypatch):
+    """The sidebar says how fast the server reads a prompt and how many passage tokens that allows
+    (a server on 127.0.0.1 that takes a known time per prompt word, measured once by this process)."""
+    import re
+
+    from faulty_server import FaultyServer
+
+    llm_server._remote_speeds.clear()
+    try:
+        with FaultyServer(tokens_per_s=300.0) as server:
+            monkeypatch.setenv("HEARTH_LLM_URL", server.url("timed"))
+            at = run_app()
+            captions = [" ".join(_plain(c.value).split()) for c in at.sidebar.caption]
+            shown = [re.fullmatch(r"prompt (\d+) tokens/s; passages up to ([\d,]+) tokens for a first token within 5 s", c)
+                     for c in captions]
+            assert any(shown), captions
+            speed, tokens = next(m for m in shown if m).groups()
+            assert 200 < int(speed) <= 300 and int(tokens.replace(",", "")) > 700, captions
+    finally:
+        llm_server._remote_speeds.clear()
+
+
 def test_the_api_key_goes_only_to_the_configured_server(filled, monkeypatch):
     """HEARTH_LLM_API_KEY is for HEARTH_LLM_URL: a server typed in the sidebar never gets it, and a
     typed URL off this machine is refused unless the configuration allows its host."""

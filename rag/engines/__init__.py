@@ -3,7 +3,8 @@
     NAME            the engine's name in settings and in llm.json
     command(settings, port) -> (argv, extra environment, the model name it serves)
     CLIENT_OPTIONS  extra request fields for its OpenAI-compatible API
-    CONTEXT_TOKENS  most passage tokens worth sending it (None: all that fit its context)
+    CONTEXT_TOKENS  most passage tokens worth sending it while its prompt speed is not measured
+                    (None: all that fit its context); measured, rag/retrieval.budget_for sizes them
 
 llm_server.py starts, watches and stops whichever one is picked; answers reach it only through its
 OpenAI-compatible API. A remote server (HEARTH_LLM_URL) has no module: the defaults apply.

@@ -16,6 +16,8 @@ CLIENT_OPTIONS = {"repeat_penalty": 1.0}  # 1.1 (its default) measured worse
 # in what is sent, per budget, on the R FAQ dev set. 300, not 450: on 42 questions of the answer dev
 # set (bench/answers.py, AMD EPYC 2 cores) first token 6.66 -> 5.22 s, correct 57.1 -> 54.8 % (one
 # question), wrong answers caught 89 -> 95 %, right sentences flagged 43.5 -> 37.7 % (docs/decisions.md).
+# Used only until the server's prompt speed is measured (or when that fails): the budget then follows
+# the measured speed and HEARTH_FIRST_TOKEN_S (rag/retrieval.budget_for), ~250 at this machine's 88 tokens/s.
 CONTEXT_TOKENS = 300
 
 

@@ -100,6 +100,41 @@ def retrieval(libs: dict, rows: list[dict], k: int = 5) -> None:
             print(f"| {name} | {split} | {len(chosen)} | {' | '.join(cells)} |")
 
 
+FACT_DEPTHS = (1, 3, 5, 10)
+FACT_BUDGETS = (300, 1200)  # the 2-core default, and what an 8-core laptop reads in 5 s
+
+
+def fact_recall(libs: dict, rows: list[dict]) -> None:
+    """How often every key fact stands in the hybrid search's first 1 / 3 / 5 / 10 passages, and in
+    the passages the model is given (rag/retrieval.assemble of what passes HEARTH_MIN_SCORE) at each
+    budget of FACT_BUDGETS: the retriever's share of a wrong answer, per split and kind."""
+    from rag.retrieval import assemble, search
+
+    print("\nKey facts found (every key fact of a question in the text; hybrid): "
+          f"top {' / '.join(map(str, FACT_DEPTHS))} | given at {' / '.join(map(str, FACT_BUDGETS))} tokens "
+          "(passages given, mean) | search ms, median")
+    table = defaultdict(list)
+    for row in rows:
+        lib = libs[row["set"]]
+        t = time.perf_counter()
+        hits = search(lib, row["question"], max(FACT_DEPTHS))
+        took = 1000 * (time.perf_counter() - t)
+        found = [all(facts_met(" ".join(h.text for h in hits[:d]), row["facts"])) for d in FACT_DEPTHS]
+        kept = [h for h in hits if h.score >= lib.settings.min_score]
+        given = [assemble(lib, kept, b) for b in FACT_BUDGETS]
+        found += [all(facts_met(" ".join(h.text for h in g), row["facts"])) for g in given]
+        for key in (row["split"], f"{row['split']} {row['kind']}"):
+            table[key].append((found, [len(g) for g in given], took))
+    for key in sorted(table, key=lambda k: (k.split()[0] != "dev", " " in k, k)):
+        got = table[key]
+        shares = [100 * sum(f[i] for f, _, _ in got) / len(got) for i in range(len(FACT_DEPTHS) + len(FACT_BUDGETS))]
+        counts = [statistics.mean(n[i] for _, n, _ in got) for i in range(len(FACT_BUDGETS))]
+        depth = " / ".join(f"{x:.0f}" for x in shares[: len(FACT_DEPTHS)])
+        budget = " / ".join(f"{x:.0f}" for x in shares[len(FACT_DEPTHS):])
+        print(f"  {key:<14} n={len(got):<3} top {depth} % | given {budget} % "
+              f"({' / '.join(f'{c:.1f}' for c in counts)}) | {statistics.median(t for _, _, t in got):.0f} ms")
+
+
 def leads(settings, libs: dict, rows: list[dict]) -> None:
     """The lead quote alone (no model): how often it holds every key fact, per split."""
     from rag.answer import Answerer
@@ -236,8 +271,18 @@ def main():
                         "default: by the documents' language), all-MiniLM-L6-v2 or multilingual-e5-small")
     parser.add_argument("--home-suffix", default="", help="appended to each home's name, so a run with another "
                         "embedder (HEARTH_EMBED_PRECISION, HEARTH_EMBED_BACKEND) keeps its own store, e.g. --home-suffix=-fp32")
+    parser.add_argument("--param", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                        help="set a module constant for this run, e.g. rag.retrieval.WINDOW_WEIGHT=0 (an A/B arm)")
     args = parser.parse_args()
     print(describe())
+    for assignment in args.param:
+        import ast
+        import importlib
+
+        target, value = assignment.split("=", 1)
+        module, name = target.rsplit(".", 1)
+        setattr(importlib.import_module(module), name, ast.literal_eval(value))
+        print(f"{target} = {value}")
     if args.weights:
         from rag import retrieval as retrieval_module
 
@@ -260,6 +305,7 @@ def main():
     settings, libs = libraries(names, args.model, args.home_suffix)
     try:
         retrieval(libs, rows)
+        fact_recall(libs, rows)
         if not args.no_lead:
             leads(settings, libs, rows)
         if not args.retrieval:

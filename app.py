@@ -448,7 +448,12 @@ def show_lead(lead, passages, lib: Hearth):
                 render.text(f"— [{lead.n}] {_where(hit.source, hit.page, lib, hit.ocr)}"))
 
 
-def show_answer(answer: Answer, i: int, lib: Hearth, chat_id: str | None):
+def show_answer(answer: Answer, i: int, lib: Hearth, chat_id: str | None, attempt: int = 1):
+    """An answer with its marks and sources; `attempt` 2: the second attempt from the next passages
+    (its widgets keyed apart), shown under the first when that one failed its own check."""
+    tag = "" if attempt == 1 else f"-{attempt}"
+    if answer.retry is not None:
+        st.caption("First attempt:")
     if answer.passages:
         show_lead(answer.lead, answer.passages, lib)
     if answer.mismatch:
@@ -468,9 +473,10 @@ def show_answer(answer: Answer, i: int, lib: Hearth, chat_id: str | None):
         answer.model, f"first token {t['first_token_ms'] / 1000:.1f} s" if "first_token_ms" in t else "",
         f"total {t.get('total_ms', 0) / 1000:.1f} s",
         f"searched for: {answer.query}" if answer.query and answer.query != answer.question else "") if bit)))
-    st.download_button("Export answer", export.answer_markdown(answer, lib.folder, lib.name),
-                       file_name=f"hearth-answer-{i + 1}.md", mime="text/markdown", key=f"export-{i}",
-                       on_click="ignore", icon=":material/download:")
+    if attempt == 1:  # the export holds a second attempt too
+        st.download_button("Export answer", export.answer_markdown(answer, lib.folder, lib.name),
+                           file_name=f"hearth-answer-{i + 1}.md", mime="text/markdown", key=f"export-{i}{tag}",
+                           on_click="ignore", icon=":material/download:")
     cited = {c.n for c in answer.citations}
     for n, hit in enumerate(answer.passages, 1):
         mark = "cited" if n in cited else "not cited"
@@ -480,8 +486,8 @@ def show_answer(answer: Answer, i: int, lib: Hearth, chat_id: str | None):
             st.markdown(render.passage(hit.text, spans))
             left, right = st.columns(2)
             with left:
-                source_download(hit.source, f"src-{i}-{n}")
-            key = f"{lib.name}-{chat_id}-{i}-{n}"  # this chat's card: another chat's answer i is not it
+                source_download(hit.source, f"src-{i}-{n}{tag}")
+            key = f"{lib.name}-{chat_id}-{i}-{n}{tag}"  # this chat's card: another chat's answer i is not it
             viewing = state.setdefault("viewing", {})
             with right:
                 if key in viewing:
@@ -506,6 +512,9 @@ def show_answer(answer: Answer, i: int, lib: Hearth, chat_id: str | None):
                 else:
                     st.markdown(f"{render.UNSUPPORTED} " + render.text(" ".join(x.text.split())) + "  \n"
                                 + render.text("no passage shown says this"))
+    if answer.retry is not None:
+        st.info(render.text(api.RETRY_NOTE), icon=":material/replay:")
+        show_answer(answer.retry, i, lib, chat_id, attempt=2)
 
 
 def source_view(lib: Hearth, key: str, cited, quote: str):

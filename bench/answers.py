@@ -154,7 +154,7 @@ def leads(settings, libs: dict, rows: list[dict]) -> None:
 
 
 def shown_text(answer) -> str:
-    return "\n".join(x for x in (answer.lead_text, answer.answer) if x)
+    return answer.shown_text
 
 
 def score(rows: list[dict]) -> dict:
@@ -197,14 +197,18 @@ def answer_all(settings, libs: dict, rows: list[dict]) -> list[dict]:
                 answer = answerers[row["set"]].ask(row["question"]).collect()
                 text = shown_text(answer)
                 met = facts_met(text, row["facts"])
-                sentences = [x.to_json() for x in answer.sentences]
-                mismatch = answer.mismatch
+                final = answer.retry or answer  # a second attempt's marks are the ones the answer ends with
+                sentences = [x.to_json() for x in final.sentences]
+                mismatch = final.mismatch
                 record = {
                     "id": row["id"], "set": row["set"], "split": row["split"], "kind": row["kind"],
                     "question": row["question"], "facts": row["facts"], "met": met,
-                    "correct": all(met), "model_correct": all(facts_met(answer.answer, row["facts"])),
+                    "correct": all(met), "model_correct": all(facts_met(answer.answer + (" " + answer.retry.answer if answer.retry else ""), row["facts"])),
                     "caught": mismatch or any(s["supported"] is False for s in sentences), "mismatch": mismatch,
                     "lead": answer.lead_text, "answer": answer.answer, "error": answer.error,
+                    "retried": answer.retry is not None, "first_correct": all(facts_met(
+                        "\n".join(x for x in (answer.lead_text, answer.answer) if x), row["facts"])),
+                    "retry_answer": answer.retry.answer if answer.retry else None,
                     "sentences": sentences,
                     "sources": [f"{Path(h.source).name} p{h.page} {h.score:.2f}" for h in answer.passages],
                     "first_token_s": answer.timings.get("first_token_ms", 0) / 1000 or None,
@@ -249,6 +253,14 @@ def report(done: list[dict]) -> None:
                 r["caught"] = r["mismatch"] or False in claims
             f = score(marked)
             print(f"  YES {t:.2f}: caught {100 * f['caught']:.0f} %, flagged {100 * f['flagged']:.1f} %")
+    for split in ("dev", "held"):
+        rows = [r for r in done if r["split"] == split]
+        retried = [r for r in rows if r.get("retried")]
+        if rows:
+            print(f"Second attempts ({split}): {len(retried)} of {len(rows)} answers retried; correct before them "
+                  f"{100 * sum(r['first_correct'] for r in rows) / len(rows):.1f} %, after {100 * sum(r['correct'] for r in rows) / len(rows):.1f} % "
+                  f"(retried and then right: {sum(r['correct'] and not r['first_correct'] for r in retried)}; "
+                  f"right at first and retried: {sum(r['first_correct'] for r in retried)})")
     kinds = defaultdict(list)
     for r in done:
         kinds[(r["split"], r["kind"])].append(r)

@@ -140,6 +140,9 @@ class Settings:
     verify_claims: bool = True
     """Let the model server judge the sentences whose support the word and embedding check can't
     decide (rag/support.py); after the answer has streamed, a few seconds on a CPU. Off: words alone."""
+    retry_unsupported: bool = True
+    """An answer whose main claim is unsupported, or that says the passages don't answer, is asked once
+    more from the search's next passages, shown after it and labelled so (rag/answer.py RETRY_NOTE)."""
     context_tokens: int = 0
     """Most passage tokens sent to the model; 0 = auto: what the server's measured prompt speed reads
     within first_token_s (rag/retrieval.budget_for); unmeasured, the engine's CONTEXT_TOKENS (300 for

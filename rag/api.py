@@ -37,7 +37,7 @@ from ingest.store import check_collection_name, store_errors  # noqa: F401  (che
 from ingest.watch import Watcher, describe
 
 from . import evaluate, export, llm_server, render, summary, uploads, viewer  # noqa: F401  (render, export: for the front ends)
-from .answer import MISMATCH_NOTE, Answer, Answerer, AnswerStream  # noqa: F401  (MISMATCH_NOTE: for the front ends)
+from .answer import MISMATCH_NOTE, RETRY_MARK, RETRY_NOTE, Answer, Answerer, AnswerStream  # noqa: F401  (the notes: for the front ends)
 from .chats import Chat, Chats, SavedStream
 from .retrieval import MODES, Hit, budget_for, search
 

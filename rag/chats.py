@@ -70,11 +70,15 @@ def record(answer: Answer) -> str:
 
 
 def from_record(text: str) -> Answer:
-    d = json.loads(text)
+    return _answer(json.loads(text))
+
+
+def _answer(d: dict) -> Answer:
     d["passages"] = [Hit(**h) for h in d["passages"]]
     d["citations"] = [Citation(**{**c, "span": tuple(c["span"]) if c.get("span") else None}) for c in d["citations"]]
     d["sentences"] = [_sentence(x) for x in d["sentences"]]
     d["lead"] = _sentence(d["lead"]) if d.get("lead") else None
+    d["retry"] = _answer(d["retry"]) if d.get("retry") else None  # a second attempt (rag/answer.py)
     return Answer(**d)
 
 

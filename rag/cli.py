@@ -375,9 +375,12 @@ def ask(
                 out.print(escape(text), end="", soft_wrap=True)
             out.print()
             result = stream.result
-            if result.mismatch:
-                out.print(f"[bold red]! {escape(api.MISMATCH_NOTE)}[/]")
-            _print_sources(result)
+            for n, attempt in enumerate(filter(None, (result, result.retry)), 1):
+                if result.retry is not None:
+                    out.print(f"\n[bold]{'First attempt' if n == 1 else 'Second attempt, from the next passages'}[/]")
+                if attempt.mismatch:
+                    out.print(f"[bold red]! {escape(api.MISMATCH_NOTE)}[/]")
+                _print_sources(attempt)
             if chat_id:
                 out.print(f"[dim]saved as chat {chat_id}: continue it with --chat {chat_id}[/]")
         if export:

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from . import render
-from .answer import MISMATCH_NOTE, Answer, Citation
+from .answer import MISMATCH_NOTE, RETRY_NOTE, Answer, Citation
 
 
 def display_path(source: str, library_root: Path | None) -> str:
@@ -74,12 +74,22 @@ def _status(answer: Answer) -> list[str]:
 
 
 def answer_markdown(answer: Answer, library_root: Path | None = None, collection: str = "") -> str:
-    parts = ["# Hearth answer", "", f"**Question:** {render.text(answer.question)}", "",
-             _answer_body(answer, "") or "*(no answer)*", ""]
-    parts += _status(answer)
+    parts = ["# Hearth answer", "", f"**Question:** {render.text(answer.question)}", ""]
+    parts += _attempts(answer, "")
     parts += ["", "---", "", _meta(answer, collection), ""]
     parts += _footnotes(answer, "", library_root)
+    if answer.retry is not None:
+        parts += _footnotes(answer.retry, "r", library_root)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _attempts(answer: Answer, label: str) -> list[str]:
+    """The answer with its status lines; then a second attempt's, under RETRY_NOTE (footnotes `label`r)."""
+    parts = [_answer_body(answer, label) or "*(no answer)*", ""] + _status(answer)
+    if answer.retry is not None:
+        parts += ["", f"*{render.text(RETRY_NOTE)}*", "", _answer_body(answer.retry, label + "r") or "*(no answer)*", ""]
+        parts += _status(answer.retry)
+    return parts
 
 
 def chat_markdown(answers: list[Answer], library_root: Path | None = None, collection: str = "", title: str = "") -> str:
@@ -87,10 +97,11 @@ def chat_markdown(answers: list[Answer], library_root: Path | None = None, colle
     notes: list[str] = []
     for i, answer in enumerate(answers, 1):
         label = f"q{i}-"
-        parts += [f"## {i}. {render.text(answer.question)}", "", _answer_body(answer, label) or "*(no answer)*", ""]
-        parts += _status(answer)
+        parts += [f"## {i}. {render.text(answer.question)}", ""] + _attempts(answer, label)
         parts += [_meta(answer, collection), ""]
         notes += _footnotes(answer, label, library_root)
+        if answer.retry is not None:
+            notes += _footnotes(answer.retry, label + "r", library_root)
     parts += ["---", ""] + notes
     return "\n".join(parts).rstrip() + "\n"
 

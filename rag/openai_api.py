@@ -177,6 +177,10 @@ class Reply:
             text += f"\n\n({api.MISMATCH_NOTE}" + (f" The closest passage says: {result.lead_text})" if result.lead else ")")
         if result.error:
             text += f"\n\n({result.error})"
+        if result.retry is not None:  # the second attempt's text streamed after the first's (rag/answer.py)
+            lines = [f"[{c.n}] {api.export.display_path(c.source, folder)}" + (f", page {c.page}" if c.page else "")
+                     for c in result.retry.citations]
+            text += ("\n\nSources of the second attempt:\n" + "\n".join(lines)) if lines else ""
         return text
 
     def extra(self) -> dict:
@@ -184,13 +188,15 @@ class Reply:
         return {"citations": [c.to_json() for c in result.citations],
                 "sentences": [result.sentence_json(x) for x in result.sentences], "lead": result.lead_json(),
                 "mismatch": result.mismatch,
-                "sources": [h.to_json() for h in result.passages], "incomplete": result.incomplete}
+                "sources": [h.to_json() for h in result.passages], "incomplete": result.incomplete,
+                "retry": result.retry.to_json() if result.retry else None}
 
     def whole(self) -> dict:
         try:
             for _ in self.deltas:
                 pass
-            text = self.stream.result.answer + self.sources_text()
+            result = self.stream.result
+            text = result.answer + (api.RETRY_MARK + result.retry.answer if result.retry else "") + self.sources_text()
             return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                  "finish_reason": "stop"}], **self.extra()}

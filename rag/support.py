@@ -127,6 +127,12 @@ class Sentence:
                 "p_yes": None if self.p_yes is None else round(self.p_yes, 3)}
 
 
+def refusal(answer: str) -> bool:
+    """True when an answer opens by saying the passages don't answer ("The documents don't say …")."""
+    spans = split_sentences(answer)[:2]
+    return any(_REFUSAL.search(answer[a:b]) for a, b in spans)
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of `text`, trailing citation marks kept with their sentence; a
     fenced code block is one piece."""

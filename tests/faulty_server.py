@@ -5,6 +5,11 @@ on demand. Real model servers (llama.cpp, vLLM) are what every other answer test
     with FaultyServer() as server:
         url = server.url("cut")   # -> http://127.0.0.1:PORT/cut/v1
 
+"scripted" is no failure either: it answers each prompt with the first of `script`'s (marker, answer)
+pairs whose marker the prompt holds, streamed like "hostile" (the model's side of a test of what
+Hearth does with what the model writes; a request that is not streamed gets the same text whole, and
+/completions, where Hearth measures a server's prompt speed, is answered as in "timed").
+
 Two modes are no failure but a clock: "timed" answers a one-token completion after a delay of its
 prompt's words / tokens_per_s (plus first_extra_s on the first request), with the words as
 usage.prompt_tokens; "chatonly" does the same on /chat/completions and has no /completions.
@@ -51,8 +56,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.authorizations.append(self.headers.get("Authorization"))
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         mode = self.path.strip("/").split("/")[0]
+        text = self.server.answer  # what "hostile" streams; "scripted" picks its own
         if mode in ("timed", "chatonly"):
             return self._timed(mode, json.loads(body))
+        if mode == "scripted" and not self.path.endswith("/chat/completions"):
+            return self._timed("timed", json.loads(body))  # a prompt-speed measurement: timed, like a model
+        if mode == "scripted":
+            request = json.loads(body)
+            prompt = "\n".join(m["content"] for m in request["messages"])
+            with self.server.lock:
+                self.server.prompts.append(prompt)
+            text = next((answer for marker, answer in self.server.script if marker in prompt), "I don't know.")
+            if not request.get("stream"):
+                choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                return self._send(200, "application/json", json.dumps(
+                    {"id": "x", "object": "chat.completion", "created": 0, "model": "scripted", "choices": [choice]}).encode())
+            mode = "hostile"
         if mode == "html":
             return self._send(200, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
         if mode == "http500":
@@ -67,7 +86,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         if mode == "hostile":  # the server's answer (HOSTILE_ANSWER unless set), a piece at a time
-            text = self.server.answer
             for i in range(0, len(text), 24):
                 self.wfile.write(_chunk(text[i : i + 24]))
                 self.wfile.flush()
@@ -112,12 +130,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class FaultyServer:
     def __init__(self, hold_s: float = 30.0, answer: str = HOSTILE_ANSWER, delay_s: float = 0.0,
-                 tokens_per_s: float = 100.0, first_extra_s: float = 0.0):
+                 tokens_per_s: float = 100.0, first_extra_s: float = 0.0, script: list[tuple[str, str]] = ()):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.tokens_per_s, self.httpd.first_extra_s = tokens_per_s, first_extra_s  # the timed modes' clock
         self.httpd.prompts, self.httpd.lock = [], threading.Lock()  # every prompt the timed modes were sent
         self.httpd.hold_s = hold_s
         self.httpd.answer, self.httpd.delay_s = answer, delay_s
+        self.httpd.script = list(script)  # the scripted mode's (marker, answer) pairs
         self.httpd.authorizations = []  # the Authorization header of every request (None: none sent)
         self.httpd.holds_ended = 0  # silent and stall requests whose hold_s ran out
         self.httpd.daemon_threads = True

@@ -499,6 +499,37 @@ def test_a_right_and_a_flagged_answer_look_different(browser, tmp_path):
             proc.wait(timeout=30)
 
 
+def test_an_answer_that_fails_its_check_is_asked_again_and_the_budget_shows(browser, tmp_path):
+    """The first answer says the passages don't answer: it stays on screen, marked "First attempt",
+    and under the note that the question was asked again, the second answer from the next passages
+    with its own sources. The sidebar's model panel shows the server's measured prompt speed and the
+    passage budget. Screenshot in tests/artifacts."""
+    from faulty_server import FaultyServer
+
+    home = _household_home(tmp_path)
+    script = [("Northside Heating", "The documents don't say when the boiler is serviced."),
+              ("six years", "Receipts are kept for six years after the tax year ends [1]."),
+              ("31st of July", "The tax return for 2025 is due on the 31st of July 2026 [1].")]
+    with FaultyServer(script=script, tokens_per_s=400) as server:
+        proc, url = _serve(home, HEARTH_LLM_URL=server.url("scripted"), HEARTH_VERIFY_CLAIMS="false",
+                           HEARTH_CONTEXT_TOKENS="30", HEARTH_MIN_SCORE="0")  # one page a prompt
+        try:
+            page = _ask(browser.new_page(viewport={"width": 1400, "height": 1600}), url, "When is the boiler serviced?")
+            page.get_by_text("so the question was asked again with the next passages").last.wait_for(timeout=120_000)
+            page.get_by_role("button", name="Export answer").wait_for(timeout=120_000)
+            answer = page.locator("[data-testid='stChatMessage']").nth(1)
+            text = " ".join(answer.inner_text().split())
+            assert "First attempt" in text and "The documents don't say when the boiler is serviced" in text
+            assert text.index("First attempt") < text.index("asked again") < text.rindex("page 1" if "31st" in text else "page 2")
+            assert "six years" in text or "31st of July" in text  # the second answer, from another page
+            panel = " ".join(page.locator("[data-testid='stSidebar']").inner_text().split())
+            assert re.search(r"prompt [\d,]+ tokens/s; passages up to 30 tokens", panel), panel
+            page.screenshot(path=ARTIFACTS / "13-retry-and-budget.png", full_page=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 def test_a_folder_added_in_the_background_shows_live_progress_and_stops(browser, tmp_path):
     """The Library's "Add a folder on this computer" in a real browser: the progress (files done of
     those to do, rate, time left) updates by itself every second, with no click, and Stop ends it

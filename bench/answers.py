@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/answers.py                      # every set, both splits
     .venv/bin/python bench/answers.py --split dev --set r  # tune on dev only; held is reported apart
-    .venv/bin/python bench/answers.py --retrieval          # hit@1 / hit@5 / MRR only (no model)
+    .venv/bin/python bench/answers.py --retrieval          # hit@1 / hit@5 / MRR and key facts found, no model
+    .venv/bin/python bench/answers.py --split held --budget 1200   # an 8-core laptop's passage budget
     .venv/bin/python bench/answers.py --retrieval --set debian-de --model all-MiniLM-L6-v2  # one model forced
 
 The dev set is bench/answers-{r,octave,debian}.jsonl, and for other languages
@@ -19,6 +20,8 @@ the same Answerer the app and `hearth ask` use, with the default settings. Repor
 - first token and total time, medians; the lead quote's time (what appears first on screen)
 - the same marks with words alone (no model judge), from the same answers: each sentence's word
   score is recorded, so the judge's worth is measured on the same text
+- second attempts (HEARTH_RETRY_UNSUPPORTED): how many answers were retried, correct before and after
+  them; caught and flagged read the marks of the attempt an answer ends with
 
 Every answer is written to .cache/answers-results/<time>.jsonl for reading.
 """
@@ -185,6 +188,9 @@ def answer_all(settings, libs: dict, rows: list[dict]) -> list[dict]:
     from rag.answer import Answerer
 
     server = llm_server.start(settings)
+    from rag.api import passage_budget
+
+    print(f"model server: {server.model}; {passage_budget(settings, server, measure=False).describe()}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS / time.strftime("%Y%m%d-%H%M%S.jsonl")
     done = []
@@ -283,6 +289,9 @@ def main():
                         "default: by the documents' language), all-MiniLM-L6-v2 or multilingual-e5-small")
     parser.add_argument("--home-suffix", default="", help="appended to each home's name, so a run with another "
                         "embedder (HEARTH_EMBED_PRECISION, HEARTH_EMBED_BACKEND) keeps its own store, e.g. --home-suffix=-fp32")
+    parser.add_argument("--budget", type=int, default=0, help="passage tokens for every answer (HEARTH_CONTEXT_TOKENS; "
+                        "0: the default, sized from the model server's measured prompt speed); 1200 is what an "
+                        "8-core laptop reads in 5 s")
     parser.add_argument("--param", action="append", default=[], metavar="MODULE.NAME=VALUE",
                         help="set a module constant for this run, e.g. rag.retrieval.WINDOW_WEIGHT=0 (an A/B arm)")
     args = parser.parse_args()
@@ -314,7 +323,8 @@ def main():
     if args.ids:
         rows = [r for r in rows if r["id"] in args.ids.split(",")]
     rows = rows[: args.limit] if args.limit else rows
-    settings, libs = libraries(names, args.model, args.home_suffix)
+    settings, libs = libraries(names, args.model, args.home_suffix,
+                               **({"context_tokens": args.budget} if args.budget else {}))
     try:
         retrieval(libs, rows)
         fact_recall(libs, rows)

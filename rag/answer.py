@@ -202,23 +202,6 @@ def format_passages(passages: list[Hit], fence: str) -> str:
     return "\n\n".join(blocks)
 
 
-# A question that asks yes or no: the 1.5B model answered "Yes, you can…" to most whose answer is
-# "no", and a right "No." often stopped before saying what to do instead (issue 39).
-YES_NO_INSTRUCTION = ("It asks yes or no: start with Yes or No as the passages decide it, then say how, or "
-                      "for No what to do instead.")
-_YES_NO = re.compile(r"^(?:so\s+|and\s+|but\s+)?(?:is|are|was|were|am|can|could|does|do|did|will|would|should|shall|"
-                     r"has|have|had|may|might|must|isn't|aren't|doesn't|don't|can't|won't)\b|,\s*right\s*\?*$|"
-                     r"^(?:if|when)\b.*\b(?:will|would|does|do|can|is)\s+(?:that|it|this)\b", re.I)
-
-
-def asks_yes_no(question: str) -> bool:
-    """True for a question answered by yes or no ("can I …?", "does X …?", "…, right?"): its first
-    clause, or its last sentence, starts with an auxiliary verb."""
-    text = " ".join(question.split())
-    clauses = [c.strip() for c in re.split(r"[:;?.]\s+|\s+-\s+|,\s+(?=(?:is|are|can|does|do|will|should)\b)", text) if c.strip()]
-    return bool(clauses) and any(_YES_NO.search(c) for c in (clauses[0], clauses[-1], text))
-
-
 def build_messages(question: str, passages: list[Hit], fence: str | None = None):
     from llama_index.core.llms import ChatMessage
 
@@ -229,8 +212,7 @@ def build_messages(question: str, passages: list[Hit], fence: str | None = None)
     # without the line the 1.5B model answered German questions in English.
     user = (f"{format_passages(passages, fence)}\n\nQuestion: {inert(question, fence)[:1000]}\n"
             "Answer in two or three short sentences. End each sentence with the number of the passage "
-            f"it comes from, like [2]. {YES_NO_INSTRUCTION + ' ' if YES_NO_INSTRUCTION and asks_yes_no(question) else ''}"
-            f"{language.reply_instruction(question)}".rstrip())
+            f"it comes from, like [2]. {language.reply_instruction(question)}".rstrip())
     return [ChatMessage(role="system", content=SYSTEM_PROMPT.format(fence=fence)),
             ChatMessage(role="user", content=user)]
 

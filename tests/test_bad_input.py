@@ -129,7 +129,10 @@ def test_ocr_stops_at_the_time_limit_and_keeps_the_pages_it_read(tmp_path, manua
     from make_files import page_images, scanned_pdf
 
     pdf = scanned_pdf(tmp_path / "long-scan.pdf", page_images(manuals / "R-intro.pdf", [11]) * 40)
-    loaded = reader.Reader(timeout_s=16, memory_mb=1536).load(str(pdf))
+    # 40 s, not 16: on a machine loaded by a second run, starting the reader and OCR's models took
+    # more than the 40 % of 16 s left after OCR's share, and the whole file was stopped (twice in CI
+    # clones run beside a benchmark). 40 pages take 150 s or more at the fastest OCR measured here.
+    loaded = reader.Reader(timeout_s=40, memory_mb=1536).load(str(pdf))
     read = len(loaded.sections)
     # How many pages fit in the time depends on the machine's speed: at least one, never all 40.
     assert 1 <= read < 40 and all(s.ocr for s in loaded.sections)

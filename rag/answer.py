@@ -388,10 +388,7 @@ class Answerer:
         passages = assemble(self.library, kept, budget)
         result = Answer(question, "", [], passages, self.server.model if self.server else "", query,
                         {"retrieve_ms": round(1000 * (time.perf_counter() - t))}, error=error)
-        stream = AnswerStream(self, result, started, max_tokens)
-        stream.next_hits = [h for h in kept if not _within(h, passages)]
-        stream.budget = budget
-        return stream
+        return AnswerStream(self, result, started, max_tokens, [h for h in kept if not _within(h, passages)], budget)
 
 
 def _within(hit: Hit, passages: list[Hit]) -> bool:
@@ -405,11 +402,12 @@ class AnswerStream:
     the answer fails its own check, a second attempt from `next_hits` streams after RETRY_MARK and is
     kept as `result.retry`."""
 
-    def __init__(self, answerer: Answerer, result: Answer, started: float, max_tokens: int | None = None):
+    def __init__(self, answerer: Answerer, result: Answer, started: float, max_tokens: int | None = None,
+                 next_hits: list[Hit] = (), budget: int | None = None):
+        """next_hits: the search's other passages, for a second attempt (none: no second attempt)."""
         self.answerer, self.result, self.started, self.max_tokens = answerer, result, started, max_tokens
         self.passages = result.passages
-        self.next_hits: list[Hit] = []  # the search's other passages, for a second attempt
-        self.budget: int | None = None
+        self.next_hits, self.budget = list(next_hits), budget
 
     def __iter__(self) -> Iterator[str]:
         result, server = self.result, self.answerer.server

@@ -73,12 +73,12 @@ def test_an_answer_that_says_the_passages_do_not_answer_is_asked_again_from_the_
     assert "[^r1]:" in markdown  # the second attempt's footnotes are its own
 
 
-def test_a_supported_answer_is_not_asked_again(scripted, household):
+def test_a_supported_answer_is_not_asked_again(household):
     with FaultyServer(script=[("Northside Heating", "The boiler is serviced every October by Northside Heating [1].")]) as good:
         answer = Answerer(household(), _server(good)).ask(QUESTION).collect()
         assert answer.answer.startswith("The boiler is serviced every October") and not answer.failed_check
         assert answer.retry is None
-        assert len(good.httpd.prompts) == 1 + 0  # one answer; no second prompt
+        assert len(good.httpd.prompts) == 1  # one answer; no second prompt
 
 
 def test_the_retry_can_be_switched_off(scripted, household):

@@ -16,7 +16,9 @@ the same Answerer the app and `hearth ask` use, with the default settings. Repor
   also the model's own text alone
 - caught: of the answers missing a key fact, those with at least one sentence marked unsupported
   (or the visible "did not match the documents" note)
-- flagged: of the sentences of correct answers, those marked unsupported
+- flagged: of the sentences of correct answers, those marked unsupported; apart for answers whose
+  passages held every key fact (evidence shown: these should carry no flag) and the others (written
+  from the model's own knowledge: a flag there is honest)
 - first token and total time, medians; the lead quote's time (what appears first on screen)
 - the same marks with words alone (no model judge), from the same answers: each sentence's word
   score is recorded, so the judge's worth is measured on the same text
@@ -156,6 +158,71 @@ def leads(settings, libs: dict, rows: list[dict]) -> None:
         print(f"  {split}: {every}/{len(chosen)} every fact, {some}/{len(chosen)} at least one")
 
 
+def relevance_probe(settings, libs: dict, rows: list[dict]) -> None:
+    """The model asked, after an answer's own prompt, whether its passages answer the question
+    (rag/answer.Answerer.relevance), for the first passages and for the next ones (those a second
+    attempt would get): how well P(Yes) tells passages holding every key fact from the others, and
+    what choosing the next passages when the first get a low P(Yes) would give and cost."""
+    from rag import llm_server
+    from rag.answer import Answerer, build_messages, new_fence
+    from rag.retrieval import assemble
+
+    server = llm_server.start(settings)
+    probes = []
+    try:
+        answerers = {name: Answerer(lib, server) for name, lib in libs.items()}
+        next(iter(answerers.values())).ask("What is this about?").collect()  # warm the server
+        for i, row in enumerate(rows, 1):
+            answerer = answerers[row["set"]]
+            stream = answerer.ask(row["question"])
+            sides = []
+            for passages in (stream.passages, assemble(answerer.library, stream.next_hits, stream.budget)):
+                if not passages:
+                    sides.append(None)
+                    continue
+                messages = build_messages(stream.result.query, passages, new_fence())
+                t = time.perf_counter()
+                p = answerer.relevance(messages)
+                asked = time.perf_counter() - t
+                t = time.perf_counter()  # the answer's first token after the check: the cached prefix
+                answerer._client().chat.completions.create(
+                    model=server.model or "local", max_tokens=1, temperature=0.0,
+                    messages=[{"role": m.role.value, "content": m.content} for m in messages])
+                sides.append({"p": p, "facts": all(facts_met(" ".join(h.text for h in passages), row["facts"])),
+                              "check_s": asked, "answer_after_s": time.perf_counter() - t})
+            probes.append({"id": row["id"], "split": row["split"], "kind": row["kind"], "sides": sides})
+            first, second = sides
+            print(f"[{i}/{len(rows)}] {row['id']} first p={first['p'] if first else None} facts={first and first['facts']} "
+                  f"check {first['check_s'] if first else 0:.1f}s then {first['answer_after_s'] if first else 0:.2f}s | "
+                  f"next p={second['p'] if second else None} facts={second and second['facts']}", flush=True)
+    finally:
+        llm_server.stop(settings)
+    print("\nRelevance check (P(Yes) after the answer's own prompt)")
+    for split in ("dev", "held"):
+        got = [x for x in probes if x["split"] == split and x["sides"][0] and x["sides"][0]["p"] is not None]
+        if not got:
+            continue
+        firsts = [x["sides"][0] for x in got]
+        with_facts = [s["p"] for s in firsts if s["facts"]]
+        without = [s["p"] for s in firsts if not s["facts"]]
+        pairs = [(a, b) for a in with_facts for b in without]
+        auc = sum((a > b) + 0.5 * (a == b) for a, b in pairs) / max(len(pairs), 1)
+        print(f"  {split}: n={len(got)}; first passages hold every key fact {len(with_facts)}; P(Yes) median "
+              f"{statistics.median(with_facts or [0]):.2f} with them, {statistics.median(without or [0]):.2f} without; "
+              f"AUC {auc:.2f}; check {statistics.median(s['check_s'] for s in firsts):.2f} s, the answer's first "
+              f"token after it {statistics.median(s['answer_after_s'] for s in firsts):.2f} s (medians)")
+        for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+            facts = switched = 0
+            for x in got:
+                first, second = x["sides"]
+                move = second is not None and second["p"] is not None and first["p"] < t and second["p"] > first["p"]
+                switched += move
+                facts += (second if move else first)["facts"]
+            print(f"    move to the next passages when P(Yes) < {t:.1f} and theirs is higher: every key fact given "
+                  f"{100 * facts / len(got):.0f} % (first passages {100 * len(with_facts) / len(got):.0f} %), "
+                  f"moved {switched} of {len(got)}")
+
+
 def shown_text(answer) -> str:
     return answer.shown_text
 
@@ -174,6 +241,11 @@ def score(rows: list[dict]) -> dict:
         "wrong": len(wrong),
         "flagged": sum(s["supported"] is False for s in right_sentences) / max(len(right_sentences), 1),
         "right_sentences": len(right_sentences),
+        **{f"flagged_{name}": (sum(s["supported"] is False for s in group) / max(len(group), 1), len(group))
+           for name, group in (("shown", [s for r in correct if r.get("evidence_shown") for s in r["sentences"]
+                                          if s["supported"] is not None]),
+                               ("unshown", [s for r in correct if r.get("evidence_shown") is False
+                                            for s in r["sentences"] if s["supported"] is not None]))},
         "caught_words": sum(any(s["supported"] is not None and words_mark(s) for s in r["sentences"]) or r["mismatch"]
                             for r in wrong) / max(len(wrong), 1),
         "flagged_words": sum(words_mark(s) for s in right_sentences) / max(len(right_sentences), 1),
@@ -219,6 +291,10 @@ def answer_all(settings, libs: dict, rows: list[dict]) -> list[dict]:
                     # text together, which a longer text passes more easily
                     "retry_correct": bool(answer.retry) and all(facts_met(answer.retry.shown_text, row["facts"])),
                     "sentences": sentences,
+                    # every key fact in the passages of the attempt the marks come from: a right answer
+                    # written from them should carry no flag; one written without them is the model's
+                    # own knowledge, and a flag there is honest
+                    "evidence_shown": all(facts_met(" ".join(h.text for h in final.passages), row["facts"])),
                     "sources": [f"{Path(h.source).name} p{h.page} {h.score:.2f}" for h in answer.passages],
                     "first_token_s": answer.timings.get("first_token_ms", 0) / 1000 or None,
                     "lead_s": answer.timings["lead_ms"] / 1000 if "lead_ms" in answer.timings else None,
@@ -237,8 +313,8 @@ def answer_all(settings, libs: dict, rows: list[dict]) -> list[dict]:
 
 def report(done: list[dict]) -> None:
     print("\nAnswers (Qwen2.5-Coder-1.5B on llama.cpp; correct = every key fact in what the user is shown)")
-    print("| split | set | n | correct | model's text correct | wrong caught | right sentences flagged | "
-          "words alone: caught / flagged | first token | lead quote | total |")
+    print("| split | set | n | correct | model's text correct | wrong caught | right sentences flagged "
+          "(evidence shown / not shown) | words alone: caught / flagged | first token | lead quote | total |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     groups = defaultdict(list)
     for r in done:
@@ -247,7 +323,9 @@ def report(done: list[dict]) -> None:
     for (split, name), rows in sorted(groups.items(), key=lambda kv: (kv[0][0] != "dev", kv[0][1] == "all", kv[0][1])):
         s = score(rows)
         print(f"| {split} | {name} | {s['n']} | {100 * s['correct']:.1f} % | {100 * s['model_correct']:.1f} % | "
-              f"{100 * s['caught']:.0f} % of {s['wrong']} | {100 * s['flagged']:.1f} % of {s['right_sentences']} | "
+              f"{100 * s['caught']:.0f} % of {s['wrong']} | {100 * s['flagged']:.1f} % of {s['right_sentences']} "
+              f"({100 * s['flagged_shown'][0]:.1f} % of {s['flagged_shown'][1]} / "
+              f"{100 * s['flagged_unshown'][0]:.1f} % of {s['flagged_unshown'][1]}) | "
               f"{100 * s['caught_words']:.0f} % / {100 * s['flagged_words']:.1f} % | {s['first_token']:.2f} s | "
               f"{s['lead']:.2f} s | {s['total']:.1f} s |")
     judged = [s for r in done for s in r["sentences"] if s.get("p_yes") is not None]
@@ -285,6 +363,8 @@ def main():
     parser.add_argument("--split", choices=("dev", "held", "all"), default="all")
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions (0: all)")
     parser.add_argument("--retrieval", action="store_true", help="retrieval figures only, no model")
+    parser.add_argument("--relevance", action="store_true", help="probe the model's relevance check "
+                        "(P(Yes) that the passages answer, first and next passages), no answers")
     parser.add_argument("--no-lead", action="store_true", help="skip the lead-quote figures")
     parser.add_argument("--weights", help="fusion weights dense,keyword,heading[,heading share] to try (default: rag/retrieval.py's)")
     parser.add_argument("--prompt", help="a file holding a system prompt to try instead of rag/answer.py's "
@@ -335,7 +415,9 @@ def main():
         fact_recall(libs, rows)
         if not args.no_lead:
             leads(settings, libs, rows)
-        if not args.retrieval:
+        if args.relevance:
+            relevance_probe(settings, libs, rows)
+        elif not args.retrieval:
             report(answer_all(settings, libs, rows))
     finally:
         for lib in libs.values():

@@ -57,6 +57,10 @@ VERIFY_PROMPT = (
     "the passage does not say, the answer is No. Answer Yes or No."
 )
 MISMATCH_NOTE = "The model's answer did not match the documents: its main claim is not in the passages shown."
+# Asked after an answer's own prompt (Answerer.relevance, measured by bench/answers.py --relevance and
+# not used in answers: it chose worse passages, docs/decisions.md), so the server's cached prefix is reused.
+RELEVANCE_ASK = ("\n\nBefore answering: do the passages above say the answer to this question? "
+                 "Reply with one word, Yes or No.")
 # A first answer whose main claim is unsupported, or that says the passages don't answer, is asked once
 # more from the next passages of the search (HEARTH_RETRY_UNSUPPORTED): on the answer dev set every key
 # fact stood only in those for 16-18 % of the questions (docs/decisions.md, issue 39).
@@ -325,13 +329,25 @@ class Answerer:
     def verify(self, context: str, claim: str) -> float | None:
         """P(`context` says `claim`) by the model server: the weight of "Yes" against "No" in its
         first token (a server that gives no log-probabilities: its word). None when it can't say."""
-        import math
-
         fence = new_fence()
         prompt = VERIFY_PROMPT.format(fence=fence, context=inert(context, fence)[:2000], claim=inert(claim, fence)[:500])
+        return self.p_yes([{"role": "user", "content": prompt}])
+
+    def relevance(self, messages) -> float | None:
+        """P(the passages of an answer's `messages` answer its question), asked after them in the same
+        user turn: the server keeps the processed prompt (llama.cpp reuses the longest common prefix of
+        the last one), so the answer that follows costs only its last few prompt tokens."""
+        *rest, user = [{"role": m.role.value, "content": m.content} for m in messages]
+        return self.p_yes([*rest, {**user, "content": user["content"] + RELEVANCE_ASK}])
+
+    def p_yes(self, messages: list[dict]) -> float | None:
+        """The weight of "Yes" against "No" in the model's first token for `messages` (a server that
+        gives no log-probabilities: its word); None when it can't say."""
+        import math
+
         try:
             reply = self._client().chat.completions.create(
-                model=self.server.model or "local", messages=[{"role": "user", "content": prompt}],
+                model=self.server.model or "local", messages=messages,
                 max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=10)
             choice = reply.choices[0]
         except Exception:  # down, or not a chat completion: the words decide

@@ -420,15 +420,12 @@ def passage_budget(settings: Settings, info: llm_server.ServerInfo | None, measu
     """The passage budget answers from `info` get (rag/retrieval.budget_for), with the prompt speed
     it was sized from. A remote server's speed is measured here the first time in this process
     (`measure`: False for a server known not to answer: what was measured already is used)."""
-    from . import engines, retrieval
+    from . import retrieval
 
     if measure:
         info = llm_server.with_prompt_speed(settings, info)
     speed = info.prompt_tokens_per_s if info is not None else None
-    engine = engines.get(info.engine) if info is not None else None
-    basis = ("setting" if settings.context_tokens > 0 else "measured" if speed
-             else "engine" if engine is not None and engine.CONTEXT_TOKENS else "context")
-    tokens = budget_for(settings, info)
+    tokens, basis = retrieval.budget_and_basis(settings, info)
     expected = (round(retrieval.FIRST_TOKEN_FIXED_S + (tokens + retrieval.PROMPT_FIXED_TOKENS) / speed, 2)
                 if speed else None)
     return PassageBudget(tokens, speed, settings.first_token_s, basis, expected)

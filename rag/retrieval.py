@@ -229,21 +229,27 @@ MIN_PASSAGE_TOKENS = 150  # one passage's worth, however slow the server: an ans
 
 def budget_for(library: Library, server=None) -> int:
     """Passage tokens for the model behind `server` (an llm_server.ServerInfo, or None); `library`
-    may also be a Settings. HEARTH_CONTEXT_TOKENS wins; else a server whose prompt speed was measured
-    gets what it reads within HEARTH_FIRST_TOKEN_S (at least MIN_PASSAGE_TOKENS); else its engine's
-    CONTEXT_TOKENS; always at most what fits the context."""
+    may also be a Settings. See budget_and_basis."""
+    return budget_and_basis(library, server)[0]
+
+
+def budget_and_basis(library: Library, server=None) -> tuple[int, str]:
+    """The passage budget and what sized it: HEARTH_CONTEXT_TOKENS wins ("setting"); else a server
+    whose prompt speed was measured gets what it reads within HEARTH_FIRST_TOKEN_S, at least
+    MIN_PASSAGE_TOKENS ("measured"); else its engine's CONTEXT_TOKENS ("engine"); always at most
+    what fits the context ("context" when nothing else set it)."""
     s = getattr(library, "settings", library)
     room = max(256, s.llm_context - s.answer_max_tokens - PROMPT_OVERHEAD)
     if s.context_tokens > 0:
-        return min(room, s.context_tokens)
+        return min(room, s.context_tokens), "setting"
     speed = getattr(server, "prompt_tokens_per_s", None)
     if speed:
         fits = speed * (s.first_token_s - FIRST_TOKEN_FIXED_S) - PROMPT_FIXED_TOKENS
-        return int(min(room, max(MIN_PASSAGE_TOKENS, fits)))
+        return int(min(room, max(MIN_PASSAGE_TOKENS, fits))), "measured"
     engine = engines.get(server.engine) if server is not None else None
     if engine is not None and engine.CONTEXT_TOKENS:
-        return min(room, engine.CONTEXT_TOKENS)
-    return room
+        return min(room, engine.CONTEXT_TOKENS), "engine"
+    return room, "context"
 
 
 def assemble(library: Library, hits: list[Hit], budget: int | None = None) -> list[Hit]:

@@ -39,7 +39,7 @@ from ingest.watch import Watcher, describe
 from . import evaluate, export, llm_server, render, summary, uploads, viewer  # noqa: F401  (render, export: for the front ends)
 from .answer import MISMATCH_NOTE, RETRY_MARK, RETRY_NOTE, Answer, Answerer, AnswerStream  # noqa: F401  (the notes: for the front ends)
 from .chats import Chat, Chats, SavedStream
-from .retrieval import MODES, Hit, budget_for, search
+from .retrieval import MODES, Hit, search
 
 SUPPORTED_TYPES = sorted(loaders.SUPPORTED)  # file extensions Hearth reads
 load_qa = evaluate.load_qa

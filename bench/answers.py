@@ -164,7 +164,7 @@ def relevance_probe(settings, libs: dict, rows: list[dict]) -> None:
     attempt would get): how well P(Yes) tells passages holding every key fact from the others, and
     what choosing the next passages when the first get a low P(Yes) would give and cost."""
     from rag import llm_server
-    from rag.answer import Answerer, build_messages, new_fence
+    from rag.answer import Answerer, as_dicts, build_messages, new_fence
     from rag.retrieval import assemble
 
     server = llm_server.start(settings)
@@ -187,7 +187,7 @@ def relevance_probe(settings, libs: dict, rows: list[dict]) -> None:
                 t = time.perf_counter()  # the answer's first token after the check: the cached prefix
                 answerer._client().chat.completions.create(
                     model=server.model or "local", max_tokens=1, temperature=0.0,
-                    messages=[{"role": m.role.value, "content": m.content} for m in messages])
+                    messages=as_dicts(messages))
                 sides.append({"p": p, "facts": all(facts_met(" ".join(h.text for h in passages), row["facts"])),
                               "check_s": asked, "answer_after_s": time.perf_counter() - t})
             probes.append({"id": row["id"], "split": row["split"], "kind": row["kind"], "sides": sides})

@@ -105,7 +105,6 @@ def main():
     def found(order, texts, facts, n):
         return all(facts_met(" ".join(texts[c] for c in order[:n]), facts))
 
-
     print(f"\ndoc2query, {args.split} ({len(rankings)} questions, top {args.depth} re-ranked): every key fact in "
           "the first 1 / 3")
     arms = {"hybrid (today)": lambda h, g, e: h, "written questions alone": lambda h, g, e: g,

@@ -221,6 +221,11 @@ def build_messages(question: str, passages: list[Hit], fence: str | None = None)
             ChatMessage(role="user", content=user)]
 
 
+def as_dicts(messages) -> list[dict]:
+    """llama-index ChatMessages as the OpenAI client's role/content dicts."""
+    return [{"role": m.role.value, "content": m.content} for m in messages]
+
+
 def _numbers(match: re.Match) -> list[int]:
     return [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
 
@@ -337,7 +342,7 @@ class Answerer:
         """P(the passages of an answer's `messages` answer its question), asked after them in the same
         user turn: the server keeps the processed prompt (llama.cpp reuses the longest common prefix of
         the last one), so the answer that follows costs only its last few prompt tokens."""
-        *rest, user = [{"role": m.role.value, "content": m.content} for m in messages]
+        *rest, user = as_dicts(messages)
         return self.p_yes([*rest, {**user, "content": user["content"] + RELEVANCE_ASK}])
 
     def p_yes(self, messages: list[dict]) -> float | None:

@@ -3,7 +3,8 @@
     .venv/bin/python bench/answers.py                      # every set, both splits
     .venv/bin/python bench/answers.py --split dev --set r  # tune on dev only; held is reported apart
     .venv/bin/python bench/answers.py --retrieval          # hit@1 / hit@5 / MRR and key facts found, no model
-    .venv/bin/python bench/answers.py --split held --budget 1200   # an 8-core laptop's passage budget
+    .venv/bin/python bench/answers.py --split held --budget 1200   # 1,200 passage tokens in every prompt
+    .venv/bin/python bench/answers.py --split held --speed 300     # the budget an 8-core laptop gets
     .venv/bin/python bench/answers.py --retrieval --set debian-de --model all-MiniLM-L6-v2  # one model forced
 
 The dev set is bench/answers-{r,octave,debian}.jsonl, and for other languages
@@ -31,6 +32,7 @@ Every answer is written to .cache/answers-results/<time>.jsonl for reading.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -255,11 +257,15 @@ def score(rows: list[dict]) -> dict:
     }
 
 
-def answer_all(settings, libs: dict, rows: list[dict]) -> list[dict]:
+def answer_all(settings, libs: dict, rows: list[dict], speed: float = 0) -> list[dict]:
+    """Every question answered and scored; `speed`: prompt tokens/s to size the budget from instead of
+    the server's own (the first-token figures stay this machine's)."""
     from rag import llm_server
     from rag.answer import Answerer
 
     server = llm_server.start(settings)
+    if speed:
+        server = dataclasses.replace(server, prompt_tokens_per_s=speed)
     from rag.api import passage_budget
 
     print(f"model server: {server.model}; {passage_budget(settings, server, measure=False).describe()}", flush=True)
@@ -362,6 +368,7 @@ def main():
     parser.add_argument("--set", choices=sorted(SETS), action="append")
     parser.add_argument("--split", choices=("dev", "held", "all"), default="all")
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions (0: all)")
+    parser.add_argument("--every", type=int, default=1, help="every Nth question of the split (a quicker A/B)")
     parser.add_argument("--retrieval", action="store_true", help="retrieval figures only, no model")
     parser.add_argument("--relevance", action="store_true", help="probe the model's relevance check "
                         "(P(Yes) that the passages answer, first and next passages), no answers")
@@ -374,6 +381,8 @@ def main():
                         "default: by the documents' language), all-MiniLM-L6-v2 or multilingual-e5-small")
     parser.add_argument("--home-suffix", default="", help="appended to each home's name, so a run with another "
                         "embedder (HEARTH_EMBED_PRECISION, HEARTH_EMBED_BACKEND) keeps its own store, e.g. --home-suffix=-fp32")
+    parser.add_argument("--speed", type=float, default=0, help="prompt tokens/s to size the budget from, as "
+                        "if the server had measured it (300: an 8-core laptop); the engine's limits apply")
     parser.add_argument("--budget", type=int, default=0, help="passage tokens for every answer (HEARTH_CONTEXT_TOKENS; "
                         "0: the default, sized from the model server's measured prompt speed); 1200 is what an "
                         "8-core laptop reads in 5 s")
@@ -407,6 +416,7 @@ def main():
     rows = [r for name in names for r in load(name) if args.split in ("all", r["split"])]
     if args.ids:
         rows = [r for r in rows if r["id"] in args.ids.split(",")]
+    rows = rows[:: args.every]
     rows = rows[: args.limit] if args.limit else rows
     settings, libs = libraries(names, args.model, args.home_suffix,
                                **({"context_tokens": args.budget} if args.budget else {}))
@@ -418,7 +428,7 @@ def main():
         if args.relevance:
             relevance_probe(settings, libs, rows)
         elif not args.retrieval:
-            report(answer_all(settings, libs, rows))
+            report(answer_all(settings, libs, rows, args.speed))
     finally:
         for lib in libs.values():
             lib.close()

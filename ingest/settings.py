@@ -145,7 +145,8 @@ class Settings:
     more from the search's next passages, shown after it and labelled so (rag/answer.py RETRY_NOTE)."""
     context_tokens: int = 0
     """Most passage tokens sent to the model; 0 = auto: what the server's measured prompt speed reads
-    within first_token_s (rag/retrieval.budget_for); unmeasured, the engine's CONTEXT_TOKENS (300 for
+    within first_token_s (rag/retrieval.budget_for), at most what the engine's default model reads
+    closely (300 for llama.cpp's Qwen2.5-Coder-1.5B); unmeasured, the engine's CONTEXT_TOKENS (300 for
     llama.cpp on the CPU, bench/first_token.py), else what fits."""
     first_token_s: float = 5.0
     """Seconds a question may wait for the answer's first token: with context_tokens auto, the passages

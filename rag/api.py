@@ -395,7 +395,8 @@ class PassageBudget:
     tokens: int
     prompt_tokens_per_s: float | None  # the server's measured prompt speed; None: not measured
     first_token_s: float  # HEARTH_FIRST_TOKEN_S
-    basis: str  # measured (from the speed), setting (HEARTH_CONTEXT_TOKENS), engine (its default), context (all that fit)
+    basis: str  # measured (from the speed), model (what the default model reads closely), setting
+    # (HEARTH_CONTEXT_TOKENS), engine (its default), context (all that fit)
     # With a measured speed: when the first token comes with a full budget (retrieval.budget_for's
     # arithmetic). Past first_token_s only where even one passage's worth takes longer.
     expected_first_token_s: float | None = None
@@ -404,7 +405,9 @@ class PassageBudget:
         """One line for people: "prompt 88 tokens/s; passages up to 247 tokens for a first token within 5 s"."""
         speed = f"prompt {self.prompt_tokens_per_s:,.0f} tokens/s" if self.prompt_tokens_per_s else "prompt speed not measured"
         why = {"measured": f" for a first token within {self.first_token_s:g} s", "setting": " (HEARTH_CONTEXT_TOKENS)",
-               "engine": " (the engine's default)", "context": " (all that fit the context)"}[self.basis]
+               "engine": " (the engine's default)", "context": " (all that fit the context)",
+               "model": (f", what the model reads closely (a first token in ~{self.expected_first_token_s:.1f} s; "
+                         "more passages made its answers worse)")}[self.basis]
         late = self.expected_first_token_s
         if self.basis == "measured" and late is not None and late > self.first_token_s + 0.05:
             why = f", the least sent: a first token in ~{late:.1f} s, not within {self.first_token_s:g} s"

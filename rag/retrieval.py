@@ -236,17 +236,19 @@ def budget_for(library: Library, server=None) -> int:
 def budget_and_basis(library: Library, server=None) -> tuple[int, str]:
     """The passage budget and what sized it: HEARTH_CONTEXT_TOKENS wins ("setting"); else a server
     whose prompt speed was measured gets what it reads within HEARTH_FIRST_TOKEN_S, at least
-    MIN_PASSAGE_TOKENS ("measured"); else its engine's CONTEXT_TOKENS ("engine"); always at most
-    what fits the context ("context" when nothing else set it)."""
+    MIN_PASSAGE_TOKENS ("measured"), at most what its engine's default model reads closely (READ_TOKENS:
+    "model"); else its engine's CONTEXT_TOKENS ("engine"); always at most what fits the context
+    ("context" when nothing else set it)."""
     s = getattr(library, "settings", library)
     room = max(256, s.llm_context - s.answer_max_tokens - PROMPT_OVERHEAD)
     if s.context_tokens > 0:
         return min(room, s.context_tokens), "setting"
+    engine = engines.get(server.engine) if server is not None else None
     speed = getattr(server, "prompt_tokens_per_s", None)
     if speed:
-        fits = speed * (s.first_token_s - FIRST_TOKEN_FIXED_S) - PROMPT_FIXED_TOKENS
-        return int(min(room, max(MIN_PASSAGE_TOKENS, fits))), "measured"
-    engine = engines.get(server.engine) if server is not None else None
+        fits = int(min(room, max(MIN_PASSAGE_TOKENS, speed * (s.first_token_s - FIRST_TOKEN_FIXED_S) - PROMPT_FIXED_TOKENS)))
+        reads = getattr(engine, "READ_TOKENS", None) if not s.llm_model else None
+        return (reads, "model") if reads and fits > reads else (fits, "measured")
     if engine is not None and engine.CONTEXT_TOKENS:
         return min(room, engine.CONTEXT_TOKENS), "engine"
     return room, "context"

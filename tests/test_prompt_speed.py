@@ -16,6 +16,7 @@ from faulty_server import FaultyServer
 from ingest.settings import load_settings
 from rag import api, llm_server
 from rag.engines.llamacpp import CONTEXT_TOKENS as CPU_CONTEXT_TOKENS
+from rag.engines.llamacpp import READ_TOKENS as CPU_READ_TOKENS
 from rag.llm_server import ServerInfo
 from rag.retrieval import MIN_PASSAGE_TOKENS, budget_for
 
@@ -27,14 +28,27 @@ def _server(engine="llamacpp", speed=None) -> ServerInfo:
 def test_the_budget_is_what_the_server_reads_within_the_first_token_wait(home):
     settings = load_settings(llm_context=4096, answer_max_tokens=400)
     assert settings.first_token_s == 5.0 and settings.context_tokens == 0
-    laptop_2_cores, laptop_8_cores = budget_for(settings, _server(speed=88)), budget_for(settings, _server(speed=300))
+    laptop_2_cores, laptop_8_cores = budget_for(settings, _server(speed=88)), budget_for(settings, _server("vllm", speed=300))
     # 88 * (5 - 0.6) - 140: a little under the fixed 300 it replaces (docs/decisions.md); 300 * 4.4 - 140
     assert laptop_2_cores == 247 and laptop_8_cores == 1180, (laptop_2_cores, laptop_8_cores)
     assert budget_for(settings, _server("vllm", speed=88)) == laptop_2_cores  # the speed decides, not the engine
-    assert budget_for(load_settings(first_token_s=10.0), _server(speed=88)) > 2 * laptop_2_cores  # a longer wait allowed
+    assert budget_for(load_settings(first_token_s=10.0), _server("vllm", speed=88)) > 2 * laptop_2_cores  # a longer wait allowed
     fits = budget_for(settings)
     assert budget_for(settings, _server(speed=20)) == MIN_PASSAGE_TOKENS  # always something to quote
-    assert budget_for(settings, _server(speed=20_000)) == fits > 3000  # never past the context
+    assert budget_for(settings, _server("vllm", speed=20_000)) == fits > 3000  # never past the context
+
+
+def test_a_fast_machine_gives_the_small_default_model_no_more_than_it_reads_closely(home):
+    settings = load_settings(llm_context=4096, answer_max_tokens=400)
+    assert budget_for(settings, _server(speed=300)) == CPU_READ_TOKENS < 1180  # not what it could read in 5 s
+    assert budget_for(settings, _server(speed=20_000)) == CPU_READ_TOKENS
+    assert budget_for(load_settings(llm_model="/models/bigger.gguf"), _server(speed=300)) == 1180  # another model: the wait decides
+    assert budget_for(load_settings(context_tokens=1200), _server(speed=300)) == 1200  # the setting still wins
+    fast = api.passage_budget(settings, _server(speed=300))
+    assert (fast.tokens, fast.basis) == (CPU_READ_TOKENS, "model")
+    assert fast.expected_first_token_s == pytest.approx(0.6 + (300 + 140) / 300, abs=0.01)
+    assert fast.describe() == ("prompt 300 tokens/s; passages up to 300 tokens, what the model reads closely "
+                               "(a first token in ~2.1 s; more passages made its answers worse)")
 
 
 def test_the_setting_wins_and_an_unmeasured_server_keeps_the_engines_default(home):
@@ -99,7 +113,9 @@ def test_hearths_own_server_is_measured_once_and_saved_with_it(home):
     saved = llm_server.current(settings)
     assert saved.prompt_tokens_per_s == speed and saved.measured_at
     budget = api.passage_budget(settings, saved)
-    assert budget.basis == "measured" and budget.tokens == budget_for(settings, saved) > CPU_CONTEXT_TOKENS
+    # 150-200 tokens/s reads more than the default model reads closely in 5 s: its cap, from the speed
+    assert budget.basis == "model" and budget.tokens == budget_for(settings, saved) == CPU_READ_TOKENS
+    assert budget.prompt_tokens_per_s == speed and budget.expected_first_token_s < settings.first_token_s
     (settings.home / "llm.json").unlink()  # it names this process: nothing may try to stop it
 
 

@@ -5,6 +5,8 @@
     CLIENT_OPTIONS  extra request fields for its OpenAI-compatible API
     CONTEXT_TOKENS  most passage tokens worth sending it while its prompt speed is not measured
                     (None: all that fit its context); measured, rag/retrieval.budget_for sizes them
+    READ_TOKENS     most passage tokens one attempt gives the engine's default model, however fast the
+                    machine (None: no such limit)
 
 llm_server.py starts, watches and stops whichever one is picked; answers reach it only through its
 OpenAI-compatible API. A remote server (HEARTH_LLM_URL) has no module: the defaults apply.

@@ -19,6 +19,11 @@ CLIENT_OPTIONS = {"repeat_penalty": 1.0}  # 1.1 (its default) measured worse
 # Used only until the server's prompt speed is measured (or when that fails): the budget then follows
 # the measured speed and HEARTH_FIRST_TOKEN_S (rag/retrieval.budget_for), ~250 at this machine's 88 tokens/s.
 CONTEXT_TOKENS = 300
+# The most passage tokens one attempt gives the model it ships, however fast the machine: with five
+# passages Qwen2.5-Coder-1.5B reads none of them closely (at 1,200 tokens fewer answers were right than
+# at ~300, on both splits: docs/decisions.md, issue 39). A faster machine gets its first token sooner
+# and its second attempt (the next passages) sooner. Not applied to another model (HEARTH_LLM_MODEL).
+READ_TOKENS = 300
 
 
 def command(settings: Settings, port: int) -> tuple[list[str], dict, str]:

@@ -13,6 +13,7 @@ NAME = "vllm"
 DEFAULT_MODEL = "smollm2-135m-instruct"  # the CPU build's test model (bf16 safetensors folder)
 CLIENT_OPTIONS: dict = {}
 CONTEXT_TOKENS = None
+READ_TOKENS = None  # the models vLLM serves on a GPU read long prompts: the first-token wait decides
 
 
 def command(settings: Settings, port: int) -> tuple[list[str], dict, str]:

@@ -22,6 +22,7 @@ from ingest.settings import load_settings
 from make_files import HOUSEHOLD as FACTS, text_pdf
 from rag import export, llm_server, support
 from rag.answer import NOTHING_FOUND, SYSTEM_PROMPT, Answerer
+from rag.engines.llamacpp import READ_TOKENS
 
 # One model server at a time on this machine (they would race for its port): `make test` runs on
 # two workers, and every test that starts a managed server is in this group, on one of them.
@@ -191,7 +192,9 @@ def test_cli_ask_json_and_export(llama, home, tmp_path):
     saved = json.loads((home / "llm.json").read_text())
     assert llama.prompt_tokens_per_s > 0 and saved["prompt_tokens_per_s"] == llama.prompt_tokens_per_s and saved["measured_at"]
     assert shown["prompt_tokens_per_s"] == llama.prompt_tokens_per_s
-    assert shown["passage_budget"]["basis"] == "measured" and shown["passage_budget"]["tokens"] >= 150, shown
+    # "model" where the machine reads past the default model's cap (READ_TOKENS) in the wait: ~100 tokens/s
+    assert shown["passage_budget"]["basis"] in ("measured", "model") and shown["passage_budget"]["tokens"] >= 150, shown
+    assert shown["passage_budget"]["tokens"] <= READ_TOKENS
     print(f"measured llama.cpp prompt speed: {llama.prompt_tokens_per_s} tokens/s; passage budget {shown['passage_budget']}")
     out = tmp_path / "exported.md"
     run = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "Who services the boiler?", "--json",

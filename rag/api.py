@@ -404,11 +404,12 @@ class PassageBudget:
     def describe(self) -> str:
         """One line for people: "prompt 88 tokens/s; passages up to 247 tokens for a first token within 5 s"."""
         speed = f"prompt {self.prompt_tokens_per_s:,.0f} tokens/s" if self.prompt_tokens_per_s else "prompt speed not measured"
-        why = {"measured": f" for a first token within {self.first_token_s:g} s", "setting": " (HEARTH_CONTEXT_TOKENS)",
-               "engine": " (the engine's default)", "context": " (all that fit the context)",
-               "model": (f", what the model reads closely (a first token in ~{self.expected_first_token_s:.1f} s; "
-                         "more passages made its answers worse)")}[self.basis]
         late = self.expected_first_token_s
+        if self.basis == "model":  # sized from a measured speed, so `late` is known
+            why = f", what the model reads closely (a first token in ~{late:.1f} s; more passages made its answers worse)"
+        else:
+            why = {"measured": f" for a first token within {self.first_token_s:g} s", "setting": " (HEARTH_CONTEXT_TOKENS)",
+                   "engine": " (the engine's default)", "context": " (all that fit the context)"}[self.basis]
         if self.basis == "measured" and late is not None and late > self.first_token_s + 0.05:
             why = f", the least sent: a first token in ~{late:.1f} s, not within {self.first_token_s:g} s"
         return f"{speed}; passages up to {self.tokens:,} tokens{why}"

@@ -61,6 +61,10 @@ def test_the_setting_wins_and_an_unmeasured_server_keeps_the_engines_default(hom
     assert api.passage_budget(settings, _server(speed=None)).to_json() == {
         "tokens": CPU_CONTEXT_TOKENS, "prompt_tokens_per_s": None, "first_token_s": 5.0, "basis": "engine",
         "expected_first_token_s": None}
+    assert api.passage_budget(settings, _server(speed=None)).describe() == (
+        f"prompt speed not measured; passages up to {CPU_CONTEXT_TOKENS} tokens (the engine's default)")
+    assert api.passage_budget(load_settings(context_tokens=800), _server(speed=None)).describe() == (
+        "prompt speed not measured; passages up to 800 tokens (HEARTH_CONTEXT_TOKENS)")
     assert api.passage_budget(settings, _server(speed=88)).expected_first_token_s == pytest.approx(5.0, abs=0.02)
     slow = api.passage_budget(settings, _server(speed=50))  # even one passage's worth is late: said so
     assert slow.tokens == MIN_PASSAGE_TOKENS and slow.expected_first_token_s == pytest.approx(6.4, abs=0.01)

@@ -617,9 +617,10 @@ class BulkIngest:
     sync again goes on where it stopped."""
 
     def __init__(self, settings: Settings, collection: str, embedder, paths: list[str], what: str,
-                 retry_failed: bool = False):
+                 retry_failed: bool = False, allow_removal: bool = False):
         self.settings, self.collection, self.embedder = settings, collection, embedder
         self.paths, self.what, self.retry_failed = paths, what, retry_failed
+        self.allow_removal = allow_removal  # confirmed by the user after a sync held them (bulk_outcome)
         self.stop = threading.Event()
         self.started, self.ended = time.time(), None
         self.done = self.total = self.chunks = 0  # files done of those to read and embed; passages embedded
@@ -650,7 +651,8 @@ class BulkIngest:
                     self.waiting = ""
                     try:
                         self.report = lib.sync(self.paths, progress=self._progress, wait=1, stop=self.stop,
-                                               retry_failed=self.retry_failed, on_wait=self._wait)
+                                               retry_failed=self.retry_failed, on_wait=self._wait,
+                                               allow_removal=self.allow_removal)
                     except StoreBusy:
                         if self.stop.is_set():
                             self.error = "stopped before it began (another writer held the store); nothing was changed"
@@ -682,9 +684,10 @@ def running_bulk_ingest(lib: Hearth) -> BulkIngest | None:
     return job if job is not None and job.running else None
 
 
-def start_bulk_ingest(lib: Hearth, paths: list[str], what: str, retry_failed: bool = False) -> BulkIngest:
+def start_bulk_ingest(lib: Hearth, paths: list[str], what: str, retry_failed: bool = False,
+                      allow_removal: bool = False) -> BulkIngest:
     # The loaded model is shared with the thread, as with the folder watcher (no cache call off the page run).
-    job = BulkIngest(current_settings(), lib.name, lib.embedder, paths, what, retry_failed)
+    job = BulkIngest(current_settings(), lib.name, lib.embedder, paths, what, retry_failed, allow_removal)
     bulk_ingests()[(str(lib.settings.home), lib.name)] = job
     return job
 
@@ -717,7 +720,7 @@ def add_folder(lib: Hearth):
     if running:
         bulk_progress(job)
     else:
-        bulk_outcome(job, (str(lib.settings.home), lib.name))
+        bulk_outcome(lib, job, (str(lib.settings.home), lib.name))
 
 
 def _duration(seconds: float) -> str:
@@ -765,8 +768,9 @@ def _counts(report) -> str:
     return " · ".join(f"{n:,} {name}" for name, n in counts if n or name in ("added", "failed"))
 
 
-def bulk_outcome(job: BulkIngest, key: tuple):
-    """How the last background ingest of this collection ended, until dismissed."""
+def bulk_outcome(lib: Hearth, job: BulkIngest, key: tuple):
+    """How the last background ingest of this collection ended, until dismissed; removals it held back
+    (a drive away, not deleted files: ingest/removal.py) are asked about."""
     again = "Retry failed files" if job.retry_failed else "Add folder"
     report = job.report
     if job.error:
@@ -780,6 +784,12 @@ def bulk_outcome(job: BulkIngest, key: tuple):
     if report is not None and report.failures:
         st.caption(render.text(f"{len(report.failures):,} file(s) could not be added: they are listed under "
                                "Not ingested, with the reason."))
+    for folder, hold in (report.held if report is not None else {}).items():
+        st.warning(render.text(f"{hold.message(folder)}. Remove them only if those files were deleted on purpose."),
+                   icon=":material/warning:")
+        if st.button(f"Remove {hold.count:,} document(s)", key=f"bulk-allow-{folder}", icon=":material/delete:"):
+            start_bulk_ingest(lib, [folder], folder, allow_removal=True)
+            st.rerun()
     jobs = bulk_ingests()
     st.button("Dismiss", key="bulk-dismiss", on_click=lambda: jobs.get(key) is job and jobs.pop(key, None))
 

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 from . import loaders
 from .library import Library
 from .manifest import REBUILD_MARK, FileRecord
+from .removal import FolderDevices, held_removals
 from .store import store_errors
 from .write import FileResult, Job, Report, Writer, megabytes, record_failure
 
@@ -84,7 +85,7 @@ class Ingestor:
 
     # --- public API -----------------------------------------------------------------------------
     def sync(self, paths: Iterable[str | os.PathLike], force: bool = False, deleted_within=(),
-             retry_failed: bool = False) -> Report:
+             retry_failed: bool = False, allow_removal: bool = False) -> Report:
         """Make the collection hold exactly the supported files under `paths` (files or folders).
 
         A path that is not there removes nothing (a drive not mounted, a typo): it is reported, with
@@ -92,12 +93,26 @@ class Ingestor:
         folders), while that folder itself is there, is a path gone because it was deleted.
         force=True re-reads and re-embeds every file found, changed or not (the app's "re-index");
         retry_failed=True reads again the files that failed before and are unchanged since.
+        Removals that look like a drive away rather than deletion (removal.py) are held back and
+        reported (report.held) unless allow_removal=True.
         A full disk raises StoreWriteError; the journal undoes the half-written group on the next run.
         """
         with store_errors(self.lib.settings):
-            return self._sync(paths, force, [os.path.abspath(d) for d in deleted_within], retry_failed)
+            return self._sync(paths, force, [os.path.abspath(d) for d in deleted_within], retry_failed,
+                              allow_removal)
 
-    def _sync(self, paths, force: bool, within: list[str], retry_failed: bool = False) -> Report:
+    def _hold_removals(self, roots, records, gone: dict, report: Report, allow: bool) -> dict:
+        """`gone` less what removal.py holds back (reported in report.held) unless `allow`; the
+        folders synced have their device ids remembered, but not those held (still to confirm)."""
+        folders = [r for r in roots if os.path.isdir(r)]
+        devices = FolderDevices(self.lib.settings.home)
+        held = {} if allow else held_removals(folders, list(records), list(gone), devices.load(), _under)
+        report.held = held
+        devices.remember([f for f in folders if f not in held])
+        return {p: r for p, r in gone.items() if not any(_under(p, f) for f in held)}
+
+    def _sync(self, paths, force: bool, within: list[str], retry_failed: bool = False,
+              allow_removal: bool = False) -> Report:
         report, started = Report(), time.perf_counter()
         report.repaired = self.repair()
         found, roots, missing_args = self._scan([os.path.abspath(p) for p in paths], within)
@@ -116,6 +131,7 @@ class Ingestor:
         for old_path, new_path, stat in moves:
             self._move(records[old_path], new_path, stat, report)
             gone.pop(old_path, None)
+        gone = self._hold_removals(roots, records, gone, report, allow_removal)
         self._delete_many(list(gone.values()))
         report.results += [FileResult(path, "removed", rec.chunks) for path, rec in gone.items()]
         self.writer.write(jobs, report)

@@ -242,6 +242,8 @@ class Watcher:
                 for r in report.results:
                     self.results.append(r)
                     self.on_change(describe(r))
+                for folder, hold in report.held.items():  # a drive away, maybe: the user decides (removal.py)
+                    self.on_change(f"{hold.message(folder)}; `hearth ingest {folder} --allow-removal` removes them")
         except Exception as exc:  # a store error must not end the watch: say it, try again later
             self.on_change(f"error ({type(exc).__name__}: {exc}); retrying in {RETRY:.0f} s")
             with self._guard:

@@ -55,6 +55,7 @@ class Report:
     missing: dict[str, int] = field(default_factory=dict)  # path given that is not there -> documents kept under it
     stopped: bool = False  # asked to stop (Ctrl-C, the app's Stop): the files left are done by the next run
     left: int = 0  # files that were to be read and embedded and were not, having stopped
+    held: dict = field(default_factory=dict)  # folder -> removal.HeldRemoval: removals kept until confirmed
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)

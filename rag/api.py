@@ -164,18 +164,20 @@ class Hearth:
 
     def sync(self, paths: Iterable[str | os.PathLike], force: bool = False, reembed: bool = False,
              progress: Progress | None = None, wait: float | None = None, on_wait=None,
-             stop: threading.Event | None = None, retry_failed: bool = False) -> Report:
+             stop: threading.Event | None = None, retry_failed: bool = False, allow_removal: bool = False) -> Report:
         """Make the collection hold exactly the supported files under `paths`: new and changed files
         read and embedded, moved ones re-pointed, deleted ones removed. force re-reads every file
         found; retry_failed reads again the files that failed (`hearth ingest --retry-failed`);
         reembed rebuilds the whole collection with the configured model (beside the old one,
         switched to when done). wait: seconds to wait for another writer (None: as long as it takes).
         Setting `stop` ends the sync within seconds (report.stopped, report.left); the next sync of
-        the same paths goes on where it stopped."""
+        the same paths goes on where it stopped. Files gone that look like a drive away rather than
+        deletion are not removed but reported (report.held) unless allow_removal (ingest/removal.py)."""
         with self._writing(wait, on_wait):
             if reembed:
                 return rebuild(self.library, paths, progress)
-            return Ingestor(self.library, progress, stop).sync(paths, force=force, retry_failed=retry_failed)
+            return Ingestor(self.library, progress, stop).sync(paths, force=force, retry_failed=retry_failed,
+                                                               allow_removal=allow_removal)
 
     def failed_paths(self) -> list[str]:
         """The files that could not be added and are still there (what --retry-failed reads again)."""

@@ -41,6 +41,7 @@ def shown(path) -> str:
 CollectionOpt = typer.Option(None, "--collection", "-c", help="Collection (workspace) to use [default: HEARTH_COLLECTION or 'default']")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout")
 STOPPED_EXIT = 130  # stopped by Ctrl-C, as a shell reports it
+HELD_EXIT = 6  # removals held back until --allow-removal (ingest/removal.py)
 DOCS_SHOWN = 200  # documents `hearth docs` draws in its table unless told (a library may hold 100,000)
 OnlyOpt = typer.Option(None, "--only", help="Search only the documents at or under this file or folder (repeatable)")
 
@@ -90,6 +91,8 @@ def ingest(
         None, "--model", help="Embedding model of a new collection (with --reembed: of the rebuilt one): auto, "
                               "all-MiniLM-L6-v2 (English), multilingual-e5-small, or a model folder [default: HEARTH_EMBED_MODEL]"),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another process is writing"),
+    allow_removal: bool = typer.Option(False, "--allow-removal", help="Remove documents even where the files gone "
+                                       "look like a drive away (more than half of a folder's, or its drive changed)"),
     as_json: bool = JsonOpt,
 ):
     """Add, update and remove documents so the collection matches PATHS (incremental). Ctrl-C stops
@@ -104,12 +107,13 @@ def ingest(
                 out.print("no failed files to retry (`hearth docs` lists what failed)")
                 raise typer.Exit(0)
         report = _sync(lib, paths, force, quiet=as_json, reembed=reembed, wait=0 if no_wait else None,
-                       retry_failed=retry_failed)
+                       retry_failed=retry_failed, allow_removal=allow_removal)
     if as_json:
         print(json.dumps({
             "collection": lib.name, "seconds": round(report.seconds, 3), "unchanged": report.unchanged,
             "chunks_added": report.chunks_added, "repaired": report.repaired,
             "stopped": report.stopped, "left": report.left,
+            "held": {path: {"count": h.count, "recorded": h.recorded, "why": h.why} for path, h in report.held.items()},
             "timings": {k: round(v, 3) for k, v in report.timings.items()},
             "files": [{"path": r.path, "status": r.status, "chunks": r.chunks, "reason": r.reason,
                        **({"previous": r.previous} if r.previous else {})} for r in report.results],
@@ -120,13 +124,16 @@ def ingest(
         if kept:
             err.print(f"[yellow]{shown(path)} is not there: nothing was removed; {kept} document(s) indexed under "
                       f"it are kept (`hearth remove {shown(path)}` forgets them)[/]")
-    raise typer.Exit(STOPPED_EXIT if report.stopped else report.exit_code(strict))
+    for path, hold in report.held.items():  # files gone that may be a drive away: kept until confirmed
+        err.print(f"[yellow]{escape(hold.message(str(path)), keep='')}; `hearth ingest {shown(path)} --allow-removal` "
+                  "removes them[/]")
+    raise typer.Exit(STOPPED_EXIT if report.stopped else HELD_EXIT if report.held else report.exit_code(strict))
 
 
 
 
 def _sync(lib: Hearth, paths, force: bool = False, quiet: bool = False, reembed: bool = False,
-          wait: float | None = None, retry_failed: bool = False):
+          wait: float | None = None, retry_failed: bool = False, allow_removal: bool = False):
     """Hearth.sync with a progress bar on stderr (files done of those to do, rate, ETA). The first
     Ctrl-C stops it within seconds keeping what is done; a second one stops at once."""
     import signal
@@ -158,7 +165,8 @@ def _sync(lib: Hearth, paths, force: bool = False, quiet: bool = False, reembed:
     try:
         with progress:
             return lib.sync(paths, force=force, reembed=reembed, progress=on_file, wait=wait, stop=stop,
-                            retry_failed=retry_failed, on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+                            retry_failed=retry_failed, allow_removal=allow_removal,
+                            on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

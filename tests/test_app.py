@@ -591,3 +591,22 @@ def test_a_big_library_is_searched_by_name_before_asking_about_some(library, cor
     assert str(corpus / "receipts-faq.md") in at.multiselect(key="scope-default").value
     at.chat_input[0].set_value("How long are receipts kept?").run()
     assert {h.source for h in _answers(at)[-1].passages} == {str(corpus / "receipts-faq.md")}
+
+
+def test_a_folder_whose_files_are_gone_asks_before_removing_them(open_library, home, tmp_path):
+    folder = _letters(tmp_path / "drive", 6)
+    lib = open_library()
+    Ingestor(lib).sync([folder])
+    for path in folder.iterdir():  # the drive unmounted: its mount point left empty
+        path.unlink()
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    at.text_input(key="bulk-folder-default").input(str(folder)).run()
+    _button(at, "Add folder").click().run()
+    assert _wait_until(lambda: at.run() and any("would be removed" in _plain(w.value) for w in at.warning))
+    held = next(_plain(w.value) for w in at.warning if "would be removed" in _plain(w.value))
+    assert "6 documents would be removed and were kept" in held and len(lib.documents()) == 6
+    _button(at, "Remove 6 document(s)").click().run()
+    assert _wait_until(lambda: at.run() and any(f"Added {folder}" in _plain(s.value) for s in at.success))
+    assert "6 removed" in next(_plain(s.value) for s in at.success if f"Added {folder}" in _plain(s.value))
+    assert lib.documents() == []

@@ -78,7 +78,7 @@ def test_deleted_files_and_folders_are_removed(folder, ingest, library):
     ingest(folder)
     (folder / "tax.pdf").unlink()
     shutil.rmtree(folder / "bikes")
-    report = ingest(folder)
+    report = Ingestor(library).sync([folder], allow_removal=True)  # 2 of 3: confirmed (test_removal.py)
     assert sorted(os.path.basename(r.path) for r in report.results if r.status == "removed") == ["repair.txt", "tax.pdf"]
     assert [os.path.basename(d.path) for d in library.documents()] == ["garden.md"]
     assert {h.source for h in search(library, "tax receipts tyre", k=10)} == {str(folder / "garden.md")}

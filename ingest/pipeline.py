@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -21,6 +22,7 @@ from . import loaders
 from .library import Library
 from .manifest import REBUILD_MARK, FileRecord
 from .removal import FolderDevices, held_removals
+from .settings import AUTO_MODEL
 from .store import store_errors
 from .write import FileResult, Job, Report, Writer, megabytes, record_failure
 
@@ -300,24 +302,40 @@ class Ingestor:
                     self.journal.done(rec.doc_id, "delete")
 
 def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None) -> Report:
-    """`hearth ingest --reembed`: every document of the collection (and `paths`) embedded again with
-    the configured model (auto: the one its documents' languages call for), into a new Chroma collection and manifest rows beside the old ones, then
-    switched to in one manifest transaction. Until then searches use the old collection; a crash at
-    any point leaves one whole collection, and the next write removes what the other left
+    """`hearth ingest --reembed`: every document of the collection embedded again with the configured
+    model (auto: the one its documents' languages call for) from the passages stored, so no file is
+    read and a document whose drive is away keeps its place; then `paths` synced into it (new and
+    changed files read). All of it goes into a new Chroma collection and manifest rows beside the old
+    ones, switched to in one manifest transaction. Until then searches use the old collection; a crash
+    at any point leaves one whole collection, and the next write removes what the other left
     (Library.clean_rebuilds). Call it holding lib.writing()."""
     target = f"{lib.name}{REBUILD_MARK}{secrets.token_hex(4)}"
     lib.files.set_swept(False)  # before its Chroma collection exists: a crash leaves it for the next writer
     build = Library(lib.settings, lib.name, physical=target)
     build.embedder, build.lease = lib.embedder, lib.lease
-    told = [rec.language for rec in lib.documents() if rec.language]
+    records = lib.documents()
+    told = [rec.language for rec in records if rec.language]
     if told:  # HEARTH_EMBED_MODEL=auto: chosen by every document's language, not the first few
         build.choose_model(told)
+    # read with the model it was built with (auto takes the collection's own), whatever is configured
+    source = Library(dataclasses.replace(lib.settings, embed_model=AUTO_MODEL), lib.name)
     try:
-        wanted = [rec.path for rec in lib.documents()] + [os.path.abspath(p) for p in paths]
-        report = Ingestor(build, progress).sync(list(dict.fromkeys(wanted)))
+        with store_errors(lib.settings):
+            report = Report()
+            started = time.perf_counter()
+            unstored = Writer(build, progress or (lambda *a: None)).rewrite(records, source, report)
+        # passages not all stored (a store written by an older Hearth): read again, where the file is
+        wanted = [rec.path for rec in unstored] + [os.path.abspath(p) for p in paths]
+        if wanted:
+            synced = Ingestor(build, progress).sync(list(dict.fromkeys(wanted)))
+            report.results += synced.results
+            report.unchanged, report.missing, report.held = synced.unchanged, synced.missing, synced.held
+            report.timings = {k: report.timings[k] + synced.timings.get(k, 0.0) for k in report.timings}
+        report.seconds = time.perf_counter() - started
         with store_errors(lib.settings):
             lib.swap_to(build)
             lib.files.set_swept(True)  # the old vectors are gone, the rebuild is the collection
     finally:
+        source.close()
         build.close()
     return report

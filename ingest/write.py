@@ -19,11 +19,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import SimpleNamespace
 from typing import Callable
 
 from . import language, loaders, reader
 from .chunking import Chunk, Chunker, ChunkSpec, check_sizes, is_listing
-from .library import Library
+from .library import Library, chunk_id
 from .manifest import FileRecord
 
 GROUP_CHUNKS = 256  # chunks embedded and written at a time; small files share a group
@@ -33,6 +34,7 @@ LOOKAHEAD = 4  # files read ahead of the embedder
 FIRST_DOCUMENTS = 10
 QUEUED_PARTS = 16  # parts (a PDF's 32 pages, or a small file) waiting for the embedder, at most
 STOP_CHECK_CHUNKS = 64  # passages embedded between two looks at the stop flag
+STORED_BATCH = 1000  # stored passages fetched at a time by rewrite()
 STOP_WAIT_S = 1.0  # asked to stop, how long the file being read is waited for before it is cut short
 
 
@@ -287,6 +289,35 @@ class Writer:
                 raise _Stopped
             parts.append(self.lib.embedder.embed(texts[i : i + STOP_CHECK_CHUNKS]))
         return np.concatenate(parts)
+
+    def rewrite(self, records: list[FileRecord], source: Library, report: Report) -> list[FileRecord]:
+        """Documents written again from the passages `source` stores (their texts and metadata),
+        embedded with this writer's library's model and under its journal: `hearth ingest --reembed`
+        (pipeline.rebuild) reads no file, so a document whose drive is away survives it. Returns the
+        records whose passages are not all stored (read again from their file, if it is there)."""
+        state = {"done": 0, "total": len(records)}
+        waiting: list[tuple[_Parsed, Chunk]] = []
+        finished: list[_Parsed] = []
+        unstored = []
+        for rec in records:
+            ids = [chunk_id(rec.doc_id, i) for i in range(rec.chunks)]
+            stored = {}
+            for i in range(0, len(ids), STORED_BATCH):
+                stored.update(source.chunks(ids[i : i + STORED_BATCH]))
+            if len(stored) != len(ids):
+                unstored.append(rec)
+                continue
+            chunks = [Chunk(text, i, meta.get("page"), meta.get("section"), meta.get("start", 0), meta.get("end", 0),
+                            bool(meta.get("ocr"))) for i, (text, meta, _) in enumerate(stored[cid] for cid in ids)]
+            stat = SimpleNamespace(st_size=rec.size, st_mtime_ns=rec.mtime_ns)  # as recorded: unchanged for a sync
+            parsed = _Parsed(Job(rec.path, stat, rec.sha256), chunks, rec.pages, rec.notes or "",
+                             language=rec.language or "")
+            waiting += [(parsed, c) for c in chunks]
+            finished.append(parsed)
+            if len(waiting) >= GROUP_CHUNKS or len(finished) >= GROUP_CHUNKS:
+                self._flush(waiting, finished, report, state)
+        self._flush(waiting, finished, report, state, last=True)
+        return unstored
 
     def _flush(self, waiting: list, finished: list, report: Report, state: dict, last: bool = False):
         """Embed and write the waiting chunks, then the records of the files read whole, following

@@ -281,3 +281,33 @@ def test_a_lease_holder_that_stalled_past_its_ttl_cannot_renew_or_write(tmp_path
     b.release()
     a.release()  # changes nothing: not A's to release
     assert list(leases()) == [f"lease:{number}"] and json.loads(leases()[f"lease:{number}"])["released"]
+
+
+def test_reembed_rebuilds_from_the_stored_passages_with_a_drive_away(tmp_path, open_library, monkeypatch):
+    """A tenth of the files on a drive that is away: `--reembed` keeps every document, searchable
+    with the new model, and reads no file."""
+    import ingest.pipeline as pipeline
+    from ingest.pipeline import rebuild
+
+    here, away = tmp_path / "here", tmp_path / "away"
+    for i in range(9):
+        write(here / f"letter-{i}.md", f"# Letter {i}\n\nThe delivery number {i} reached the north warehouse.\n")
+    write(away / "ledger.md", "# Ledger\n\nThe lighthouse keeper logs every ship that passes the cape at dawn.\n")
+    Ingestor(open_library()).sync([here, away])
+    before = store_snapshot(open_library())
+    shutil.move(str(away), tmp_path / "unplugged")
+
+    def no_reading(*_):
+        raise AssertionError("a file was read")
+
+    monkeypatch.setattr(pipeline.loaders, "load", no_reading)
+    library = open_library(embed_model="multilingual-e5-small")  # what `HEARTH_EMBED_MODEL=... --reembed` opens
+    with library.writing():
+        report = rebuild(library, [])
+    assert report.count("added") == 10 and not report.failures
+    assert library.embed_model == "multilingual-e5-small"
+    after = store_snapshot(library)
+    assert after["documents"] == before["documents"] and after["chunks"] == before["chunks"]
+    assert after["orphans"] == [] and after["journal"] == [] and after["ids_unique"]
+    hit = search(library, "who records the ships passing the cape?", k=1)[0]
+    assert hit.source == str(away / "ledger.md") and "lighthouse keeper" in hit.text

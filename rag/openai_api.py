@@ -38,6 +38,7 @@ from . import api
 PREFIX = "hearth:"
 MAX_BODY = 1_000_000  # bytes: a chat request is a few KB; a bigger one is refused before it is read
 MAX_QUESTION = 4000  # characters of the question itself
+HANG_UP_POLL_S = 0.2  # how often a non-streamed answer looks whether its client is still there
 
 
 class RequestError(Exception):
@@ -114,10 +115,31 @@ def create_app(settings: Settings, embedder=None) -> Starlette:
             return error_response(RequestError(400, str(exc)))
         if body.get("stream"):
             return EventStream(reply.events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        return JSONResponse(await run_in_threadpool(reply.whole))
+        whole = await whole_unless_gone(request, reply)
+        return JSONResponse(whole) if whole is not None else Response(status_code=499)  # nobody to read it
 
     return Starlette(routes=[Route("/v1/models", models, methods=["GET"]),
                              Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+async def whole_unless_gone(request: Request, reply: "Reply") -> dict | None:
+    """reply.whole(), unless the client hangs up first: then the model server's stream is closed at
+    the next token (as EventStream does for a streamed answer) and None is returned."""
+    gone, done = threading.Event(), threading.Event()
+
+    async def watch():
+        while not done.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await anyio.sleep(HANG_UP_POLL_S)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            return await run_in_threadpool(reply.whole, gone)
+        finally:
+            done.set()
 
 
 class EventStream(StreamingResponse):
@@ -191,10 +213,13 @@ class Reply:
                 "sources": [h.to_json() for h in result.passages], "incomplete": result.incomplete,
                 "retry": result.retry.to_json() if result.retry else None}
 
-    def whole(self) -> dict:
+    def whole(self, gone: threading.Event | None = None) -> dict | None:
+        """The answer as one chat completion; None if `gone` is set first (the client hung up)."""
         try:
             for _ in self.deltas:
-                pass
+                if gone is not None and gone.is_set():
+                    self._stop_reading()
+                    return None
             result = self.stream.result
             text = result.answer + (api.RETRY_MARK + result.retry.answer if result.retry else "") + self.sources_text()
             return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -221,11 +246,14 @@ class Reply:
             finished = True
         finally:
             if not finished:  # closed early (the client left): stop reading the model server's stream
-                self.deltas.close()
-                # openai's Stream and its generator refer to each other: its connection is closed only once
-                # the cycle collector frees them, so run it now (~0.2 s, and only when a client hangs up).
-                gc.collect()
+                self._stop_reading()
             self.lib.close()
+
+    def _stop_reading(self):
+        self.deltas.close()
+        # openai's Stream and its generator refer to each other: its connection is closed only once
+        # the cycle collector frees them, so run it now (~0.2 s, and only when a client hangs up).
+        gc.collect()
 
 
 async def read_json(request: Request) -> dict:

@@ -203,6 +203,21 @@ def test_mcp_over_http_refuses_foreign_origins_and_non_json_posts(home):
         _stop(proc)
 
 
+def test_a_client_that_hangs_up_stops_a_whole_answer_too(api, fake_model):
+    """The same without streaming: the client gives up waiting for the whole answer after 2 s."""
+    url, _ = api
+    fake_model.delay = 0.02
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/chat/completions", json=_ask(), timeout=httpx.Timeout(120, read=2),
+                       headers={"Authorization": f"Bearer {TOKEN}"})
+        stream = fake_model.streams[-1]
+        assert stream["ended"].wait(60), "the model server is still being read from"
+        assert stream["hung_up"] and stream["sent"] < CAP // 2, stream["sent"]
+    finally:
+        fake_model.delay = 0.0
+
+
 # --- malformed requests, the store ---------------------------------------------------------------------
 def test_malformed_bodies_are_a_400_and_another_embedding_model_a_409(api, fake_model):
     url, _ = api

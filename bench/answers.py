@@ -302,6 +302,8 @@ def answer_all(settings, libs: dict, rows: list[dict], speed: float = 0) -> list
                     # own knowledge, and a flag there is honest
                     "evidence_shown": all(facts_met(" ".join(h.text for h in final.passages), row["facts"])),
                     "sources": [f"{Path(h.source).name} p{h.page} {h.score:.2f}" for h in answer.passages],
+                    # what the marks were checked against, so bench/judge.py can replay another check
+                    "passages": [h.text for h in final.passages], "query": final.query,
                     "first_token_s": answer.timings.get("first_token_ms", 0) / 1000 or None,
                     "lead_s": answer.timings["lead_ms"] / 1000 if "lead_ms" in answer.timings else None,
                     "total_s": time.perf_counter() - t,

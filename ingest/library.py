@@ -14,7 +14,7 @@ is opened on first use, so cheap operations stay cheap.
 from __future__ import annotations
 
 import os
-
+import time
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -25,6 +25,12 @@ from .manifest import FileRecord, is_rebuild_of
 from . import language
 from .settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, secure_home
 from .store import MAX_BATCH, check_collection_name, mismatch_message
+
+
+READ_RETRIES = 3  # a read meeting another process's write is tried again this often (Library._read)
+READ_BACKOFF_S = 0.1  # before the first retry; three times longer before each next one
+NEAREST_WIDEN_MAX = 64  # nearest() looks at most this many times n deep for n chunks of recorded documents
+VIEW_CHECK_S = 1.0  # a long-lived reader looks for other processes' writes at most this often
 
 
 def chunk_id(doc_id: str, index: int) -> str:
@@ -63,6 +69,7 @@ class Library:
         self._embedder: Embedder | None = None
         self._chosen: str | None = None  # the model chosen for a new collection by its documents' language
         self._recorded: tuple[str, str] | None = None  # (physical name, its recorded model), once read
+        self._view_due = 0.0  # when _read next looks whether other processes wrote (monotonic clock)
 
     # --- what differs between the two ------------------------------------------------------------
     @cached_property
@@ -85,6 +92,14 @@ class Library:
 
     def _wrote(self):
         """Called after writing, still under the writer lock."""
+
+    def _transient(self, exc: BaseException) -> bool:
+        """A read error that another process's write in flight explains (tried again on a reopened view)."""
+        return False
+
+    def _reopen(self):
+        """Drop this process's view of the store: the next call opens it afresh."""
+        self.__dict__.pop("collection", None)
 
     # --- the collection --------------------------------------------------------------------------
     @property
@@ -172,7 +187,7 @@ class Library:
 
     # --- chunks: every Chroma call ----------------------------------------------------------------
     def count(self) -> int:
-        return self.collection.count()
+        return self._read(lambda col: col.count())
 
     def add_chunks(self, doc_ids: list[str], indices: list[int], vectors, metadatas: list[dict], texts: list[str]):
         """Write chunks (the manifest keeps a local store's texts: see pipeline._flush)."""
@@ -207,16 +222,41 @@ class Library:
                                 embeddings=got["embeddings"], documents=texts,
                                 metadatas=[{**m, "doc_id": new_doc, **changes} for m in got["metadatas"]])
 
+    def _read(self, call):
+        """call(collection) on a view of the store that includes what other processes have written
+        (a long-lived reader: the app, `hearth search -`, `hearth api`, MCP, beside `hearth ingest`).
+        A read that meets another process's write in flight is tried again on a reopened view, up to
+        READ_RETRIES times, before its error is raised (docs/decisions.md, issue 40)."""
+        for attempt in range(READ_RETRIES + 1):
+            if time.monotonic() >= self._view_due:  # reopening loads the whole index: not at every read
+                self._view_due = time.monotonic() + VIEW_CHECK_S
+                if self._view_changed():
+                    self.__dict__.pop("collection", None)
+            try:
+                return call(self.collection)
+            except Exception as exc:
+                if attempt == READ_RETRIES or not self._transient(exc):
+                    raise
+                self._reopen()
+                time.sleep(READ_BACKOFF_S * 3 ** attempt)
+
     def nearest(self, vector, n: int, docs: list[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the n nearest chunks of live documents (of `docs` only,
         when given: doc ids)."""
         where = {"doc_id": {"$in": list(docs)}} if docs else None
-        got = self.collection.query(query_embeddings=[vector], n_results=n, where=where,
-                                    include=["metadatas", "distances"])
-        ids, metas, dists = got["ids"][0], got["metadatas"][0], got["distances"][0]
-        # Chunks of a document whose write was interrupted are not in the manifest: never show them.
-        live = self.files.live_doc_ids(m.get("doc_id") for m in metas)
-        return [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
+        asked = n
+        while True:
+            got = self._read(lambda col: col.query(query_embeddings=[vector], n_results=asked, where=where,
+                                                   include=["metadatas", "distances"]))
+            ids, metas, dists = got["ids"][0], got["metadatas"][0], got["distances"][0]
+            # Chunks of a document whose write was interrupted, or is still being written by another
+            # process, are not in the manifest: never show them.
+            live = self.files.live_doc_ids(m.get("doc_id") for m in metas)
+            found = [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
+            # Those can fill the nearest n (an ingest in flight beside a reader): look further, within reason.
+            if len(found) >= n or len(ids) < asked or asked >= n * NEAREST_WIDEN_MAX:
+                return found[:n]
+            asked *= 4
 
     def keyword_search(self, match: str, n: int, docs: list[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) for an FTS5 MATCH expression (in `docs` only, when given)."""
@@ -233,7 +273,7 @@ class Library:
         """{chunk id: (text, metadata, vector or None)} for those of `ids` that exist."""
         if not ids:
             return {}
-        got = self.collection.get(ids=ids, include=["metadatas", "embeddings"] if vectors else ["metadatas"])
+        got = self._read(lambda col: col.get(ids=ids, include=["metadatas", "embeddings"] if vectors else ["metadatas"]))
         texts = self.texts(got["ids"])
         embeddings = got["embeddings"] if vectors else [None] * len(got["ids"])
         return {cid: (texts.get(cid, ""), meta, emb) for cid, meta, emb in zip(got["ids"], got["metadatas"], embeddings)}
@@ -246,7 +286,7 @@ class Library:
         missing = [cid for cid, key in zip(ids, keys) if key not in found]
         texts = {chunk_id(*key): text for key, text in found.items()}
         if missing:
-            got = self.collection.get(ids=missing, include=["documents"])
+            got = self._read(lambda col: col.get(ids=missing, include=["documents"]))
             texts.update((cid, doc) for cid, doc in zip(got["ids"], got["documents"]) if doc is not None)
         return texts
 

@@ -13,7 +13,7 @@ from .manifest.journal import Journal
 from .manifest.keywords import Keywords
 from .manifest.texts import Texts
 from .settings import Settings, tighten
-from .store import chroma_settings, drop_stale_view, saw_generation
+from .store import chroma_settings, drop_stale_view, force_reopen, saw_generation
 
 
 class LocalLibrary(Library):
@@ -41,6 +41,17 @@ class LocalLibrary(Library):
             self.__dict__.pop("client", None)  # the next client reopens the store from disk
             return True
         return False
+
+    def _transient(self, exc: BaseException) -> bool:
+        # Chroma's Rust core reading segment files another process is rewriting: "Error executing plan"
+        from chromadb.errors import InternalError
+
+        return isinstance(exc, InternalError)
+
+    def _reopen(self):
+        force_reopen(self.settings.chroma_path)
+        self.__dict__.pop("client", None)
+        self.__dict__.pop("collection", None)
 
     def _wrote(self):
         saw_generation(self.settings.chroma_path, self.files.generation())

@@ -56,12 +56,17 @@ def drop_stale_view(path, generation: int) -> bool:
     seen = _views.setdefault(key, generation)
     if seen == generation:
         return False
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    SharedSystemClient._identifier_to_system.pop(key, None)
-    SharedSystemClient._identifier_to_refcount.pop(key, None)
+    force_reopen(path)
     _views[key] = generation
     return True
+
+
+def force_reopen(path):
+    """Drop this process's Chroma System for the folder `path`: the next client reopens it from disk."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient._identifier_to_system.pop(str(path), None)
+    SharedSystemClient._identifier_to_refcount.pop(str(path), None)
 
 
 def saw_generation(path, generation: int):

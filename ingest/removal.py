@@ -67,7 +67,8 @@ class FolderDevices:
             return
         known.update(folders)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:  # private, as all of HEARTH_HOME
+            fh.write(json.dumps(known, indent=1, sort_keys=True))
         os.replace(tmp, self.path)
 
 

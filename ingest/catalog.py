@@ -6,7 +6,8 @@ With an embedded store the manifest is a SQLite file beside it (manifest/). Agai
 every instance (app, `hearth watch`, `hearth ingest`, on any machine) must see the same documents, so
 what the manifest holds lives in the server, in one collection, `hearth-catalog`, one record per
     collection  its embedding model                      id collection:<name>
-    file        path, doc_id, size, mtime, hash, chunks  id file:<name>:<sha1 of path>
+    file        path, doc_id, size, mtime, hash, chunks  id file:<name>:<sha1 of path>@<lease>
+    file-gone   a file removed (a tombstone)             id file:<name>:<sha1 of path>@<lease>
     problem     a file that could not be ingested        id problem:<name>:<sha1 of path>
     journal     a write in flight (see manifest/)        id journal:<name>:<instance>:<doc>:<op>
     generation  changes with every change of files       id generation:<name>
@@ -19,6 +20,13 @@ What stays per instance, in <home>/: the keyword (BM25) index, a cache rebuilt f
 chunks whenever the generation moves (only documents it lacks are fetched), and the writer lock.
 Journal entries belong to the instance that wrote them, so one instance's repair never touches
 another's write in flight.
+
+A file's record is versioned by the number of the writer lease (lease.py) it was written under,
+and readers take the highest: Chroma has no conditional write, so a writer that passed its fence and
+stalled before its write lands (after its lease passed to another) must not overwrite the newer
+holder's record. Its write lands as an older version and loses. Taking over from a writer that died,
+the new holder first writes each file that writer had in flight again under its own number (or a
+tombstone), so a late landing of that writer's record never names passages the takeover swept.
 
 Chroma has no multi-record transactions, but one upsert or delete call is applied whole. A
 transaction here collects its changes and applies every upsert, then every delete; the order of the
@@ -75,8 +83,10 @@ class Catalog:
         self.collection = client.get_or_create_collection(CATALOG, embedding_function=None)
         self.db = db  # the instance's local cache (the keyword index), committed with the catalog's changes
         self.fence = lambda: None  # ServerLibrary: its lease's check, before every write (lease.py)
+        self.lease_number = lambda: 0  # ServerLibrary: its lease's number, the version of what it writes
         self._ups: dict[str, tuple[dict, str]] | None = None
         self._dels: list[str] | None = None
+        self._older: dict[tuple[str, int], set[str]] | None = None
 
     def put(self, rid: str, meta: dict, record):
         doc = json.dumps(record)
@@ -96,6 +106,19 @@ class Catalog:
         elif rids:
             self.fence()
             self.collection.delete(ids=list(rids))
+
+    def drop_older(self, collection: str, key: str, lease: int):
+        """Delete the versions of a file's record older than `lease` (after the new one is written)."""
+        if self._older is not None:
+            self._older.setdefault((collection, lease), set()).add(key)
+        else:
+            self.fence()
+            self._delete_older(collection, lease, {key})
+
+    def _delete_older(self, collection: str, lease: int, keys: set[str]):
+        self.collection.delete(ids=[f"file:{collection}:{k}" for k in keys])  # unversioned: an older store's
+        self.collection.delete(where={"$and": [{"collection": collection}, {"key": {"$in": sorted(keys)}},
+                                               {"lease": {"$lt": lease}}]})
 
     def records(self, where: dict) -> list:
         got = self.collection.get(where=where, include=["documents"])
@@ -125,8 +148,39 @@ class CatalogFiles(Files):
     def where(self, kind: str, **filters) -> dict:
         return {"$and": [{"kind": kind}, {"collection": self.collection}] + [{k: v} for k, v in filters.items()]}
 
-    def _file_id(self, path: str) -> str:
-        return f"file:{self.collection}:{_key(path)}"
+    def _put_file(self, key: str, record: dict, doc_id: str | None):
+        """A version of a file's record (a tombstone when doc_id is None) under this writer's lease
+        number; the older versions go after it."""
+        lease = self.catalog.lease_number()
+        filters = {"key": key, "lease": lease} | ({"doc_id": doc_id} if doc_id is not None else {})
+        self._put(f"file:{self.collection}:{key}@{lease}", "file" if doc_id is not None else "file-gone", record,
+                  **filters)
+        self.catalog.drop_older(self.collection, key, lease)
+
+    def _versions(self, keys: list[str] | None = None) -> dict[str, tuple[int, str, dict]]:
+        """The newest version of each file's record (or of those `keys`): key -> (lease, kind, record)."""
+        if keys == []:
+            return {}
+        where = [{"kind": {"$in": ["file", "file-gone"]}}, {"collection": self.collection}]
+        if keys is not None:
+            where.append({"key": {"$in": keys}})
+        got = self.catalog.collection.get(where={"$and": where}, include=["metadatas", "documents"])
+        newest: dict[str, tuple[int, str, dict]] = {}
+        for meta, doc in zip(got["metadatas"], got["documents"]):
+            record = json.loads(doc)
+            key, lease = meta.get("key") or _key(record["path"]), meta.get("lease", 0)  # unversioned: an older store's
+            if key not in newest or lease > newest[key][0]:
+                newest[key] = (lease, meta["kind"], record)
+        return newest
+
+    def outrank(self, keys: list[str]):
+        """Write these files' newest records again under this writer's number (a tombstone where there is
+        none): a takeover's first step, so what the dead writer had in flight can never land over them."""
+        newest = self._versions(sorted(set(keys)))
+        with self.catalog.transaction():
+            for key in set(keys):
+                _, kind, record = newest.get(key, (0, "file-gone", {"key": key}))
+                self._put_file(key, record, record["doc_id"] if kind == "file" else None)
 
     # --- which physical collection ------------------------------------------------------------------
     def physical(self) -> str:
@@ -179,23 +233,29 @@ class CatalogFiles(Files):
                   {"embed_model": embed_model, "dimension": dimension, "created_at": time.time()})
 
     def collections(self):
-        got = self.catalog.collection.get(where={"kind": {"$in": ["collection", "file", "alias"]}},
+        got = self.catalog.collection.get(where={"kind": {"$in": ["collection", "file", "file-gone", "alias"]}},
                                           include=["metadatas", "documents"])
-        files: dict[str, int] = {}
+        newest: dict[tuple[str, str], tuple[int, str]] = {}
         models, aliases = {}, {}
         for meta, doc in zip(got["metadatas"], got["documents"]):
-            if meta["kind"] == "file":
-                files[meta["collection"]] = files.get(meta["collection"], 0) + 1
+            if meta["kind"] in ("file", "file-gone"):
+                at = (meta["collection"], meta.get("key") or _key(json.loads(doc)["path"]))
+                if at not in newest or meta.get("lease", 0) > newest[at][0]:
+                    newest[at] = (meta.get("lease", 0), meta["kind"])
             elif meta["kind"] == "alias":
                 aliases[json.loads(doc)["physical"]] = meta["collection"].split(":", 1)[1]
             else:
                 models[meta["collection"]] = json.loads(doc)
+        files: dict[str, int] = {}
+        for (collection, _), (_, kind) in newest.items():
+            files[collection] = files.get(collection, 0) + (kind == "file")
         return sorted((aliases.get(p, p), m["embed_model"], m["dimension"], files.get(p, 0)) for p, m in models.items()
                       if p in aliases or (REBUILD_MARK not in p and p not in aliases.values()))
 
     # --- files --------------------------------------------------------------------------------------
     def records(self) -> dict[str, FileRecord]:
-        records = sorted((FileRecord(**r) for r in self.catalog.records(self.where("file"))), key=lambda r: r.path)
+        records = sorted((FileRecord(**r) for _, kind, r in self._versions().values() if kind == "file"),
+                         key=lambda r: r.path)
         return {r.path: r for r in records}
 
     def page(self, search: str = "", sort: str = "path", descending: bool = False, offset: int = 0,
@@ -222,19 +282,20 @@ class CatalogFiles(Files):
         doc_ids = list(set(doc_ids))
         if not doc_ids:
             return set()
-        got = self.catalog.collection.get(where=self.where("file", doc_id={"$in": doc_ids}), include=["metadatas"])
-        return {m["doc_id"] for m in got["metadatas"]}
+        got = self.catalog.collection.get(where=self.where("file", doc_id={"$in": doc_ids}), include=["documents"])
+        keys = sorted({_key(json.loads(doc)["path"]) for doc in got["documents"]})
+        return {r["doc_id"] for _, kind, r in self._versions(keys).values() if kind == "file"} & set(doc_ids)
 
     def put(self, rec: FileRecord):
-        self._put(self._file_id(rec.path), "file", asdict(rec), doc_id=rec.doc_id)
+        self._put_file(_key(rec.path), asdict(rec), rec.doc_id)
         self._bump()
 
     def delete(self, path: str):
-        self.catalog.delete(self._file_id(path))
+        self._put_file(_key(path), {"key": _key(path)}, None)
         self._bump()
 
     def touch(self, rec: FileRecord, size: int, mtime_ns: int):
-        self._put(self._file_id(rec.path), "file", {**asdict(rec), "size": size, "mtime_ns": mtime_ns}, doc_id=rec.doc_id)
+        self._put_file(_key(rec.path), {**asdict(rec), "size": size, "mtime_ns": mtime_ns}, rec.doc_id)
 
     # --- problems ---------------------------------------------------------------------------------
     def problems(self) -> dict[str, tuple[str, int, int]]:
@@ -261,8 +322,15 @@ class CatalogJournal:
     def entries(self) -> list[tuple[str, str]]:
         return [tuple(e) for e in self.files.catalog.records(self.files.where("journal", instance=self.files.owner))]
 
-    def add(self, doc_id: str, op: str):
-        self.files._put(self._id(doc_id, op), "journal", [doc_id, op], instance=self.files.owner)
+    def add(self, doc_id: str, op: str, path: str | None = None):
+        """`path`: the file whose record an "add" will write (see outrank)."""
+        filters = {"file_key": _key(path)} if path is not None else {}
+        self.files._put(self._id(doc_id, op), "journal", [doc_id, op], instance=self.files.owner, **filters)
+
+    def adding(self) -> list[str]:
+        """The keys of the files whose records any instance's writes in flight are about to write."""
+        got = self.files.catalog.collection.get(where=self.files.where("journal"), include=["metadatas"])
+        return [m["file_key"] for m in got["metadatas"] if "file_key" in m]
 
     def done(self, doc_id: str, op: str):
         self.files.catalog.delete(self._id(doc_id, op))
@@ -282,12 +350,12 @@ class _Batch:
 
     def __enter__(self):
         self.c.db.execute("BEGIN IMMEDIATE")
-        self.c._ups, self.c._dels = {}, []
+        self.c._ups, self.c._dels, self.c._older = {}, [], {}
         return self.c.db
 
     def __exit__(self, exc_type, *_):
-        ups, dels = self.c._ups, self.c._dels
-        self.c._ups = self.c._dels = None
+        ups, dels, older = self.c._ups, self.c._dels, self.c._older
+        self.c._ups = self.c._dels = self.c._older = None
         try:
             if exc_type is None and (ups or dels):
                 self.c.fence()  # a writer whose lease was taken over writes nothing (lease.py)
@@ -297,6 +365,8 @@ class _Batch:
                                          documents=[ups[i][1] for i in ids])
             if exc_type is None and dels:
                 self.c.collection.delete(ids=list(dict.fromkeys(dels)))
+            for (collection, lease), keys in (older.items() if exc_type is None else ()):
+                self.c._delete_older(collection, lease, keys)
         except BaseException:
             self.c.db.execute("ROLLBACK")
             raise

@@ -15,7 +15,9 @@ wins: that is the compare-and-set this is built on.
     release  the holder marks its record released
     fence    the lease number is a fencing token: before each write (check, and the catalog's own
              writes) the holder checks that its number is still the highest in the server, and in
-             time; a holder that stalled past the TTL, or was taken over, is refused (LeaseLost)
+             time; a holder that stalled past the TTL, or was taken over, is refused (LeaseLost).
+             A write that passed the check and stalled before it was sent still lands: file records
+             are versioned by lease number, the newest read (catalog.py), so it lands as a loser
 
 A holder killed -9 stops renewing; after TTL the next writer takes over and learns that it did
 (took_over), so it sweeps what the dead writer left half-done (Library.sweep). Expiry compares wall

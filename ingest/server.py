@@ -25,6 +25,7 @@ class ServerLibrary(Library):
         self.db = Database(settings.manifest_path)  # the keyword cache
         self.catalog = Catalog(self.client, self.db)
         self.catalog.fence = self.check_writer  # every catalog write, fenced by the lease while writing
+        self.catalog.lease_number = lambda: self.lease.number if self.lease is not None else 0
         self.instance = instance_id(settings.home)
         self.files = CatalogFiles(self.catalog, self.name, self.instance, physical)
         self.journal = CatalogJournal(self.files)
@@ -45,6 +46,12 @@ class ServerLibrary(Library):
 
     def transaction(self):
         return self.catalog.transaction()
+
+    def sweep(self) -> int:
+        """Taking over from a writer that died: its files in flight are first written again under this
+        writer's number, so its records that land late lose to them (catalog.py), then the sweep."""
+        self.files.outrank(self.journal.adding())
+        return super().sweep()
 
     @contextmanager
     def _writer(self, wait, on_wait):

@@ -332,7 +332,7 @@ class Writer:
         if new:
             with self.lib.transaction():
                 for p in new:
-                    self.journal.add(p.doc_id, "add")
+                    self.journal.add(p.doc_id, "add", p.job.path)
                     p.journaled = True
         self.lib.check_writer()
         for i in range(0, len(waiting), GROUP_CHUNKS):

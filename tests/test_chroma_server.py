@@ -361,3 +361,84 @@ def test_a_sync_leaves_other_instances_documents_alone(chroma, tmp_path):
     assert set(_docs(a)) == {"note-0.md", "note-1.md", "note-2.md", "b-only.md"}  # A's note-2 kept
     assert _ingest(a, folder) == Counter(removed=1, unchanged=3)  # A's own file gone: A removes it
     assert set(_docs(b)) == {"note-0.md", "note-1.md", "b-only.md"}
+
+
+class _StallFileRecords:
+    """A's catalog collection: the write of its file records stops after the lease's fence passed, as a
+    process paused there would (its lease renewals stop too), until let go."""
+
+    def __init__(self, lib):
+        self.lib, self.collection = lib, lib.catalog.collection
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.collection, name)
+
+    def upsert(self, ids, **kwargs):
+        if any(i.startswith("file:") for i in ids) and not self.reached.is_set():
+            self.lib.lease._done.set()  # paused: no more renewals either
+            self.reached.set()
+            assert self.go.wait(120)
+        return self.collection.upsert(ids=ids, **kwargs)
+
+
+def test_a_writer_stalled_between_its_fence_and_its_write_cannot_undo_the_next_holder(chroma, tmp_path, open_library,
+                                                                                         monkeypatch):
+    """A passes its lease's fence and stalls before its catalog write; its lease runs out and B takes
+    over, then rewrites one of A's files. A's write lands after all that: it must not replace B's
+    record, nor name passages B's takeover swept (a document recorded with no passages is lost)."""
+    from ingest.errors import LeaseLost
+    from ingest.library import chunk_id
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    same, new = folder / "same.md", folder / "new.md"
+    same.write_text("# Lamp\n\nThe lamp burns lantern oil from the blue tin.\n")
+    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "machine-a"))
+    a = open_library(chroma_lease_s=3)
+    with a.writing():
+        Ingestor(a).sync([folder])
+
+    same.write_text("# Lamp\n\nThe lamp burns whale tallow from the red jar.\n")  # A's version, stalled
+    new.write_text("# Kiln\n\nFire the kiln slowly to nine hundred degrees.\n")
+    a.catalog.collection = stall = _StallFileRecords(a)
+    outcome = []
+
+    def a_writes():
+        try:
+            with a.writing():
+                Ingestor(a).sync([folder])
+            outcome.append("wrote")
+        except LeaseLost:
+            outcome.append("lost")
+
+    writer = threading.Thread(target=a_writes)
+    writer.start()
+    assert stall.reached.wait(120)  # A's fence passed; its write not sent
+    time.sleep(3.5)  # A's lease runs out
+
+    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "machine-b"))
+    b = open_library(chroma_lease_s=3)
+    same.write_text("# Lamp\n\nThe lamp burns beeswax candles from the cellar.\n")  # B's version
+    try:
+        with b.writing():
+            Ingestor(b).sync([same])  # B takes over (sweeping A's writes in flight) and rewrites same.md
+            assert b.lease.number > a.lease.number
+    finally:
+        stall.go.set()  # A's stale write lands now
+    writer.join(120)
+    assert outcome == ["lost"]  # and A learns, at its next fence, that it lost the lease
+
+    monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "machine-c"))
+    c = open_library()
+    state = c.snapshot()
+    assert [(Path(p).name, n) for p, _, n in state["documents"]] == [("same.md", 1)]  # B's record, and no new.md
+    assert state["orphans"] == [] and {Path(source).name for source, *_ in state["chunks"]} == {"same.md"}
+    assert [Path(h.source).name for h in search(c, "beeswax candles cellar", mode="keyword")] == ["same.md"]
+    assert search(c, "whale tallow red jar", mode="keyword") == []
+    for doc in c.documents():  # every recorded document has its passages
+        assert len(c.chunks([chunk_id(doc.doc_id, i) for i in range(doc.chunks)])) == doc.chunks
+
+    with b.writing():
+        Ingestor(b).sync([folder])  # the next sync reads new.md again: nothing of it was lost
+    assert [Path(h.source).name for h in search(c, "kiln nine hundred degrees", mode="keyword")] == ["new.md"]

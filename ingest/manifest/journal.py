@@ -12,7 +12,7 @@ class Journal:
     def entries(self) -> list[tuple[str, str]]:
         return self.db.execute("SELECT doc_id, op FROM journal WHERE collection=?", (self.files.collection,)).fetchall()
 
-    def add(self, doc_id: str, op: str):
+    def add(self, doc_id: str, op: str, path: str | None = None):  # path: the server's catalog needs it (catalog.py)
         self.db.execute("INSERT OR IGNORE INTO journal VALUES (?, ?, ?)", (self.files.collection, doc_id, op))
 
     def done(self, doc_id: str, op: str):

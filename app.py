@@ -568,7 +568,27 @@ def library_page(lib: Hearth):
             if row["status"] in ("failed", "skipped", "refused"):
                 st.error(render.text(f"{row['file']} was not added: {row['details']}"))
         st.dataframe(state.last_results, hide_index=True, width="stretch")
+    compact_offer(lib)
     documents_table(lib)
+
+
+def compact_offer(lib: Hearth):
+    """Once removed and changed documents left enough disk unused (Hearth.worth_compacting), offer
+    to give it back: `hearth compact`."""
+    if not lib.worth_compacting():
+        return
+    free, _ = lib.free_bytes()
+    box = st.container(border=True)
+    box.caption(f"Removed and changed documents left about {free / 2**20:.0f} MB unused on disk.")
+    if box.button("Give the space back", key="compact"):
+        try:
+            before, after = lib.compact(wait=writer_wait(lib))
+        except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
+            flash("error", busy_message(lib, exc))
+            st.rerun()
+        flash("success", f"the library now takes {after / 2**20:.0f} MB on disk ({max(0, before - after) / 2**20:.0f} "
+              "MB given back)")
+        st.rerun()
 
 
 def watch_switch(lib: Hearth):

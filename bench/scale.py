@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py build --passages 100000 [--real]   (once; minutes, 1M: an hour)
     .venv/bin/python bench/scale.py measure --passages 100000 [--real]
     .venv/bin/python bench/scale.py compare                            (stand-in vs real vectors, 100k)
+    .venv/bin/python bench/scale.py churn --passages 100000            (disk after delete + re-add, compacted)
 
 The library: real text cut from the R and Octave manuals and the Debian reference (`make testdata`),
 sentences drawn at random (seeded) into Markdown notes, plain-text files and mail (.eml), many files of
@@ -366,6 +367,56 @@ def measure(passages: int, real: bool, n: int, app: bool = True) -> dict:
     return result
 
 
+def disk_parts(home: Path) -> dict[str, float]:
+    """MB of the manifest, Chroma's SQLite file and its vector index files, and all of the home."""
+    chroma = home / "chroma"
+    return {"manifest": (home / "manifest.sqlite3").stat().st_size / 2**20,
+            "chroma_sqlite": (chroma / "chroma.sqlite3").stat().st_size / 2**20,
+            "vector_index": sum(disk_mb(d) for d in chroma.iterdir() if d.is_dir()), "home": disk_mb(home)}
+
+
+def churn(passages: int) -> dict:
+    """Disk after deleting a tenth of the files and adding them back, against a fresh build of the
+    same files (made first: minutes), then after `Library.compact()` (what `hearth compact` runs)."""
+    from ingest.library import Library
+    from ingest.pipeline import Ingestor
+
+    home, folder = home_of(passages, False), WORK / f"files-{passages}"
+    shutil.rmtree(home, ignore_errors=True)  # a fresh build, whatever churn or compaction came before
+    build(passages, False)
+    fresh = disk_parts(home)
+    pool = sentence_pool()
+    lib = Library(settings_for(home))
+    lib.embedder = StandIn(pool, pool_vectors(pool))
+    tenth = sorted(folder.glob("d*"))[: max(1, len(list(folder.glob("d*"))) // 10)]
+    with lib.writing():
+        removed = Ingestor(lib).remove(tenth)
+    t = time.perf_counter()
+    with lib.writing():
+        report = Ingestor(lib).sync([folder])
+    readd_s = time.perf_counter() - t
+    churned = disk_parts(home)
+    churned["estimated_free"] = lib.free_bytes() / 2**20
+    print(f"compact() would give back about {churned['estimated_free']:.1f} MB", flush=True)
+    print(f"deleted {len(removed)} files ({sum(r.chunks for r in removed)} passages) and added "
+          f"{len(report.results)} back ({report.chunks_added} passages, {readd_s:.0f} s)", flush=True)
+    t = time.perf_counter()
+    with lib.writing():
+        freed = lib.compact()
+    compact_s = time.perf_counter() - t
+    compacted = disk_parts(home)
+    lib.close()
+    result = {"passages": passages, "fresh_mb": fresh, "churned_mb": churned, "compacted_mb": compacted,
+              "compact_s": compact_s, "freed": freed}
+    for part in fresh:  # the estimate's own line is above
+        print(f"  {part:14} fresh {fresh[part]:7.1f} MB   after churn {churned[part]:7.1f} MB "
+              f"({churned[part] / fresh[part]:.2f}x)   compacted {compacted[part]:7.1f} MB "
+              f"({compacted[part] / fresh[part]:.2f}x)", flush=True)
+    print(f"compact: {compact_s:.1f} s", flush=True)
+    (home.parent / "churn.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def compare(n: int) -> None:
     """How close the stand-in is to the real model at 100k: cosine of the two vectors of the same
     passages, the overlap of the dense top 10 for the same questions, and the search timings of the
@@ -456,7 +507,7 @@ def table() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["build", "measure", "compare", "table", "search-child"])
+    parser.add_argument("what", choices=["build", "measure", "compare", "table", "churn", "search-child"])
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--real", action="store_true", help="the real model's vectors (100k only: hours at 1M)")
@@ -473,6 +524,8 @@ def main() -> None:
         table()
     elif args.what == "compare":
         compare(args.queries)
+    elif args.what == "churn":
+        churn(args.passages)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import time
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 
 from .embedding import Embedder
 from .errors import ModelMismatch
@@ -100,6 +101,30 @@ class Library:
     def _reopen(self):
         """Drop this process's view of the store: the next call opens it afresh."""
         self.__dict__.pop("collection", None)
+
+    def _compact_store(self):
+        """Give back the disk the vector store keeps after deletions (LocalLibrary: Chroma's own)."""
+
+    def _store_free_bytes(self) -> int:
+        """Bytes _compact_store would give back, about (a server's store is its operator's)."""
+        return 0
+
+    # --- space -----------------------------------------------------------------------------------
+    def disk_bytes(self) -> int:
+        """Bytes this library's files take under HEARTH_HOME (the store and the manifest)."""
+        return sum(f.stat().st_size for f in Path(self.settings.home).rglob("*") if f.is_file())
+
+    def free_bytes(self) -> int:
+        """Bytes compact() would give back, about (pages SQLite keeps free, write-ahead logs)."""
+        return self.db.free_bytes() + self._store_free_bytes()
+
+    def compact(self) -> tuple[int, int]:
+        """Give back the disk that deletions and re-adds left in the manifest and the store, under
+        the writer lock (call within writing()). Returns (bytes before, bytes after)."""
+        before = self.disk_bytes()
+        self.db.compact()
+        self._compact_store()
+        return before, self.disk_bytes()
 
     # --- the collection --------------------------------------------------------------------------
     @property

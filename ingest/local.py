@@ -16,6 +16,11 @@ from .settings import Settings, tighten
 from .store import chroma_settings, drop_stale_view, force_reopen, saw_generation
 
 
+# chromadb's CLI entry point, with only the vacuum command (`chroma update` alone reaches the network).
+_VACUUM = ("import sys, chromadb_rust_bindings; "
+           "chromadb_rust_bindings.cli(['chroma', 'vacuum', '--path', sys.argv[1], '--force'])")
+
+
 class LocalLibrary(Library):
     keeps_texts = True
 
@@ -52,6 +57,32 @@ class LocalLibrary(Library):
         force_reopen(self.settings.chroma_path)
         self.__dict__.pop("client", None)
         self.__dict__.pop("collection", None)
+
+    def _compact_store(self):
+        """Chroma's own vacuum (`chroma vacuum`: its log pruned, its SQLite file vacuumed), run in a
+        child process on the store this process lets go of first."""
+        import subprocess
+        import sys
+
+        self._reopen()
+        path = str(self.settings.chroma_path)
+        subprocess.run([sys.executable, "-c", _VACUUM, path], check=True, capture_output=True, text=True,
+                       timeout=3600)
+        tighten(self.settings.chroma_path)
+
+    def _store_free_bytes(self) -> int:
+        import sqlite3
+
+        from .manifest import sqlite_free_bytes
+
+        path = self.settings.chroma_path / "chroma.sqlite3"
+        if not path.is_file():
+            return 0
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return sqlite_free_bytes(db)
+        finally:
+            db.close()
 
     def _wrote(self):
         saw_generation(self.settings.chroma_path, self.files.generation())

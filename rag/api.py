@@ -52,6 +52,10 @@ __all__ = ["Hearth", "Answer", "AnswerStream", "Chat", "FileRecord", "FileResult
            "SUPPORTED_TYPES", "check_collection_name", "describe", "load_settings", "model_server", "passage_budget"]
 
 
+COMPACT_WORTH_BYTES = 50 * 2**20  # compact() is offered once deletions left this much unused...
+COMPACT_WORTH_SHARE = 0.10  # ...and at least this share of the library's disk
+
+
 class Hearth:
     """One opened collection of one library (HEARTH_HOME, or a Chroma server)."""
 
@@ -187,6 +191,21 @@ class Hearth:
         """Forget the documents at or under `paths`; the files themselves stay."""
         with self._writing(wait, on_wait):
             return Ingestor(self.library).remove(paths)
+
+    def free_bytes(self) -> tuple[int, int]:
+        """(bytes a compact() would give back, about; bytes the library takes on disk now)."""
+        return self.library.free_bytes(), self.library.disk_bytes()
+
+    def worth_compacting(self) -> bool:
+        """Whether deletions left enough unused space for compact() to be worth offering."""
+        free, disk = self.free_bytes()
+        return free >= COMPACT_WORTH_BYTES and free >= COMPACT_WORTH_SHARE * disk
+
+    def compact(self, wait: float | None = None, on_wait=None) -> tuple[int, int]:
+        """Give back the disk that deletions and changes left unused (`hearth compact`): returns the
+        library's bytes (before, after). Searches elsewhere wait while it runs (seconds at 100k passages)."""
+        with self._writing(wait, on_wait):
+            return self.library.compact()
 
     def uploads_among(self, paths: Iterable[str]) -> list[str]:
         """Those of `paths` that are files in the library folder (added through the app): the files

@@ -312,6 +312,17 @@ def remove(paths: List[Path] = typer.Argument(..., help="Files or folders to for
 
 
 @app.command()
+def compact(as_json: bool = JsonOpt):
+    """Give back the disk space that deleted and changed documents left unused (all collections)."""
+    with _library(None) as lib:
+        before, after = lib.compact(on_wait=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+    if as_json:
+        print(json.dumps({"bytes_before": before, "bytes_after": after}, indent=2))
+    else:
+        out.print(f"library on disk: {_size(before)} -> {_size(after)} ({_size(max(0, before - after))} given back)")
+
+
+@app.command()
 def search(
     query: str = typer.Argument(..., help="The query, or '-' to read one query per line from stdin"),
     k: int = typer.Option(5, "--k", "-k", min=1, max=200, help="Number of passages"),

@@ -610,3 +610,21 @@ def test_a_folder_whose_files_are_gone_asks_before_removing_them(open_library, h
     assert _wait_until(lambda: at.run() and any(f"Added {folder}" in _plain(s.value) for s in at.success))
     assert "6 removed" in next(_plain(s.value) for s in at.success if f"Added {folder}" in _plain(s.value))
     assert lib.documents() == []
+
+
+def test_the_library_page_offers_to_give_back_space_once_worth_it(open_library, home, tmp_path, monkeypatch):
+    import rag.api as api
+
+    folder = _letters(tmp_path / "letters", 6)
+    lib = open_library()
+    Ingestor(lib).sync([folder])
+    at = run_app()
+    at.sidebar.radio(key="page").set_value("Library").run()
+    assert "Give the space back" not in _labels(at.button)  # nothing removed: nothing offered
+    Ingestor(lib).remove([folder])
+    monkeypatch.setattr(api, "COMPACT_WORTH_BYTES", 1)  # a test library is small: the 50 MB floor lowered
+    at.run()
+    assert any("unused on disk" in _plain(c.value) for c in at.caption)
+    _button(at, "Give the space back").click().run()
+    assert any("MB given back" in _plain(s.value) for s in at.success)
+    assert "Give the space back" not in _labels(at.button)

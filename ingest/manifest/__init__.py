@@ -101,6 +101,18 @@ class FileRecord:
     language: str | None = None  # ISO 639 code of its text (ingest/language.py); None: not told or older
 
 
+def sqlite_free_bytes(db: sqlite3.Connection) -> int:
+    """The pages a SQLite file holds free for reuse, in bytes (VACUUM gives them back)."""
+    return db.execute("PRAGMA freelist_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 class Database:
     """The manifest's SQLite file: one connection shared by its parts, one transaction at a time."""
 
@@ -108,6 +120,7 @@ class Database:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Made 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        self.db_path = str(path)
         self.db = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -135,6 +148,18 @@ class Database:
             self.db.execute(f"DELETE FROM {table} WHERE collection=?", (physical,))
         self.db.execute("DELETE FROM collections WHERE name=?", (physical,))
         self.db.execute("DELETE FROM meta WHERE key=?", (f"keywords built:{physical}",))
+
+    def free_bytes(self) -> int:
+        """Bytes compact() would give back, about: SQLite's free pages and its write-ahead log."""
+        return sqlite_free_bytes(self.db) + _size(Path(self.db_path + "-wal"))
+
+    def compact(self):
+        """Give back the space deletions left: the keyword index's deleted entries merged out
+        (FTS5 keeps them until a merge), then VACUUM (SQLite keeps freed pages for reuse), and the
+        write-ahead log that VACUUM wrote emptied. Outside a transaction, under the writer lock."""
+        self.db.execute("INSERT INTO keywords(keywords) VALUES('optimize')")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self):
         self.db.close()

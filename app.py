@@ -58,10 +58,11 @@ def refuse_foreign_pages():
     """A page whose Host or Origin is not this app's own (a web page that rebound its name to
     127.0.0.1) gets nothing. `hearth serve` refuses it before Streamlit (rag/app_server.py); this is
     the same check for an app started with plain `streamlit run`."""
-    from rag.app_server import is_own, own_names
+    from rag.origin import is_own, own_names
 
     headers = st.context.headers  # empty only outside a server (Streamlit's AppTest): HTTP/1.1 needs a Host
-    if len(headers) and not is_own(headers.get("Host"), headers.get("Origin"), own_names(load_settings().app_address)):
+    if len(headers) and not is_own(headers.get("Host"), headers.get("Origin"), own_names(load_settings().app_address),
+                                   schemes=("http", "https")):  # its port and scheme are not known here
         st.error(FOREIGN_PAGE)
         st.stop()
 

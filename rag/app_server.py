@@ -5,7 +5,7 @@ app in the user's browser tab: same port, but its own name in the Host header an
 `hearth serve` therefore runs Streamlit through this module, which wraps Streamlit's ASGI app
 (Streamlit 1.67 serves with Starlette and uvicorn) in AppGuard: a request or websocket whose Host
 is not a loopback name or HEARTH_APP_ADDRESS at the app's port, or whose Origin is not the app's
-own, is refused before Streamlit sees it. app.py checks the same of its session's headers, for an
+own (the rule is rag/origin.py's, the same as `hearth api`'s), is refused before Streamlit sees it. app.py checks the same of its session's headers, for an
 app started with plain `streamlit run`.
 
     python -m rag.app_server run app.py --server.port 8501 ...   (what `hearth serve` executes)
@@ -14,42 +14,9 @@ app started with plain `streamlit run`.
 from __future__ import annotations
 
 import sys
-from urllib.parse import urlsplit
-
-from .serving import LOOPBACK_NAMES
+from .origin import own_names, refusal, scheme_of
 
 REFUSED = b"Hearth answers only pages of this machine's own app (Host and Origin headers)."
-
-
-def own_names(app_address: str) -> set[str]:
-    """The host names this app answers to: the loopback names, and the address it was told to use."""
-    return {n.strip("[]").lower() for n in (*LOOPBACK_NAMES, app_address)}
-
-
-def _split_host(value: str) -> tuple[str, int | None]:
-    try:
-        parts = urlsplit("//" + value)
-        return (parts.hostname or "").lower(), parts.port
-    except ValueError:  # "evil:port" with a bad port, or other junk
-        return "", None
-
-
-def is_own(host: str | None, origin: str | None, names: set[str], port: int | None = None,
-           origin_required: bool = False) -> bool:
-    """True for a Host naming this app (and its port, when given) and an Origin that is absent
-    (unless required: browsers always send one with a websocket) or the app's own http(s) origin."""
-    name, host_port = _split_host(host or "")
-    if name not in names or (port is not None and (host_port or 80) != port):
-        return False
-    if not origin:
-        return not origin_required
-    parts = urlsplit(origin)
-    try:
-        origin_port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and (parts.hostname or "").lower() in names and \
-        (port is None or origin_port == port)
 
 
 class AppGuard:
@@ -63,8 +30,8 @@ class AppGuard:
         if scope["type"] in ("http", "websocket"):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             port = (scope.get("server") or (None, None))[1]
-            if not is_own(headers.get("host"), headers.get("origin"), self.names, port,
-                          origin_required=scope["type"] == "websocket"):
+            if refusal(headers.get("host"), headers.get("origin"), self.names, port, schemes=(scheme_of(scope),),
+                       origin_required=scope["type"] == "websocket"):
                 return await _refuse(scope, send)
         await self.app(scope, receive, send)
 

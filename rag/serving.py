@@ -1,11 +1,10 @@
 """Who may talk to Hearth's own HTTP servers (`hearth api`, `hearth mcp --http`), and running them.
 
 They listen on 127.0.0.1 unless HEARTH_API_ADDRESS names another address on purpose, and then only
-with HEARTH_API_TOKEN set. Every request must name this machine in its Host header (a web page that
-rebinds its own host name to 127.0.0.1 can't reach them) and, with a token set, carry it as a
-Bearer token. A web page can still send requests here from the user's browser (it can't read the
-replies): one with an Origin other than this server's own is refused, and so is a POST that is not
-`application/json` (what an HTML form or a "simple" fetch sends, without a CORS preflight).
+with HEARTH_API_TOKEN set. Every request must pass rag/origin.py's rule (the app's too): a Host
+naming this machine, no Origin but the server's own. With a token set it must carry it as a Bearer
+token. A POST that is not `application/json` (what an HTML form or a "simple" fetch sends, without
+a CORS preflight) is refused as well.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ import json
 from ingest.settings import Settings
 
 from .llm_server import is_local
-
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+from .origin import WILDCARDS, own_names, refusal, scheme_of
 
 
 def check_address(settings: Settings, host: str) -> None:
@@ -37,24 +35,21 @@ class Guard:
     Bearer token when one is set."""
 
     def __init__(self, app, settings: Settings, host: str, port: int):
-        self.app, self.token = app, settings.api_token.encode()
-        names = LOOPBACK_NAMES + (() if is_local(host) else (host,))
-        self.hosts = None if host in ("0.0.0.0", "::") else {f"{n}:{port}".encode() for n in names}
-        own = LOOPBACK_NAMES + tuple(n for n in (host, settings.api_address) if n and not is_local(n))
-        self.origins = {f"http://{f'[{n}]' if ':' in n and n[0] != '[' else n}:{port}".lower().encode()
-                        for n in own}  # an IPv6 address is bracketed in an origin
+        self.app, self.token, self.port = app, settings.api_token.encode(), port
+        self.names = own_names(host, settings.api_address)
+        self.any_host = host in WILDCARDS and bool(self.token)  # reached by any of the machine's addresses
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":  # neither server has one: refused before the app sees it
             return await send({"type": "websocket.close", "code": 1008})
         if scope["type"] == "http":
             headers = dict(scope["headers"])
-            if self.hosts is not None and headers.get(b"host", b"") not in self.hosts:
+            why = refusal(headers.get(b"host", b"").decode("latin-1"), headers.get(b"origin", b"").decode("latin-1"),
+                          self.names, self.port, schemes=(scheme_of(scope),), any_host=self.any_host)
+            if why == "host":
                 return await _refuse(send, 421, "this server answers only requests addressed to this machine "
                                                 "(Host header)", "wrong_host")
-            # A browser names the page's origin on every cross-site request; curl, SDK and openai clients send none.
-            origin = headers.get(b"origin")
-            if origin is not None and origin.lower() not in self.origins:
+            if why == "origin":  # a browser names the page's origin; curl, SDK and openai clients send none
                 return await _refuse(send, 403, "this server answers no web page but its own (Origin header)",
                                      "forbidden_origin")
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()

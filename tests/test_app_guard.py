@@ -25,26 +25,12 @@ from faulty_server import FaultyServer
 from ingest.library import Library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
-from rag.app_server import is_own, own_names
 
 FOREIGN_PAGE = "Hearth shows nothing here: this page is not addressed to this machine's own app."  # app.py
 
 CHROMIUM = "/usr/bin/chromium"
 ASK = "Ask a question about your documents"
 EVIL = "evil.example"
-
-
-def test_only_the_apps_own_host_and_origin_pass():
-    names = own_names("127.0.0.1")
-    assert is_own("127.0.0.1:8611", None, names, 8611) and is_own("localhost:8611", "http://localhost:8611", names, 8611)
-    assert is_own("[::1]:8611", "http://[::1]:8611", names, 8611)
-    assert not is_own("evil.example:8611", None, names, 8611)  # a rebound name
-    assert not is_own("127.0.0.1:8611", "http://evil.example:8611", names, 8611)  # a foreign page
-    assert not is_own("127.0.0.1:8611", "http://127.0.0.1:9000", names, 8611)  # another local origin
-    assert not is_own("127.0.0.1:9000", None, names, 8611) and not is_own(None, None, names, 8611)
-    assert not is_own("127.0.0.1:8611", None, names, 8611, origin_required=True)  # a websocket without one
-    assert not is_own("127.0.0.1:x", None, names, 8611) and not is_own("127.0.0.1:8611", "null", names, 8611)
-    assert is_own("hearth.lan:8611", "http://hearth.lan:8611", own_names("hearth.lan"), 8611)  # HEARTH_APP_ADDRESS
 
 
 def _env(home, **extra):

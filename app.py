@@ -18,7 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.errors import ModelMismatch, ServerError, StoreBusy, StoreUnreachable, StoreWriteError, UploadError
+from ingest.errors import HearthError, ServerError, StoreBusy, StoreError, StoreUnreachable, UploadError
 from ingest.settings import Settings, load_settings
 from rag import api
 from rag.api import Answer, Hearth, export, render
@@ -126,7 +126,7 @@ def create_collection():
     try:
         with Hearth(current_settings(), name) as new:
             new.create(model)
-    except (ModelMismatch, StoreUnreachable, StoreBusy) as exc:
+    except HearthError as exc:
         flash("error", str(exc))
         return
     state.collection = name  # runs before the selectbox is drawn, so it may set its value
@@ -584,7 +584,7 @@ def compact_offer(lib: Hearth):
     if box.button("Give the space back", key="compact"):
         try:
             before, after = lib.compact(wait=writer_wait(lib))
-        except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
+        except StoreError as exc:
             flash("error", busy_message(lib, exc))
             st.rerun()
         flash("success", f"the library now takes {after / 2**20:.0f} MB on disk ({max(0, before - after) / 2**20:.0f} "
@@ -678,7 +678,7 @@ class BulkIngest:
                         if self.stop.is_set():
                             self.error = "stopped before it began (another writer held the store); nothing was changed"
                             return
-        except (StoreWriteError, StoreUnreachable, ModelMismatch, ValueError) as exc:
+        except (HearthError, ValueError) as exc:  # StoreBusy is waited out above
             self.error = str(exc)
         except Exception as exc:  # a bug: said on the page and in the server's log, not lost with the thread
             import logging
@@ -859,7 +859,7 @@ def run_ingest(lib: Hearth, paths: list[str], force: bool = False):
     try:
         return lib.sync(paths, force=force, progress=on_file, wait=writer_wait(lib),
                         on_wait=lambda m: bar.progress(0.0, text=render.text(m)))
-    except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
+    except StoreError as exc:
         flash("error", busy_message(lib, exc))
         return None
 
@@ -1004,7 +1004,7 @@ def delete(lib: Hearth, paths: list[str]):
     """Forget the documents; files that were uploaded here (inside the library folder) are deleted too."""
     try:
         removed = lib.remove(paths, wait=writer_wait(lib))
-    except (StoreBusy, StoreWriteError, StoreUnreachable) as exc:
+    except StoreError as exc:
         flash("error", busy_message(lib, exc))
         st.rerun()
     kept = len(paths) - len(lib.delete_uploads(paths))

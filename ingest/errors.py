@@ -1,37 +1,57 @@
-"""Every error Hearth reports to a user, in one place: the CLI maps each to an exit code and the app
-to a message. str(error) is always the plain reason, never a traceback."""
+"""Every error Hearth reports to a user, in one place. str(error) is always the plain reason, never a
+traceback; `exit_code` is the status the CLI exits with (README, "Exit statuses"), so a front end
+catches HearthError (or StoreError) and needs no table of its own."""
 
 from __future__ import annotations
 
 
-class LoadError(Exception):
+class HearthError(Exception):
+    """Something Hearth tells the user went wrong, in words."""
+
+    exit_code = 1
+
+
+class LoadError(HearthError):
     """A file that cannot be read; str(err) is the reason shown to the user."""
 
 
-class StoreBusy(Exception):
-    """Another writer holds the store (CLI exit 3)."""
+class ModelMismatch(HearthError):
+    """The collection was built with another embedding model."""
+
+    exit_code = 2
+
+
+class UploadError(HearthError, ValueError):
+    """An uploaded file that is refused (type, size, name)."""
+
+    exit_code = 2
+
+
+class ServerError(HearthError):
+    """The model server could not be started, or is not one Hearth can use."""
+
+
+class StoreError(HearthError):
+    """The library's store could not do what was asked; nothing stored was lost."""
+
+
+class StoreBusy(StoreError):
+    """Another writer holds the store."""
+
+    exit_code = 3
 
 
 class LeaseLost(StoreBusy):
     """This instance's lease on a shared Chroma server ran out before it could renew it."""
 
 
-class StoreWriteError(Exception):
-    """The store could not be written (disk full, file size limit, I/O error); nothing was lost (exit 4)."""
+class StoreWriteError(StoreError):
+    """The store could not be written (disk full, file size limit, I/O error)."""
+
+    exit_code = 4
 
 
-class StoreUnreachable(Exception):
-    """The Chroma server does not answer (down, restarting, wrong URL) or refuses the token; nothing
-    was lost (exit 5)."""
+class StoreUnreachable(StoreError):
+    """The Chroma server does not answer (down, restarting, wrong URL) or refuses the token."""
 
-
-class ModelMismatch(Exception):
-    """The collection was built with another embedding model (exit 2)."""
-
-
-class ServerError(Exception):
-    """The model server could not be started, or is not one Hearth can use."""
-
-
-class UploadError(ValueError):
-    """An uploaded file that is refused (type, size, name)."""
+    exit_code = 5

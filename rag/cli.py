@@ -17,7 +17,7 @@ from rich.markup import escape as _markup_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ingest.errors import ModelMismatch, ServerError, StoreBusy, StoreUnreachable, StoreWriteError
+from ingest.errors import HearthError, ServerError
 from ingest.settings import load_settings
 from rag import api
 from rag.api import Hearth
@@ -63,14 +63,8 @@ def _library(collection: str | None, **overrides):
             yield lib
         finally:
             lib.close()
-    except StoreUnreachable as exc:
-        _fail(exc, 5)
-    except ModelMismatch as exc:
-        _fail(exc, 2)
-    except StoreBusy as exc:
-        _fail(exc, 3)
-    except StoreWriteError as exc:
-        _fail(exc, 4)
+    except HearthError as exc:  # its exit status is its own (ingest/errors.py)
+        _fail(exc, exc.exit_code)
 
 
 def _when(ts: float | None) -> str:

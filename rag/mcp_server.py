@@ -21,7 +21,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import Resource
 
-from ingest.errors import ModelMismatch, StoreBusy, StoreUnreachable
+from ingest.errors import HearthError
 from ingest.settings import Settings
 
 from . import api
@@ -64,7 +64,7 @@ class HearthMCP(MCPServer):
         try:
             with api.Hearth(self.hearth, collection or None, embedder=self.embedder) as lib:
                 yield lib
-        except (ValueError, StoreBusy, StoreUnreachable, ModelMismatch) as exc:
+        except (ValueError, HearthError) as exc:
             raise ToolError(str(exc)) from exc
 
     async def list_resources(self):

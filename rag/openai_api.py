@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ingest.errors import ModelMismatch, StoreBusy, StoreUnreachable
+from ingest.errors import ModelMismatch, StoreBusy, StoreError
 from ingest.settings import Settings
 
 from . import api
@@ -54,7 +54,7 @@ def error_response(exc: RequestError) -> JSONResponse:
                         status_code=exc.status, headers=exc.headers)
 
 
-STORE_ERRORS = (StoreUnreachable, StoreBusy, ModelMismatch)
+STORE_ERRORS = (StoreError, ModelMismatch)
 
 
 def store_error(exc: Exception) -> JSONResponse:

@@ -55,3 +55,25 @@ def test_every_command_is_documented():
 
     missing = [n for n in names if not documented(n)]
     assert missing == [], f"commands missing from README's command table: {missing}"
+
+
+def test_every_error_has_its_exit_status_in_the_readme():
+    """A front end catches HearthError and exits with its exit_code: each error named in the README's
+    table of exit statuses, on the row of its own status."""
+    from ingest import errors
+
+    def every(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from every(sub)
+
+    rows = {}
+    for line in README.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 2 and cells[0].isdigit():
+            rows[int(cells[0])] = cells[1]
+    assert {0, 1, 2, 3, 4, 5} <= set(rows)
+    bases = {errors.StoreError}  # never raised themselves
+    missing = [f"{cls.__name__} ({cls.exit_code})" for cls in every(errors.HearthError)
+               if cls not in bases and f"`{cls.__name__}`" not in rows.get(cls.exit_code, "")]
+    assert missing == [], f"errors missing from README's exit statuses: {missing}"

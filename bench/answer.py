@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
-from ingest.library import Library  # noqa: E402
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag import llm_server  # noqa: E402
@@ -57,7 +57,7 @@ def bench_engine(engine: str, home: Path, questions: list[str]) -> dict:
     t = time.perf_counter()
     server = llm_server.start(settings)
     start_s = time.perf_counter() - t
-    lib = Library(settings)
+    lib = open_library(settings)
     answerer = Answerer(lib, server)
     rows, prompts = [], []
     try:
@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--questions", type=int, default=len(QUESTIONS) - 1)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="hearth-answer-bench-"))
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     report = Ingestor(lib).sync([MANUALS / "R-data.pdf", MANUALS / "R-intro.pdf"])
     lib.close()
     print(f"corpus: R-data.pdf + R-intro.pdf, {report.chunks_added} chunks; top_k {lib.settings.top_k}")

@@ -48,7 +48,7 @@ sys.path.append(str(ROOT / "bench"))
 from answer_set import SETS, facts_met, load  # noqa: E402
 from machine import describe  # noqa: E402
 
-from ingest.library import Library  # noqa: E402
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag.evaluate import evaluate  # noqa: E402
@@ -75,7 +75,7 @@ def libraries(names: list[str], model: str = "auto", home_suffix: str = "", **ov
         group = name if name.startswith("debian-") else "en"
         settings = load_settings(home=ingest_home() / f"{group}-{model}{home_suffix}", llm_engine="llamacpp", embed_model=model,
                                  **overrides)
-        lib = Library(settings, f"answers-{name}")
+        lib = open_library(settings, f"answers-{name}")
         t = time.perf_counter()
         report = Ingestor(lib).sync(SETS[name])
         took = time.perf_counter() - t

@@ -116,11 +116,11 @@ class Stores:
         self.embedder = Embedder()
 
     def open(self, home: Path):
-        from ingest.library import Library
+        from ingest.libraries import open_library
         from ingest.settings import load_settings
 
         os.environ["HEARTH_HOME"] = str(home)
-        lib = Library(load_settings())
+        lib = open_library(load_settings())
         lib.embedder = self.embedder
         return lib
 

@@ -248,7 +248,7 @@ def throughput(n: int) -> None:
 def quality() -> None:
     """The R FAQ embedded by torch in fp32 and by Hearth's default and OpenVINO fp32 embedders; the dev
     sets scored on each."""
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.pipeline import Ingestor
     from ingest.settings import load_settings
     from rag.evaluate import evaluate, load_qa
@@ -259,7 +259,7 @@ def quality() -> None:
     scores = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, overrides) in enumerate(variants.items()):
-            lib = Library(load_settings(home=Path(tmp) / str(i), **overrides))
+            lib = open_library(load_settings(home=Path(tmp) / str(i), **overrides))
             Ingestor(lib).sync([str(MANUALS / "R-FAQ.pdf")])
             scores[label] = {name: evaluate(lib, qa) for name, qa in sets.items()}
             if not overrides:

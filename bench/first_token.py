@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
 from ingest.library import Library  # noqa: E402
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag import llm_server  # noqa: E402
@@ -59,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="hearth-first-token-"))
     settings = load_settings(home=home, llm_engine="llamacpp")
-    lib = Library(settings)
+    lib = open_library(settings)
     Ingestor(lib).sync([MANUALS / "R-FAQ.pdf"])
     full = budget_for(lib)  # no server given: what fits the context
     budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else [full, 800, 600, 450, 300]
@@ -71,7 +72,7 @@ def main() -> None:
     server = llm_server.start(settings)
     try:
         for b in budgets:
-            answerer = Answerer(Library(load_settings(home=home, llm_engine="llamacpp", context_tokens=b,
+            answerer = Answerer(open_library(load_settings(home=home, llm_engine="llamacpp", context_tokens=b,
                                                       answer_max_tokens=ANSWER_TOKENS)), server)
             waits, citing = [], 0
             for i, row in enumerate(asked):

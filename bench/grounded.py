@@ -29,7 +29,7 @@ sys.path.append(str(ROOT / "bench"))
 
 from machine import describe  # noqa: E402
 
-from ingest.library import Library  # noqa: E402
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag import llm_server  # noqa: E402
@@ -64,7 +64,7 @@ def main():
     qa = qa[: args.questions] if args.questions else qa
     home = Path(tempfile.mkdtemp(prefix="hearth-grounded-"))
     settings = load_settings(home=home, llm_engine="llamacpp", verify_claims=False)
-    lib = Library(settings)
+    lib = open_library(settings)
     Ingestor(lib).sync([MANUALS / "R-FAQ.pdf"])
     server = llm_server.start(settings)
     try:

@@ -36,11 +36,11 @@ def run_hearth(corpus: str, home: str) -> dict:
     os.environ["HEARTH_HOME"] = home
     sys.path.insert(0, str(ROOT))
     from ingest import reader
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.pipeline import Ingestor
     from ingest.settings import load_settings
 
-    lib = Library(load_settings())
+    lib = open_library(load_settings())
     lib.embedder.model  # load before the clock starts, as for the stock pipeline
     main_cpu = _cpu_seconds()
     started = time.perf_counter()

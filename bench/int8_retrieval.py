@@ -133,7 +133,7 @@ def int8_embedder(fp32: Embedder, xml: Path) -> Embedder:
 
 def retrieval(variants: dict[str, Embedder], split: str) -> dict:
     """{variant: {set: {mode: {hit@1, hit@5, mrr}}}}: each variant's own home, store and query vectors."""
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.pipeline import Ingestor
     from ingest.settings import DEFAULT_EMBED_MODEL, load_settings
     from rag.evaluate import evaluate
@@ -145,7 +145,7 @@ def retrieval(variants: dict[str, Embedder], split: str) -> dict:
         settings = load_settings(home=home, llm_engine="llamacpp", embed_model=DEFAULT_EMBED_MODEL)
         libs = {}
         for name in ENGLISH:  # every set first: the keyword index's word counts are those of the whole home
-            libs[name] = lib = Library(settings, f"answers-{name}")
+            libs[name] = lib = open_library(settings, f"answers-{name}")
             lib.embedder = embedder
             started = time.perf_counter()
             report = Ingestor(lib).sync(SETS[name])

@@ -112,7 +112,7 @@ def figures(records, checked, yes: float) -> dict:
 
 
 def main(path: Path, arms: list[str]) -> None:
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.settings import load_settings
     from rag import llm_server
     from rag.answer import Answerer
@@ -122,7 +122,7 @@ def main(path: Path, arms: list[str]) -> None:
     records = [r for r in records if "passages" in r and not r.get("error")]
     print(f"{path.name}: {len(records)} answers ({sum(not r['correct'] for r in records)} wrong)")
     settings = load_settings(home=Path(tempfile.mkdtemp(prefix="hearth-judge-")), llm_engine="llamacpp")
-    library = Library(settings)
+    library = open_library(settings)
     embedder = library.embedder  # the English sets' model (MiniLM), as their answers were checked with
     server = llm_server.start(settings)
     answerer = Answerer(library, server)

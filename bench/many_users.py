@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
-from ingest.library import Library  # noqa: E402
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag import llm_server  # noqa: E402
@@ -94,7 +94,7 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="hearth-concurrent-bench-"))
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     report = Ingestor(lib).sync([MANUALS / "R-data.pdf", MANUALS / "R-intro.pdf"])
     lib.close()
     questions = (QUESTIONS * 4)[: args.clients]

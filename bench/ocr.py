@@ -188,8 +188,8 @@ def main():
             print(f"| {result['name']} | {r['page']} | {100 * r['cer'] / max(r['chars'], 1):.2f} % "
                   f"| {100 * r['bare'] / max(r['bare_chars'], 1):.2f} % | {100 * r['wer'] / max(r['words'], 1):.1f} % "
                   f"| {r['long'][0]} of {r['long'][1]} | {r['seconds']:.2f} |")
-    print(f"\n| PDF, pages | CER | CER without whitespace | WER | words > 18 letters (text layer) "
-          f"| worst page WER | s/page, median | pages/s | CPU s/page |")
+    print("\n| PDF, pages | CER | CER without whitespace | WER | words > 18 letters (text layer) "
+          "| worst page WER | s/page, median | pages/s | CPU s/page |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for result in results:
         rows, seconds = result["rows"], result["seconds"]

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
-from ingest.library import Library  # noqa: E402
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 
@@ -65,7 +65,7 @@ def main():
     copies = [work / f"copy-{n}-of-{pdf.name}" for n in (1, 2)]  # stored as copies: three deletes to time
     for copy in copies:
         copy.write_bytes(pdf.read_bytes())
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     t = time.perf_counter()
     report = Ingestor(lib).sync([folder, pdf, *copies])
     print(f"set-up: {args.files} notes + a {args.pages}-page PDF and 2 copies of it ingested, {report.chunks_added} "

@@ -173,14 +173,14 @@ def settings_for(home: Path):
 
 
 def build(passages: int, real: bool) -> None:
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.pipeline import Ingestor
 
     pool = sentence_pool()
     folder = WORK / f"files-{passages}"
     files = write_files(folder, passages, pool)
     home = home_of(passages, real)
-    lib = Library(settings_for(home))
+    lib = open_library(settings_for(home))
     if not real:
         lib.embedder = StandIn(pool, pool_vectors(pool))
     started, last = time.perf_counter(), [0.0]
@@ -222,10 +222,10 @@ def queries(n: int) -> list[str]:
 
 def search_child(passages: int, real: bool, n: int) -> None:
     """In a process of its own (its peak memory is the search's): every mode, n queries each."""
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from rag.retrieval import search
 
-    lib = Library(settings_for(home_of(passages, real)))
+    lib = open_library(settings_for(home_of(passages, real)))
     asked = queries(n)
     t = time.perf_counter()
     search(lib, asked[0], 5)  # opens the store, loads the model and the vector index
@@ -315,12 +315,12 @@ def disk_mb(path: Path) -> float:
 
 
 def measure(passages: int, real: bool, n: int, app: bool = True) -> dict:
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.pipeline import Ingestor
 
     build(passages, real)  # complete (a deletion measured last time is put back first)
     home, folder = home_of(passages, real), WORK / f"files-{passages}"
-    lib = Library(settings_for(home))
+    lib = open_library(settings_for(home))
     count, files = lib.count(), len(lib.documents())
     lib.close()
     result = {"passages": count, "files": files, "disk_mb": disk_mb(home), "chroma_mb": disk_mb(home / "chroma"),
@@ -341,7 +341,7 @@ def measure(passages: int, real: bool, n: int, app: bool = True) -> dict:
         result["app"] = library_page(home)
         print("app:", result["app"], flush=True)
 
-    lib = Library(settings_for(home))
+    lib = open_library(settings_for(home))
     resync = []
     for _ in range(3):
         t = time.perf_counter()
@@ -378,7 +378,7 @@ def disk_parts(home: Path) -> dict[str, float]:
 def churn(passages: int) -> dict:
     """Disk after deleting a tenth of the files and adding them back, against a fresh build of the
     same files (made first: minutes), then after `Library.compact()` (what `hearth compact` runs)."""
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.pipeline import Ingestor
 
     home, folder = home_of(passages, False), WORK / f"files-{passages}"
@@ -386,7 +386,7 @@ def churn(passages: int) -> dict:
     build(passages, False)
     fresh = disk_parts(home)
     pool = sentence_pool()
-    lib = Library(settings_for(home))
+    lib = open_library(settings_for(home))
     lib.embedder = StandIn(pool, pool_vectors(pool))
     tenth = sorted(folder.glob("d*"))[: max(1, len(list(folder.glob("d*"))) // 10)]
     with lib.writing():
@@ -422,10 +422,10 @@ def compare(n: int) -> None:
     passages, the overlap of the dense top 10 for the same questions, and the search timings of the
     two libraries' last `measure` runs."""
     import numpy as np
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from rag.retrieval import search
 
-    stand, real = (Library(settings_for(home_of(100_000, r))) for r in (False, True))
+    stand, real = (open_library(settings_for(home_of(100_000, r))) for r in (False, True))
     pool = sentence_pool()
     standin = StandIn(pool, pool_vectors(pool))
     got = real.collection.get(include=["embeddings"], limit=2000, offset=0)

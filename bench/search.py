@@ -51,11 +51,11 @@ def sentence_pool(cache: Path) -> list[str]:
 
 
 def build(home: Path, chunks: int) -> None:
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.pipeline import Ingestor
     from ingest.settings import load_settings
 
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     have = lib.collection.count()
     if have >= chunks:
         return
@@ -85,12 +85,12 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def measure(home: Path, n_queries: int) -> None:
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from ingest.settings import load_settings
     from rag import retrieval as S
     from rag.evaluate import load_qa
 
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     questions = [row["question"] for name in ("verbatim", "handwritten")
                  for row in load_qa(ROOT / f".cache/devset/rfaq-{name}.jsonl")]
     queries = (questions * (n_queries // len(questions) + 1))[:n_queries]

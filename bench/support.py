@@ -135,7 +135,7 @@ def main(path: Path, words_only: bool = False, band_limits=None, save=None):
 def second_stage(rows, feats, best, half, words_ms, band_limits=None, save=None):
     import tempfile
 
-    from ingest.library import Library
+    from ingest.libraries import open_library
     from rag import llm_server
     from rag.answer import Answerer
 
@@ -144,7 +144,7 @@ def second_stage(rows, feats, best, half, words_ms, band_limits=None, save=None)
     band = [i for i, b in enumerate(best) if low <= b <= high]
     settings = load_settings(home=Path(tempfile.mkdtemp(prefix="hearth-support-")), llm_engine="llamacpp")
     server = llm_server.start(settings)
-    answerer = Answerer(Library(settings), server)
+    answerer = Answerer(open_library(settings), server)
     p_yes, times = {}, []
     try:
         for i in band:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from .settings import MULTILINGUAL_MODEL as NAME
+from .settings import MULTILINGUAL_MODEL as NAME  # noqa: F401  (e5_encoder.NAME: the model this encodes)
 
 DIMENSION = 384
 MAX_TOKENS = 512  # the model's window; longer texts are averaged over windows by the engine

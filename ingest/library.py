@@ -7,17 +7,21 @@ the two implementations, which hold what differs:
     server.py   ServerLibrary: a Chroma server (HEARTH_CHROMA_URL) shared by several instances, the
                 manifest's files and journal in the server, texts in Chroma, a lease across instances
 
-`Library(settings, collection)` opens the one the settings name. Everything heavy (torch, Chroma)
-is opened on first use, so cheap operations stay cheap.
+Library is an abstract base: `libraries.open_library(settings, collection)` picks the implementation
+the settings call for. Everything heavy (torch, Chroma) is opened on first use, so cheap operations
+stay cheap.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+
+from typing import TYPE_CHECKING
 
 from .embedding import Embedder
 from .errors import ModelMismatch
@@ -26,6 +30,13 @@ from .manifest import FileRecord, is_rebuild_of
 from . import language
 from .settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, secure_home
 from .store import MAX_BATCH, check_collection_name, mismatch_message
+
+if TYPE_CHECKING:
+    from .catalog import CatalogJournal
+    from .manifest import Database
+    from .manifest.files import Files
+    from .manifest.journal import Journal
+    from .manifest.keywords import Keywords
 
 
 READ_RETRIES = 3  # a read meeting another process's write is tried again this often (Library._read)
@@ -49,17 +60,16 @@ def _batches(items: list, size: int = MAX_BATCH):
         yield items[i : i + size]
 
 
-class Library:
-    # Set by each implementation's __init__: db (the local SQLite file), files, journal, keywords.
+class Library(ABC):
+    """One opened collection (see the module's docstring); open one with libraries.open_library."""
+
     keeps_texts = False  # chunk texts live in the manifest (local), not in Chroma (a server's store)
-
-    def __new__(cls, settings: Settings, collection: str | None = None, physical: str | None = None):
-        if cls is Library:  # the implementation the settings call for
-            from .local import LocalLibrary
-            from .server import ServerLibrary
-
-            cls = ServerLibrary if settings.chroma_url else LocalLibrary
-        return super().__new__(cls)
+    # What each implementation's __init__ opens: the local SQLite file (the manifest, or a server's
+    # keyword cache), the collection's file records, its journal of writes in flight, its keyword index.
+    db: "Database"
+    files: "Files"
+    journal: "Journal | CatalogJournal"
+    keywords: "Keywords"
 
     def __init__(self, settings: Settings, collection: str | None = None, physical: str | None = None):
         """`physical` opens a rebuild of the collection being written beside it (pipeline.rebuild)."""
@@ -73,9 +83,21 @@ class Library:
         self._view_due = 0.0  # when _read next looks whether other processes wrote (monotonic clock)
 
     # --- what differs between the two ------------------------------------------------------------
+    @abstractmethod
+    def _connect(self):
+        """A Chroma client for this library's store (embedded, or over HTTP)."""
+
     @cached_property
     def client(self):
-        raise NotImplementedError
+        return self._connect()
+
+    @abstractmethod
+    def _compact_store(self):
+        """Give back the disk the vector store keeps after deletions (compact())."""
+
+    @abstractmethod
+    def _store_free_bytes(self) -> int:
+        """Bytes _compact_store would give back, about."""
 
     def _texts_elsewhere(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         """Texts the manifest does not hold (LocalLibrary: none, unless written before they moved)."""
@@ -101,13 +123,6 @@ class Library:
     def _reopen(self):
         """Drop this process's view of the store: the next call opens it afresh."""
         self.__dict__.pop("collection", None)
-
-    def _compact_store(self):
-        """Give back the disk the vector store keeps after deletions (LocalLibrary: Chroma's own)."""
-
-    def _store_free_bytes(self) -> int:
-        """Bytes _compact_store would give back, about (a server's store is its operator's)."""
-        return 0
 
     # --- space -----------------------------------------------------------------------------------
     def disk_bytes(self) -> int:

@@ -4,7 +4,6 @@ and the app all take)."""
 
 from __future__ import annotations
 
-from functools import cached_property
 
 from .library import Library
 from .manifest import Database
@@ -32,8 +31,7 @@ class LocalLibrary(Library):
         self.keywords = Keywords(self.db, self.files)
         self.chunk_texts = Texts(self.db)
 
-    @cached_property
-    def client(self):
+    def _connect(self):
         import chromadb
 
         self.settings.chroma_path.mkdir(mode=0o700, parents=True, exist_ok=True)

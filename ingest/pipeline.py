@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from . import loaders
 from .library import Library
+from .libraries import open_library
 from .manifest import REBUILD_MARK, FileRecord
 from .removal import FolderDevices, held_removals
 from .settings import AUTO_MODEL
@@ -311,14 +312,14 @@ def rebuild(lib: Library, paths: Iterable[str | os.PathLike] = (), progress=None
     (Library.clean_rebuilds). Call it holding lib.writing()."""
     target = f"{lib.name}{REBUILD_MARK}{secrets.token_hex(4)}"
     lib.files.set_swept(False)  # before its Chroma collection exists: a crash leaves it for the next writer
-    build = Library(lib.settings, lib.name, physical=target)
+    build = open_library(lib.settings, lib.name, physical=target)
     build.embedder, build.lease = lib.embedder, lib.lease
     records = lib.documents()
     told = [rec.language for rec in records if rec.language]
     if told:  # HEARTH_EMBED_MODEL=auto: chosen by every document's language, not the first few
         build.choose_model(told)
     # read with the model it was built with (auto takes the collection's own), whatever is configured
-    source = Library(dataclasses.replace(lib.settings, embed_model=AUTO_MODEL), lib.name)
+    source = open_library(dataclasses.replace(lib.settings, embed_model=AUTO_MODEL), lib.name)
     try:
         with store_errors(lib.settings):
             report = Report()

@@ -6,7 +6,6 @@ holds the server's lease (lease.py) besides this machine's lock file."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import cached_property
 
 from .catalog import Catalog, CatalogFiles, CatalogJournal, instance_id
 from .lease import Lease
@@ -31,8 +30,7 @@ class ServerLibrary(Library):
         self.journal = CatalogJournal(self.files)
         self.keywords = CachedKeywords(self.db, self.files)
 
-    @cached_property
-    def client(self):
+    def _connect(self):
         import chromadb
 
         host, port, https = server_address(self.settings.chroma_url)
@@ -46,6 +44,12 @@ class ServerLibrary(Library):
 
     def transaction(self):
         return self.catalog.transaction()
+
+    def _compact_store(self):
+        """Nothing here: the server's store is its operator's (`chroma vacuum` on that machine)."""
+
+    def _store_free_bytes(self) -> int:
+        return 0
 
     def sweep(self) -> int:
         """Taking over from a writer that died: its files in flight are first written again under this

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ingest import loaders
-from ingest.library import Library, chunk_id, split_id
+from ingest.library import chunk_id, split_id
+from ingest.libraries import open_library
 from ingest.loaders.images import EXTENSIONS as IMAGE_TYPES
 from ingest.manifest import FileRecord
 from ingest.manifest.files import SORTS  # noqa: F401  (SORTS: for the front ends)
 from ingest.pipeline import FileResult, Ingestor, Report, rebuild
-from ingest.settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, load_settings
+from ingest.settings import AUTO_MODEL, DEFAULT_EMBED_MODEL, MULTILINGUAL_MODEL, Settings, load_settings  # noqa: F401  (MULTILINGUAL_MODEL: for the app)
 from ingest.store import check_collection_name, store_errors  # noqa: F401  (check_collection_name: for the app)
 from ingest.watch import Watcher, describe
 
@@ -65,7 +66,7 @@ class Hearth:
         collection's model. Raises ValueError for a bad collection name."""
         self.settings = settings or load_settings()
         with store_errors(self.settings):
-            self.library = Library(self.settings, collection)
+            self.library = open_library(self.settings, collection)
             if callable(embedder):
                 embedder = embedder(self.library.embed_model or DEFAULT_EMBED_MODEL)
         if embedder is not None:
@@ -231,7 +232,7 @@ class Hearth:
         Library of its own, for a watcher that outlives this object (the app's)."""
         library = self.library
         if own_connection:
-            library = Library(self.settings, self.name)
+            library = open_library(self.settings, self.name)
             library.embedder = self.library.embedder
         if folders is None:
             self.folder.mkdir(parents=True, exist_ok=True)

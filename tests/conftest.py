@@ -13,6 +13,7 @@ import pytest
 
 from ingest.embedding import Embedder
 from ingest.library import Library
+from ingest import libraries
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 
@@ -55,7 +56,7 @@ def open_library(home, embedder):
     opened = []
 
     def _open(collection=None, **overrides):
-        lib = Library(load_settings(**overrides), collection)
+        lib = libraries.open_library(load_settings(**overrides), collection)
         if lib.settings.embed_model in (embedder.name, "auto"):
             lib.embedder = embedder  # loaded once per test session; used while it is the collection's model
         opened.append(lib)

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from conftest import ROOT, run_hearth
-from ingest.library import Library
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 from make_files import HOUSEHOLD as FACTS, text_pdf
@@ -39,7 +39,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, corpus, embedder):
     home = tmp_path_factory.mktemp("home")
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     lib.embedder = embedder
     Ingestor(lib).sync([corpus])
     lib.close()
@@ -47,7 +47,7 @@ def home(tmp_path_factory, corpus, embedder):
 
 
 def _library(home, embedder, **overrides):
-    lib = Library(load_settings(home=home, **overrides))
+    lib = open_library(load_settings(home=home, **overrides))
     lib.embedder = embedder
     return lib
 
@@ -227,7 +227,7 @@ def test_a_document_cannot_take_over_the_answer(llama, home, embedder, corpus, t
     """A passage that gives orders is quoted data: it cannot hide the sources, add a citation that
     points nowhere, or stop the real passage from being shown and cited."""
     (tmp_path / "policy update.md").write_text(INJECTION)
-    lib = Library(load_settings(home=home), "injected")
+    lib = open_library(load_settings(home=home), "injected")
     lib.embedder = embedder
     Ingestor(lib).sync([corpus / "household.pdf", tmp_path / "policy update.md"])
     answer = Answerer(lib, llama).ask("How long must receipts be kept?").collect()

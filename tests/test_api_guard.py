@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from conftest import free_port
-from ingest.library import Library
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 from test_servers import _start, _stop
@@ -97,14 +97,14 @@ def home(tmp_path_factory, embedder):
     """A library with one document, and a collection "other" recorded as built with another embedding model."""
     docs, home = tmp_path_factory.mktemp("docs"), tmp_path_factory.mktemp("home")
     (docs / "garden.md").write_text("# Garden\n\nThe garden gnome is called Bartholomew and guards the tomatoes.\n")
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     lib.embedder = embedder
     Ingestor(lib).sync([docs])
     lib.close()
     # The same weights under another name and folder stand in for "another model".
     other_model = tmp_path_factory.mktemp("models") / "another-embedding-model"
     shutil.copytree(embedder.path, other_model)
-    other = Library(load_settings(home=home, embed_model=str(other_model)), "other")
+    other = open_library(load_settings(home=home, embed_model=str(other_model)), "other")
     Ingestor(other).sync([docs])
     other.close()
     return home

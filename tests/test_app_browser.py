@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
 
 from conftest import ROOT, free_port, wait_for_port
-from ingest.library import Library
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 from make_files import HOUSEHOLD as FACTS, corrupt_pdf, text_pdf
@@ -121,7 +121,7 @@ def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path)
     page.get_by_text("2 documents", exact=True).wait_for(timeout=120_000)
     page.get_by_text("broken.pdf was not added: corrupt or unreadable PDF").wait_for()  # in plain words
     page.screenshot(path=ARTIFACTS / "02-library-after-upload.png")
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     assert sorted(os.path.basename(r.path) for r in lib.documents()) == ["garden notes.md", "household.pdf"]
     assert all(r.path.startswith(str(lib.folder)) for r in lib.documents())  # stored in the library folder
     lib.close()
@@ -177,7 +177,7 @@ def stocked_app(tmp_path):
     text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
     (tmp_path / "garden notes.md").write_text(HOSTILE)
     home = tmp_path / "home"
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     Ingestor(lib).sync([tmp_path / "household.pdf", tmp_path / "garden notes.md"])
     lib.close()
     with _served(home) as url:
@@ -230,7 +230,7 @@ def test_html_and_script_in_a_model_answer_never_run(browser, tmp_path):
 
     text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
     home = tmp_path / "home"
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     Ingestor(lib).sync([tmp_path / "household.pdf"])
     lib.close()
     with FaultyServer() as server:
@@ -308,7 +308,7 @@ def test_nothing_a_document_or_an_answer_writes_reaches_the_network(browser, tmp
     (docs / "one-line.txt").write_text("Receipts are kept for six years. " + " ".join(a.replace("\n", " ") for a in attacks))
     (docs / ":red[x] ![a](b.png) <img src=x> [l](y).txt").write_text("Receipts are kept for six years.")
     home = tmp_path / "home"
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     Ingestor(lib).sync([docs])
     lib.close()
     answer = "Receipts are kept for six years [1].\n\n" + "\n\n".join(attacks) + " [2]"
@@ -408,7 +408,7 @@ def _household_home(tmp_path):
     """A home whose library holds household.pdf (FACTS, a page each), ingested."""
     text_pdf(tmp_path / "household.pdf", FACTS, title="Household")
     home = tmp_path / "home"
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     Ingestor(lib).sync([tmp_path / "household.pdf"])
     lib.close()
     return home
@@ -570,7 +570,7 @@ def test_a_folder_added_in_the_background_shows_live_progress_and_stops(browser,
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     try:
         assert 0 <= len(lib.documents()) < 400 and lib.count() == sum(r.chunks for r in lib.documents())
     finally:

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ROOT, free_port, wait_for_port
 from faulty_server import FaultyServer
-from ingest.library import Library
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 
@@ -112,7 +112,7 @@ def rebinding_browser():
 def test_a_rebound_name_shows_nothing_of_the_app(rebinding_browser, tmp_path, plain):
     """Opened under a foreign name the app shows nothing; under its own it works. Started with plain
     `streamlit run` (no guard in front), app.py's own check of the session's headers still stops it."""
-    lib = Library(load_settings(home=tmp_path / "home"))
+    lib = open_library(load_settings(home=tmp_path / "home"))
     (tmp_path / "secret.md").write_text("# Secret\n\nThe safe's code is 4711.\n")
     Ingestor(lib).sync([tmp_path / "secret.md"])
     lib.close()
@@ -168,7 +168,7 @@ def test_a_page_from_another_origin_cannot_make_the_app_or_the_api_do_anything(r
     websocket and posts questions to `hearth api` and `hearth mcp --http`: every one is refused, and
     the model server behind the API is asked nothing. A client of this machine still gets answers."""
     home = tmp_path / "home"
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     (tmp_path / "secret.md").write_text("# Secret\n\nThe safe's code is 4711.\n")
     Ingestor(lib).sync([tmp_path / "secret.md"])
     lib.close()

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from conftest import hearth_command, run_hearth, wait_until
-from ingest.library import Library
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 
@@ -38,7 +38,7 @@ def notes(folder, n: int, seed: int = 7):
 def consistent(home) -> tuple[int, int]:
     """(documents, chunks), after checking that Chroma holds exactly the recorded documents' chunks,
     once each, and that no half-written group is left."""
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     try:
         records = lib.documents()
         assert lib.count() == sum(r.chunks for r in records)

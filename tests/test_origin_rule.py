@@ -30,7 +30,7 @@ TABLE = [
     ("127.0.0.1", f"127.0.0.1:{P}", "null", False),  # a sandboxed page or a file://
     ("127.0.0.1", f"127.0.0.1:{P + 1}", None, False),  # another port
     ("127.0.0.1", "127.0.0.1", None, False),  # no port: 80
-    ("127.0.0.1", f"127.0.0.1:x", None, False),
+    ("127.0.0.1", "127.0.0.1:x", None, False),
     ("127.0.0.1", None, None, False),
     ("hearth.lan", f"hearth.lan:{P}", f"http://hearth.lan:{P}", True),  # an address allowed on purpose
     ("hearth.lan", f"127.0.0.1:{P}", None, True),

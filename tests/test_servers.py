@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from conftest import ROOT, free_port, wait_for_port
-from ingest.library import Library
+from ingest.libraries import open_library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
 from make_files import HOUSEHOLD, text_pdf
@@ -33,7 +33,7 @@ def home(tmp_path_factory, embedder):
     docs, home = tmp_path_factory.mktemp("docs"), tmp_path_factory.mktemp("home")
     text_pdf(docs / "household.pdf", HOUSEHOLD, title="Household")
     (docs / "garden.md").write_text("# Garden\n\nThe garden gnome is called Bartholomew and guards the tomatoes.\n")
-    lib = Library(load_settings(home=home))
+    lib = open_library(load_settings(home=home))
     lib.embedder = embedder
     Ingestor(lib).sync([docs])
     lib.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import threading
 import time
 
 import pytest

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 
 from ..chunking import is_listing
 from ..language import cjk_bigrams

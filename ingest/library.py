@@ -437,7 +437,7 @@ class Library(ABC):
         metas = list(self._all_metadata())
         texts = self.texts([cid for cid, _ in metas])
         records = {r.doc_id: r for r in self.documents()}
-        chunks = sorted((m["source"], m["chunk"], m.get("page"), m["sha256"], texts.get(cid)) for cid, m in metas)
+        chunks = sorted((m["source"], m["chunk"], m.get("page"), m["sha256"], texts.get(cid, "")) for cid, m in metas)
         keywords = sorted((records[d].path if d in records else f"orphan {d}", c, t) for d, c, t in self.keywords.rows())
         return {
             "documents": sorted((r.path, r.sha256, r.chunks) for r in records.values()),

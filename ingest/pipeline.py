@@ -127,6 +127,9 @@ class Ingestor:
         # files under the same path are not on this one to be seen (catalog.py).
         gone = {p: r for p, r in records.items() if p not in found and any(_under(p, root) for root in roots)
                 and self._own(r)}
+        for path in self.files.problems():  # a file that failed and was deleted since is no problem now
+            if path not in found and any(_under(path, root) for root in roots) and not os.path.exists(path):
+                self.files.clear_problem(path)
         for arg in missing_args:
             report.missing[arg] = kept = sum(_under(p, arg) for p in records)
             report.results.append(FileResult(arg, "failed", reason=missing_reason(arg, kept)))
@@ -296,6 +299,9 @@ class Ingestor:
                     for rec in group:
                         if rec.doc_id not in live:
                             self.lib.chunk_texts.delete(rec.doc_id)
+            # Asked again once committed: a server's catalog applies a transaction's changes at its end,
+            # so inside it the records just deleted still named their documents (their chunks were kept).
+            live = self.files.live_doc_ids([rec.doc_id for rec in group])
             self.lib.check_writer()
             self.lib.delete_chunks_of([(rec.doc_id, rec.chunks) for rec in group if rec.doc_id not in live])
             with self.lib.transaction():

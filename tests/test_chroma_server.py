@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, hearth_command, run_hearth, store_snapshot, wait_until
+from chroma_server import ChromaServer
+from conftest import ROOT, hearth_command, run_hearth, store_snapshot, wait_until
 from ingest.pipeline import Ingestor
 from ingest.errors import StoreUnreachable
 from ingest.watch import Watcher
@@ -31,40 +30,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from crash import time_ingest  # noqa: E402  (bench/crash.py's timing of a clean ingest)
 
 pytestmark = pytest.mark.slow
-CHROMA = ROOT / ".venv" / "bin" / "chroma"
-
-
-class ChromaServer:
-    """`chroma run` on 127.0.0.1 and a free port, storing under `path`; stop() and start() again."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self):
-        log = open(self.path.parent / f"chroma-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1",
-                                      "--port", str(self.port)], stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1).read()
-                return self
-            except OSError:
-                assert self.proc.poll() is None, "chroma run exited; see " + log.name
-                time.sleep(0.2)
-        raise TimeoutError("chroma run did not answer within 60 s")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_a_reader_keeps_answering_while_another_process_ingests(home, tmp_path):
 
 
 def test_the_same_against_a_chroma_server(home, tmp_path):
-    from test_chroma_server import ChromaServer
+    from chroma_server import ChromaServer
 
     server = ChromaServer(tmp_path / "chroma-server").start()
     try:

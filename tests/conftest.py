@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import secrets
+
 import pytest
 
 from ingest.embedding import Embedder
@@ -70,6 +72,26 @@ def open_library(home, embedder):
 @pytest.fixture
 def library(open_library) -> Library:
     return open_library()
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory):
+    """One real `chroma run` for the tests (of this worker) that want a server's library."""
+    from chroma_server import ChromaServer
+
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-shared") / "chroma").start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def either_library(request, open_library, monkeypatch) -> Library:
+    """The module's tests once with the embedded library and once with a Chroma server's (each test a
+    collection of its own there): `library = either_library` in a module runs it against both."""
+    if request.param == "embedded":
+        return open_library()
+    monkeypatch.setenv("HEARTH_CHROMA_URL", request.getfixturevalue("chroma_url"))
+    return open_library(f"c{secrets.token_hex(4)}")
 
 
 @pytest.fixture

@@ -32,6 +32,12 @@ def folder(tmp_path):
     return root
 
 
+@pytest.fixture
+def library(either_library):
+    """Every test here runs against the embedded library and a Chroma server's (conftest)."""
+    return either_library
+
+
 def test_ingest_then_search_gives_file_page_and_section(folder, ingest, library):
     report = ingest(folder)
     assert report.count("added") == 3 and not report.failures
@@ -145,7 +151,7 @@ def test_other_embedding_model_is_refused_not_mixed(folder, ingest, library, ope
     # The same weights under another name and folder stand in for "another model".
     other_dir = tmp_path / "other-model"
     shutil.copytree(embedder.path, other_dir)
-    other = open_library(embed_model=str(other_dir))
+    other = open_library(library.name, embed_model=str(other_dir))
     with pytest.raises(ModelMismatch, match="all-MiniLM-L6-v2"):
         Ingestor(other).sync([folder])
     assert len(library.documents()) == 3  # nothing lost

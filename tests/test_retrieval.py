@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import shutil
@@ -16,6 +18,12 @@ TEXT = " ".join(f"Sentence {n} of the long guide explains step {n} of brewing te
 
 def _keyword_rows(lib) -> int:
     return lib.db.execute("SELECT count(*) FROM keyword_chunks WHERE collection=?", (lib.name,)).fetchone()[0]
+
+
+@pytest.fixture
+def library(either_library):
+    """Every test here runs against the embedded library and a Chroma server's (conftest)."""
+    return either_library
 
 
 def test_keyword_index_follows_every_change(library, tmp_path):
@@ -162,7 +170,8 @@ def test_a_store_from_before_the_keyword_index_is_backfilled_once(library, tmp_p
     assert _keyword_rows(library) == 2
 
 
-def test_a_local_store_keeps_chunk_texts_in_the_manifest(library, tmp_path):
+def test_a_local_store_keeps_chunk_texts_in_the_manifest(open_library, tmp_path):
+    library = open_library()  # the embedded library's way (a server's keeps texts in Chroma: docs/design.md)
     (tmp_path / "a.txt").write_text("Lighthouse keepers trimmed the wicks every evening.")
     Ingestor(library).sync([tmp_path])
     got = library.collection.get(include=["documents", "embeddings"])

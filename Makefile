@@ -22,7 +22,7 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(foreach p,avx:AVX avx2:AVX2
   avx_vnni:AVX_VNNI avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16,\
   $(if $(filter $(word 1,$(subst :, ,$(p))),$(CPU_FLAGS)),-DGGML_$(word 2,$(subst :, ,$(p)))=ON))
 
-.PHONY: setup engines models run test test-fast testdata test-tools bench eval lock clean
+.PHONY: setup engines models run test test-fast lint testdata test-tools bench eval lock clean
 
 setup: $(STAMP) engines models
 
@@ -86,11 +86,16 @@ test-tools:
 # Two workers: most slow tests wait on subprocesses and servers, so they overlap well even on two
 # cores; tests that start a managed model server share one worker (xdist_group "model-server").
 PYTEST := $(PY) -m pytest -q -ra -n 2 --dist loadgroup --durations=10
-test: setup testdata test-tools
+test: setup testdata test-tools lint
 	$(PYTEST)
 
-test-fast: setup testdata
+test-fast: setup testdata lint
 	$(PYTEST) -m "not slow"
+
+# ruff (pyflakes and pycodestyle's error rules) over everything; mypy over the modules a newcomer reads first.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy rag/api.py ingest/library.py ingest/settings.py
 
 bench: setup testdata
 	$(PY) bench/ingest.py

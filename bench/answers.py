@@ -48,7 +48,7 @@ sys.path.append(str(ROOT / "bench"))
 from answer_set import SETS, facts_met, load  # noqa: E402
 from machine import describe  # noqa: E402
 
-from ingest.libraries import open_library
+from ingest.libraries import open_library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag.evaluate import evaluate  # noqa: E402

@@ -29,7 +29,7 @@ sys.path.append(str(ROOT / "bench"))
 
 from machine import describe  # noqa: E402
 
-from ingest.libraries import open_library
+from ingest.libraries import open_library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 from rag import llm_server  # noqa: E402

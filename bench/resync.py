@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from machine import describe  # noqa: E402  (bench/ is on the path of a script run from it)
 
-from ingest.libraries import open_library
+from ingest.libraries import open_library  # noqa: E402
 from ingest.pipeline import Ingestor  # noqa: E402
 from ingest.settings import load_settings  # noqa: E402
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .manifest.files import Files
     from .manifest.journal import Journal
     from .manifest.keywords import Keywords
+    from .manifest.texts import Texts
 
 
 READ_RETRIES = 3  # a read meeting another process's write is tried again this often (Library._read)
@@ -70,6 +71,7 @@ class Library(ABC):
     files: "Files"
     journal: "Journal | CatalogJournal"
     keywords: "Keywords"
+    chunk_texts: "Texts"  # where keeps_texts: the passages' texts, kept in the manifest
 
     def __init__(self, settings: Settings, collection: str | None = None, physical: str | None = None):
         """`physical` opens a rebuild of the collection being written beside it (pipeline.rebuild)."""

@@ -215,7 +215,7 @@ def load_settings(**overrides) -> Settings:
     if Path(config).is_file():
         with open(config, "rb") as fh:
             values.update(tomllib.load(fh))
-    known = {f.name: f.type for f in fields(Settings)}
+    known = {f.name: str(f.type) for f in fields(Settings)}  # names of types (annotations are strings)
     unknown = set(values) - set(known)
     if unknown:
         raise ValueError(f"{config}: unknown setting(s) {', '.join(sorted(unknown))}")

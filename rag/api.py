@@ -248,7 +248,7 @@ class Hearth:
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
             server: llm_server.ServerInfo | None = None, chat: str | None = None, only=None,
-            max_tokens: int | None = None) -> AnswerStream:
+            max_tokens: int | None = None) -> AnswerStream | SavedStream:
         """A streamed answer from the model server (`server`, else HEARTH_LLM_URL's or Hearth's own),
         grounded in the passages found for `question` (or for its standalone form, given the earlier
         (question, answer) turns of a chat). `chat`: the id of a saved chat to continue: its turns
@@ -264,7 +264,7 @@ class Hearth:
         return SavedStream(stream, self.chats, chat) if chat is not None else stream
 
     def summarize(self, path: str, on_part=None, server: llm_server.ServerInfo | None = None,
-                  chat: str | None = None) -> AnswerStream:
+                  chat: str | None = None) -> AnswerStream | SavedStream:
         """A streamed summary of the document at `path` (map over its parts, then reduce; see
         rag/summary.py); on_part(i, n, page, text) shows each part's summary as it is written.
         `chat`: a saved chat the summary is saved into as it streams."""
@@ -339,8 +339,8 @@ class Hearth:
                     break
                 parts.append(other)
         text = ""
-        for part in sorted(parts, key=lambda p: p.start):
-            text = text[: part.start].ljust(part.start) + part.text
+        for part in sorted(parts, key=lambda p: p.start or 0):
+            text = text[: part.start].ljust(part.start or 0) + part.text
         return text
 
     def view(self, hit: Hit, quote: str = "") -> dict:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ingest.chunking import is_listing
 from ingest.library import Library, chunk_id, split_id
+from ingest.settings import Settings
 from ingest.language import cjk_bigrams
 
 from . import engines
@@ -233,7 +234,7 @@ def budget_for(library: Library, server=None) -> int:
     return budget_and_basis(library, server)[0]
 
 
-def budget_and_basis(library: Library, server=None) -> tuple[int, str]:
+def budget_and_basis(library: "Library | Settings", server=None) -> tuple[int, str]:
     """The passage budget and what sized it: HEARTH_CONTEXT_TOKENS wins ("setting"); else a server
     whose prompt speed was measured gets what it reads within HEARTH_FIRST_TOKEN_S, at least
     MIN_PASSAGE_TOKENS ("measured"), at most what its engine's default model reads closely (READ_TOKENS:

@@ -67,7 +67,7 @@ def page_image(path: str | Path, page: int, quote: str) -> tuple[bytes, list[tup
                 box = lines.setdefault(key, [left, bottom, right, top])
                 box[0], box[1], box[2], box[3] = min(box[0], left), min(box[1], bottom), max(box[2], right), max(box[3], top)
             # PDF points (origin bottom left) to image pixels (origin top left)
-            boxes = [(l * scale, (height - t) * scale, r * scale, (height - b) * scale) for l, b, r, t in lines.values()]
+            boxes = [(x0 * scale, (height - t) * scale, r * scale, (height - b) * scale) for x0, b, r, t in lines.values()]
         overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)
         for left, top, right, bottom in boxes:

@@ -29,7 +29,7 @@ from ingest.settings import Settings
 
 from . import engines
 from .retrieval import Hit, assemble, budget_for, search
-from .support import Sentence, attribute, best_span, check_support, refusal
+from .support import CITATION, Sentence, attribute, best_span, check_support, numbers_of, refusal
 
 # Worded for small local models: measured on Qwen2.5-Coder-1.5B, a longer prompt that stressed
 # "say the documents do not say" made it refuse questions its passages answered. {fence} is a random
@@ -68,7 +68,6 @@ RETRY_NOTE = "The first answer did not hold up against its passages, so the ques
 RETRY_MARK = f"\n\n---\n\n*{RETRY_NOTE}*\n\n"
 NOTHING_FOUND = "I found nothing in your documents about this, so I can't answer it from them."
 STOP = ["<|im_end|>", "<|endoftext|>", "\nQuestion:"]
-_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
 @dataclass
@@ -226,13 +225,9 @@ def as_dicts(messages) -> list[dict]:
     return [{"role": m.role.value, "content": m.content} for m in messages]
 
 
-def _numbers(match: re.Match) -> list[int]:
-    return [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
-
-
 def cited_numbers(text: str) -> list[int]:
     """Every passage number a text cites, as written ("[1][3]", "[2, 4]"), valid or not."""
-    return [n for m in _CITE.finditer(text) for n in _numbers(m)]
+    return [n for m in CITATION.finditer(text) for n in numbers_of(m)]
 
 
 def check_citations(text: str, passages: list[Hit]) -> tuple[str, list[Citation]]:
@@ -240,11 +235,11 @@ def check_citations(text: str, passages: list[Hit]) -> tuple[str, list[Citation]
     used: set[int] = set()
 
     def keep(match: re.Match) -> str:
-        valid = [n for n in _numbers(match) if 1 <= n <= len(passages)]
+        valid = [n for n in numbers_of(match) if 1 <= n <= len(passages)]
         used.update(valid)
         return "".join(f"[{n}]" for n in valid)
 
-    cleaned = _CITE.sub(keep, text)
+    cleaned = CITATION.sub(keep, text)
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip()
     return cleaned, citations_for(sorted(used), passages)
 
@@ -383,7 +378,7 @@ class Answerer:
         from llama_index.core.llms import ChatMessage
 
         fence = new_fence()
-        turns = "\n".join(f"User: {inert(q, fence)[:400]}\nAssistant: {inert(_CITE.sub('', a), fence)[:400]}"
+        turns = "\n".join(f"User: {inert(q, fence)[:400]}\nAssistant: {inert(CITATION.sub('', a), fence)[:400]}"
                           for q, a in history[-3:])
         prompt = CONDENSE_PROMPT.format(fence=fence, turns=turns, question=inert(question, fence))
         reply = self.llm(max_tokens=80).chat([ChatMessage(role="user", content=prompt)])

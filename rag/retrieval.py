@@ -68,6 +68,8 @@ MIN_COMMON_ROWS = 1000
 MAX_COMMON_ROWS = 20_000
 _WORD = re.compile(r"\w+")
 _threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hearth-keyword")
+# Words a query's keyword side leaves out. Not support.py's longer list (negations kept there, more
+# words dropped): one list for both lost ~1 point of hit@1 and MRR on both splits (docs/decisions.md).
 STOPWORDS = frozenset(
     "a an and are as at be but by can do does for from how i if in into is it its me my of on or so such "
     "that the their then there these they this to was what when where which who why will with would you "

@@ -54,14 +54,15 @@ CONTEXT_CHARS = 300
 MISMATCH_COST = 0.3
 LEAD_RANK_COST = 0.02  # per place down the passage list: the retriever's order counts a little
 NOVEL_COST = 0.5
-_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_NUMBERS = r"\d+(?:\s*[,;]\s*\d+)*"  # the numbers inside a citation mark: "1", "2, 4", "1;3"
+CITATION = re.compile(rf"\[({_NUMBERS})\]")  # an answer's citation mark, [1] or [2, 4]: the one grammar (answer.py too)
 # A sentence ends at . ! ? and any closing quotes or brackets, before white space and a character that
 # is not lower case (citation marks after the stop stay with it), unless the word before the stop is
 # an abbreviation ("e.g.", "etc.", "Fig.") or an initial; a URL or a name like read.csv has no space
 # after its dots and stays whole. Each line is a sentence of its own (list items, paragraphs), except a
 # fenced code block, which is one unit whatever it holds (its lines are not claims of their own).
-_STOP = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*(?=\s+[^a-z\s])"
-                   r"|(?<=[\u3002\uff01\uff1f])[\u300d\u300f\uff09]*(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*")  # 。！？: no space after
+_STOP = re.compile(rf"(?<=[.!?])[\"')\]\u201d\u2019]*(?:\s*\[{_NUMBERS}\])*(?=\s+[^a-z\s])"
+                   rf"|(?<=[\u3002\uff01\uff1f])[\u300d\u300f\uff09]*(?:\s*\[{_NUMBERS}\])*")  # 。！？: no space after
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
 ABBREVIATIONS = frozenset(
     "e.g i.e etc vs cf al approx incl resp fig figs no nos sec ch p pp vol eq eqs mr mrs ms dr st jr sr "
@@ -146,7 +147,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     # a line that is only citation marks belongs to the sentence before it
     merged: list[tuple[int, int]] = []
     for s, e in spans:
-        if merged and not _CITE.sub("", text[s:e]).strip(" .,;:"):
+        if merged and not CITATION.sub("", text[s:e]).strip(" .,;:"):
             merged[-1] = (merged[-1][0], e)
         else:
             merged.append((s, e))
@@ -237,7 +238,7 @@ def candidates(text: str) -> list[tuple[tuple[int, int], bool]]:
 
 
 def claim_text(sentence: str) -> str:
-    return " ".join(_CITE.sub(" ", sentence).split())
+    return " ".join(CITATION.sub(" ", sentence).split())
 
 
 def check_support(answer: str, passages: list, embedder, question: str = "", verify=None) -> list[Sentence]:
@@ -253,9 +254,9 @@ def check_support(answer: str, passages: list, embedder, question: str = "", ver
     sentences = []
     for s, e in split_sentences(answer):
         text = answer[s:e]
-        cited = list(dict.fromkeys(n for m in _CITE.finditer(text) for n in _numbers(m) if 1 <= n <= len(passages)))
+        cited = list(dict.fromkeys(n for m in CITATION.finditer(text) for n in numbers_of(m) if 1 <= n <= len(passages)))
         claim = claim_text(text)
-        refusal = bool(_REFUSAL.search(claim)) or bool(_META.search(_CITE.sub("", text).strip())) or not content_words(claim)
+        refusal = bool(_REFUSAL.search(claim)) or bool(_META.search(CITATION.sub("", text).strip())) or not content_words(claim)
         sentences.append(Sentence(text, s, e, cited, None if refusal else False))
     claims = [x for x in sentences if x.supported is not None]
     if not claims or not passages:
@@ -363,7 +364,7 @@ def attribute(answer: str, sentences: list[Sentence]) -> str:
     for x in sentences:
         text = x.text
         if x.attributed and not is_code(text):
-            bare = " ".join(_CITE.sub(" ", text).split()) if x.attributed == "moved" else text.rstrip()
+            bare = " ".join(CITATION.sub(" ", text).split()) if x.attributed == "moved" else text.rstrip()
             bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
             stop = re.search(r"[.!?]+[\"')\u201d\u2019]*$", bare)
             cut = stop.start() if stop else len(bare)
@@ -425,5 +426,6 @@ def features(claims: list[str], cited: list[list[str]], embedder, question: str 
     return out
 
 
-def _numbers(match: re.Match) -> list[int]:
+def numbers_of(match: re.Match) -> list[int]:
+    """The passage numbers of one CITATION match."""
     return [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]

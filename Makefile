@@ -22,7 +22,7 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(foreach p,avx:AVX avx2:AVX2
   avx_vnni:AVX_VNNI avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16,\
   $(if $(filter $(word 1,$(subst :, ,$(p))),$(CPU_FLAGS)),-DGGML_$(word 2,$(subst :, ,$(p)))=ON))
 
-.PHONY: setup engines models run test test-fast lint testdata test-tools bench eval lock clean
+.PHONY: setup engines models run test test-fast lint docs testdata test-tools bench eval lock clean
 
 setup: $(STAMP) engines models
 
@@ -91,6 +91,10 @@ test: setup testdata test-tools lint
 
 test-fast: setup testdata lint
 	$(PYTEST) -m "not slow"
+
+# docs/cli.md from every command's --help (tests/test_settings.py fails when it is stale).
+docs: setup
+	$(PY) -m rag.cli_reference > docs/cli.md
 
 # ruff (pyflakes and pycodestyle's error rules) over everything; mypy over the modules a newcomer reads first.
 lint: setup

@@ -22,6 +22,7 @@ from ingest.errors import HearthError, ServerError, StoreBusy, StoreError, Store
 from ingest.settings import Settings, load_settings
 from rag import api
 from rag.api import Answer, Hearth, export, render
+from rag.jobs import SyncJob
 
 st.set_page_config(page_title="Hearth", page_icon="🔥", layout="wide")
 state = st.session_state
@@ -86,7 +87,7 @@ def folder_watchers() -> dict:
 
 @st.cache_resource
 def bulk_ingests() -> dict:
-    """(home, collection) -> BulkIngest: the folder being added (or the last one added) in the
+    """(home, collection) -> SyncJob: the folder being added (or the last one added) in the
     background, one at a time per collection; shared by every browser session, outliving the page
     run that started it."""
     return {}
@@ -629,86 +630,16 @@ def watch_log(watcher, lines: deque):
     st.caption(render.text(" · ".join(list(lines)[-3:]) or "watching…"))
 
 
-# --- bulk ingest: a folder of thousands of files, in the background -------------------------------
-class BulkIngest:
-    """Hearth.sync of a folder (or of the files that failed) on a thread of its own, with a Hearth of
-    its own opened there (the page's is closed at the end of each page run; see Hearth.watch's
-    own_connection), so that the app stays usable while it runs: readers need no lock. The page reads
-    its progress every second; `stop` ends it within seconds, keeping the files done, and the same
-    sync again goes on where it stopped."""
-
-    def __init__(self, settings: Settings, collection: str, embedder, paths: list[str], what: str,
-                 retry_failed: bool = False, allow_removal: bool = False):
-        self.settings, self.collection, self.embedder = settings, collection, embedder
-        self.paths, self.what, self.retry_failed = paths, what, retry_failed
-        self.allow_removal = allow_removal  # confirmed by the user after a sync held them (bulk_outcome)
-        self.stop = threading.Event()
-        self.started, self.ended = time.time(), None
-        self.done = self.total = self.chunks = 0  # files done of those to read and embed; passages embedded
-        self.current = ""  # the file being read or embedded
-        self.first: tuple[float, int, int] | None = None  # (time, done, chunks) at the first progress
-        self.waiting = ""  # another writer holds the store
-        self.report = None  # the sync's Report, once it ended
-        self.error: str | None = None  # why it ended without a report
-        self.thread = threading.Thread(target=self._run, daemon=True, name=f"hearth-ingest-{collection}")
-        self.thread.start()
-
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive()
-
-    def _progress(self, path: str, done: int, total: int, chunks: int):
-        if self.first is None:
-            self.first = (time.monotonic(), done, chunks)
-        self.current, self.done, self.total, self.chunks, self.waiting = path, done, total, chunks, ""
-
-    def _wait(self, _message: str):
-        self.waiting = "waiting for another writer (an upload, the folder watcher or a `hearth` command) to finish…"
-
-    def _run(self):
-        try:
-            with Hearth(self.settings, self.collection, embedder=self.embedder) as lib:
-                while self.report is None:  # waits for another writer, a second at a time so that Stop is seen
-                    self.waiting = ""
-                    try:
-                        self.report = lib.sync(self.paths, progress=self._progress, wait=1, stop=self.stop,
-                                               retry_failed=self.retry_failed, on_wait=self._wait,
-                                               allow_removal=self.allow_removal)
-                    except StoreBusy:
-                        if self.stop.is_set():
-                            self.error = "stopped before it began (another writer held the store); nothing was changed"
-                            return
-        except (HearthError, ValueError) as exc:  # StoreBusy is waited out above
-            self.error = str(exc)
-        except Exception as exc:  # a bug: said on the page and in the server's log, not lost with the thread
-            import logging
-
-            logging.getLogger("hearth.app").exception("background ingest of %s failed", self.what)
-            self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.ended = time.time()
-
-    def rates(self) -> tuple[float, float, float] | None:
-        """(files/s, passages/s, seconds left) since the first file was done; None until measurable."""
-        if self.first is None:
-            return None
-        since, done, chunks = self.first
-        took = time.monotonic() - since
-        if took < 1 or self.done <= done:
-            return None
-        files = (self.done - done) / took
-        return files, (self.chunks - chunks) / took, (self.total - self.done) / files
-
-
-def running_bulk_ingest(lib: Hearth) -> BulkIngest | None:
+# --- bulk ingest: a folder of thousands of files, in the background (rag/jobs.py) -----------------
+def running_bulk_ingest(lib: Hearth) -> SyncJob | None:
     job = bulk_ingests().get((str(lib.settings.home), lib.name))
     return job if job is not None and job.running else None
 
 
 def start_bulk_ingest(lib: Hearth, paths: list[str], what: str, retry_failed: bool = False,
-                      allow_removal: bool = False) -> BulkIngest:
-    # The loaded model is shared with the thread, as with the folder watcher (no cache call off the page run).
-    job = BulkIngest(current_settings(), lib.name, lib.embedder, paths, what, retry_failed, allow_removal)
+                      allow_removal: bool = False) -> SyncJob:
+    # Hearth.start_sync: the loaded model is shared with the job's thread, as with the folder watcher.
+    job = lib.start_sync(paths, what, retry_failed=retry_failed, allow_removal=allow_removal)
     bulk_ingests()[(str(lib.settings.home), lib.name)] = job
     return job
 
@@ -753,12 +684,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def _doing(job: BulkIngest, done: bool = False) -> str:
+def _doing(job: SyncJob, done: bool = False) -> str:
     return ("Retried" if done else "Retrying") if job.retry_failed else ("Added" if done else "Adding")
 
 
 @st.fragment(run_every=1)
-def bulk_progress(job: BulkIngest):
+def bulk_progress(job: SyncJob):
     """Files done / to do, the rates and the time left, every second, with a Stop button; the whole page
     is redrawn when it ends (the outcome, and the documents it added in the table)."""
     if not job.running:
@@ -789,7 +720,7 @@ def _counts(report) -> str:
     return " · ".join(f"{n:,} {name}" for name, n in counts if n or name in ("added", "failed"))
 
 
-def bulk_outcome(lib: Hearth, job: BulkIngest, key: tuple):
+def bulk_outcome(lib: Hearth, job: SyncJob, key: tuple):
     """How the last background ingest of this collection ended, until dismissed; removals it held back
     (a drive away, not deleted files: ingest/removal.py) are asked about."""
     again = "Retry failed files" if job.retry_failed else "Add folder"

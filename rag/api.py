@@ -24,7 +24,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ingest import loaders
 from ingest.library import chunk_id, split_id
@@ -52,6 +52,9 @@ Progress = Callable[[str, int, int, int], None]  # (path, files done, files in a
 __all__ = ["Hearth", "Answer", "AnswerStream", "Chat", "FileRecord", "FileResult", "Hit", "Report", "MODES",
            "SUPPORTED_TYPES", "check_collection_name", "describe", "load_settings", "model_server", "passage_budget"]
 
+
+if TYPE_CHECKING:
+    from .jobs import SyncJob
 
 COMPACT_WORTH_BYTES = 50 * 2**20  # compact() is offered once deletions left this much unused...
 COMPACT_WORTH_SHARE = 0.10  # ...and at least this share of the library's disk
@@ -238,6 +241,17 @@ class Hearth:
             self.folder.mkdir(parents=True, exist_ok=True)
             folders = [self.folder]
         return Watcher(library, folders, on_change=on_change)
+
+    def start_sync(self, paths: Iterable[str | os.PathLike], what: str = "", retry_failed: bool = False,
+                   allow_removal: bool = False) -> "SyncJob":
+        """sync() in the background (rag/jobs.py): returns at once a job with its progress, rates, `stop`
+        and, once it ended, its `report` (or `error`). It opens a Hearth of its own with these settings
+        and shares this one's loaded model; `what` names it in messages (default: the paths)."""
+        from .jobs import SyncJob
+
+        paths = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+        return SyncJob(self.settings, self.name, self.embedder, paths, what or ", ".join(paths), retry_failed,
+                       allow_removal)
 
     # --- answers ----------------------------------------------------------------------------------
     def search(self, query: str, k: int = 5, mode: str | None = None, only=None) -> list[Hit]:

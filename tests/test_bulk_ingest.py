@@ -163,3 +163,32 @@ def test_documents_come_a_page_at_a_time_searched_and_sorted(tmp_path, home, sor
         assert lib.documents_page(search="100%")[1] == 0  # LIKE's wildcards are searched as text
         with pytest.raises(ValueError):
             lib.documents_page(sort="path; DROP TABLE files")
+
+
+def test_a_background_sync_from_the_api_shows_progress_stops_and_resumes(home, tmp_path, embedder):
+    """Hearth.start_sync, the app's "Add a folder", without Streamlit: progress and rates while it runs,
+    a stop within seconds keeping the files done, and the same sync again doing only the rest."""
+    from rag.api import Hearth
+
+    N = 1000  # about 40 s of work here: a stop lands well before the end
+
+    folder = notes(tmp_path / "notes", N)
+    with Hearth(load_settings(), embedder=embedder) as hearth:
+        job = hearth.start_sync([folder], "my notes")
+        wait_until(lambda: job.done >= 20 or not job.running, 300)
+        assert job.running
+        assert job.total == N and job.chunks > 0 and job.current.startswith(str(folder))
+        wait_until(lambda: (job.rates() or (0, 0, 0))[1] > 0 or not job.running, 120)  # passages come in groups
+        files_s, passages_s, left_s = job.rates()
+        assert files_s > 0 and passages_s > 0 and left_s > 0
+        job.stop.set()
+        assert job.wait(120) and job.error is None
+        first = job.report
+        assert first.stopped and 0 < first.left < N
+        done = hearth.totals()[0]
+        assert done == N - first.left
+
+        again = hearth.start_sync([folder])
+        assert again.wait(600) and again.error is None and not again.report.stopped
+        assert again.report.count("added") == N - done and hearth.totals()[0] == N
+        assert again.what == str(folder)  # named by its paths when not told

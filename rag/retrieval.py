@@ -40,29 +40,11 @@ from .support import content_words
 MODES = ("hybrid", "dense", "keyword")
 RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published default
 CANDIDATES = 30  # how deep each retriever's list goes before fusion
-# Keyword ranks count 0.15 of dense ranks. On the R FAQ dev set (bench/devset.py) equal weights lost
-# hit@5 on questions in users' own words, and 0.3 was kept; on the answer dev set (bench/answers.py
-# --retrieval: 83 own-words questions over three document sets) 0.15 beat 0.3 by 3.6 points of hit@1,
-# with the R FAQ figures up too (docs/decisions.md). The third list ranks the candidates whose section
-# heading holds half the question's content words (heading_ranking); with any one shared word it cost
-# 14 points of hit@1 on that set.
-WEIGHTS = (1.0, 0.15, 0.5)  # dense, keyword, heading
-HEADING_MIN_SHARE = 0.5  # of the question's content words that a heading must hold to count
-# In hybrid mode a query word found in more than COMMON_WORD_SHARE of all chunks is left out of the
-# keyword query. FTS5 scores every chunk holding any query word, and at 100k chunks of R manuals 'r',
-# 'use' or 'function' each match 40-50k of them: the keyword query was two thirds of a hybrid search
-# (bench/search.py). BM25 gives such words little weight (idf 1.4 against ~9 for a rare word) and the
-# dense side still reads them. On the R FAQ among all R manuals (20k chunks) leaving them out moved
-# hybrid hit@1/hit@5/MRR from 0.667/0.875/0.749 to 0.694/0.861/0.762 (headings) and MRR from 0.378
-# to 0.381 (own words); a share of 0.1 was faster but lost more (hit@5 0.847). Keyword-only
-# searches keep every word.
-# A word in fewer than MIN_COMMON_ROWS chunks is always kept: such counts are quick to score, and in
-# a library under 2,000 chunks a word in that many is in half of them or more (BM25's idf: zero).
-# A word in more than MAX_COMMON_ROWS chunks is left out however big the library: FTS5 scores every
-# row of every word, so at 1M passages words under the 20 % share still cost 436 ms a query (median;
-# 55 ms with this cap, bench/scale.py). The cap is the share at 100k passages, so a library up to
-# that size (every one the quality figures were measured on) searches as before; past it, a word
-# left out is in over 20,000 passages (BM25's idf at most ~3.9 at 1M, against ~9 for a rare word).
+WEIGHTS = (1.0, 0.15, 0.5)  # dense, keyword, heading: 0.15 beat 0.3 by 3.6 points of hit@1 (docs/decisions.md)
+HEADING_MIN_SHARE = 0.5  # of the question's content words a heading must hold to count (any one word: -14 points)
+# A query word in more than this share of the chunks (or in MAX_COMMON_ROWS) is left out of a hybrid
+# search's keyword side: FTS5 scores every row of each word, and BM25 gives such words little weight;
+# MIN_COMMON_ROWS: always kept below it. The measurements behind each: docs/decisions.md.
 COMMON_WORD_SHARE = 0.2
 MIN_COMMON_ROWS = 1000
 MAX_COMMON_ROWS = 20_000

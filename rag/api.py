@@ -249,8 +249,8 @@ class Hearth:
         and shares this one's loaded model; `what` names it in messages (default: the paths)."""
         from .jobs import SyncJob
 
-        paths = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
-        return SyncJob(self.settings, self.name, self.embedder, paths, what or ", ".join(paths), retry_failed,
+        where = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+        return SyncJob(self.settings, self.name, self.embedder, where, what or ", ".join(where), retry_failed,
                        allow_removal)
 
     # --- answers ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ for the check on English) cut into ~500-character passages, one throwaway FTS5 i
              (trigram's best case: it cannot match a piece under 3 characters)
   bigrams    `porter unicode61 remove_diacritics 2` over the text with each CJK run written as its
              overlapping character pairs (ingest/language.py cjk_bigrams), the query's too
+  tantivy    Hearth's keyword index since FTS5 (ingest/manifest/keywords.py: tantivy, the same pairs)
 Queries go through Hearth's own query building (rag/retrieval.py query_words and keyword_query;
 for the first three with cjk_bigrams switched off there). ~20 questions per language written in
 users' words, each with a copied evidence string that marks its gold passage(s).
@@ -147,13 +148,36 @@ def trigram_words(words: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+class TantivyIndex:
+    """The passages in Hearth's own keyword index (a throwaway folder), answering ranks() as the FTS5 ones."""
+
+    def __init__(self, texts: list[str]):
+        import tempfile
+        from types import SimpleNamespace
+
+        from ingest.manifest import Database
+        from ingest.manifest.keywords import Keywords
+
+        self.folder = Path(tempfile.mkdtemp(prefix="hearth-keywords-"))
+        self.keywords = Keywords(Database(self.folder / "m.sqlite3"), SimpleNamespace(collection="bench"), self.folder / "k")
+        for i, text in enumerate(texts):
+            self.keywords._insert(str(i), [(0, cjk_bigrams(text))])  # as add(), without leaving out listings
+        self.keywords.commit()
+
+    def rows(self, words: list[str], limit: int) -> list[int]:
+        return [int(doc) for doc, _, _ in self.keywords.search(retrieval.keyword_query(words), limit)]
+
+
 def ranks(db, queries, golds, words_of, limit=50) -> list[int | None]:
     """The 1-based rank of each query's first gold passage (None: not in the top `limit`)."""
     out = []
     for (question, _), gold in zip(queries, golds):
         words = words_of(question)
-        rows = [r[0] for r in db.execute("SELECT rowid FROM k WHERE k MATCH ? ORDER BY bm25(k) LIMIT ?",
-                                         (retrieval.keyword_query(words), limit))] if words else []
+        if isinstance(db, TantivyIndex):
+            rows = db.rows(words, limit) if words else []
+        else:
+            rows = [r[0] for r in db.execute("SELECT rowid FROM k WHERE k MATCH ? ORDER BY bm25(k) LIMIT ?",
+                                             (retrieval.keyword_query(words), limit))] if words else []
         out.append(next((i + 1 for i, row in enumerate(rows) if row in gold), None))
     return out
 
@@ -207,10 +231,11 @@ def main():
                       ("trigram/3", ranks(tri, queries, golds, lambda q: trigram_words(retrieval.query_words(q))))]
         bigrams = index(texts, UNICODE61, cjk_bigrams)
         setups.append(("bigrams", ranks(bigrams, queries, golds, retrieval.query_words)))
+        setups.append(("tantivy", ranks(TantivyIndex(texts), queries, golds, retrieval.query_words)))
         for name, found in setups:
             print(f"{lang:9} {name:10} {len(queries):>7} " + " ".join(f"{x:6.3f}" for x in figures(found)))
         if args.misses:
-            for (q, _), r in zip(queries, setups[-1][1]):
+            for (q, _), r in zip(queries, setups[-2][1]):
                 if not r or r > 5:
                     print(f"   bigrams missed: {q} (rank {r})")
         print(f"{'':9} ({len(texts)} passages, gold passages per query: {sum(map(len, golds)) / len(golds):.2f})")

@@ -49,7 +49,7 @@ DOC = ROOT / ".cache/testdata/root/usr/share"
 SOURCES = [*(DOC / "R/doc/manual" / n for n in ("R-exts.pdf", "R-intro.pdf", "R-data.pdf", "R-admin.pdf",
                                                    "R-lang.pdf", "R-FAQ.pdf", "refman.pdf")),
            DOC / "doc/octave/octave.pdf", *sorted((DOC / "debian-reference").glob("ch*.en.html"))]
-WORK = ROOT / ".cache/bench/scale"
+WORK = (ROOT / ".cache/bench/scale").resolve()  # canonical: a checkout whose .cache is a link finds the same files
 POOL_PER_SOURCE = 4000  # sentences kept of each source: ~40k in all, embedded once (a few minutes)
 WORDS_PER_PASSAGE = 94  # words of this prose per passage of 192 tokens less the overlap (measured: 133,205 passages of 12.5M words)
 MODEL = "all-MiniLM-L6-v2"
@@ -228,11 +228,14 @@ def search_child(passages: int, real: bool, n: int) -> None:
     lib = open_library(settings_for(home_of(passages, real)))
     asked = queries(n)
     t = time.perf_counter()
+    lib.ensure_keywords()  # the keyword index built from the stored texts, if it is not (a library from an older version)
+    built = time.perf_counter() - t
+    t = time.perf_counter()
     search(lib, asked[0], 5)  # opens the store, loads the model and the vector index
     first = time.perf_counter() - t
     for q in asked[1:4]:
         search(lib, q, 5)
-    out = {"first_query_s": first}
+    out = {"keyword_index_built_s": built, "first_query_s": first}
     for mode in ("hybrid", "dense", "keyword"):
         took = []
         for q in asked:
@@ -332,6 +335,10 @@ def measure(passages: int, real: bool, n: int, app: bool = True) -> dict:
                            + (["--real"] if real else []), capture_output=True, text=True, check=True)
     result["search"] = json.loads(child.stdout.strip().splitlines()[-1])
     print("search:", result["search"], flush=True)
+    result["keywords_mb"] = disk_mb(home / "manifest.keywords") if (home / "manifest.keywords").is_dir() else 0.0
+    result["manifest_mb"] = (home / "manifest.sqlite3").stat().st_size / 2**20  # after an upgrade's first search
+    print(f"keyword index {result['keywords_mb']:.1f} MB ({1024 * result['keywords_mb'] / count:.2f} KB a passage); "
+          f"manifest {result['manifest_mb']:.1f} MB", flush=True)
 
     env = {**os.environ, "HEARTH_HOME": str(home), "HEARTH_EMBED_MODEL": MODEL, "PYTHONPATH": str(ROOT)}
     result["docs_json_s"] = _timed_process([sys.executable, "-m", "rag.cli", "docs", "--json"], env, 3)

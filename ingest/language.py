@@ -69,7 +69,7 @@ def reply_instruction(question: str) -> str:
 
 def cjk_bigrams(text: str) -> str:
     """text with each run of CJK characters written as its overlapping character pairs, spaced
-    ("全文検索" -> "全文 文検 検索", a lone character stays), so that FTS5 reads them as words; the
+    ("全文検索" -> "全文 文検 検索", a lone character stays), so that the keyword index reads them as words; the
     rest is left as it is. Done to the index's texts and the query's words alike."""
     def pairs(m: re.Match) -> str:
         run = m.group()

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 READ_RETRIES = 3  # a read meeting another process's write is tried again this often (Library._read)
 READ_BACKOFF_S = 0.1  # before the first retry; three times longer before each next one
-NEAREST_WIDEN_MAX = 64  # nearest() looks at most this many times n deep for n chunks of recorded documents
+NEAREST_WIDEN_MAX = 64  # nearest() and keyword_search() look at most this many times n deep for n chunks of recorded documents
 VIEW_CHECK_S = 1.0  # a long-lived reader looks for other processes' writes at most this often
 
 
@@ -191,7 +191,7 @@ class Library(ABC):
         return self.settings.library_dir / self.name
 
     def transaction(self):
-        """One atomic change of the manifest's parts (files, journal, keywords, texts)."""
+        """One atomic change of the manifest's parts (files, journal, texts)."""
         return self.db.transaction()
 
     @cached_property
@@ -240,13 +240,21 @@ class Library(ABC):
         self.delete_chunks_of([(doc_id, n)])
 
     def delete_chunks_of(self, docs: list[tuple[str, int]]):
-        """The chunks of many documents ((doc id, chunk count) each), in as few calls as Chroma takes."""
+        """The chunks of many documents ((doc id, chunk count) each), in as few calls as Chroma takes,
+        and their keyword rows."""
         for batch in _batches([chunk_id(doc_id, i) for doc_id, n in docs for i in range(n)]):
             self.collection.delete(ids=batch)
+        self._delete_keywords([doc_id for doc_id, _ in docs])
 
     def delete_doc(self, doc_id: str):
-        """Every chunk of a document, however many were written."""
+        """Every chunk of a document, however many were written, and its keyword rows."""
         self.collection.delete(where={"doc_id": doc_id})
+        self._delete_keywords([doc_id])
+
+    def _delete_keywords(self, doc_ids: list[str]):
+        for doc_id in doc_ids:
+            self.keywords.delete(doc_id)
+        self.keywords.commit()
 
     def move_chunks(self, doc_id: str, n: int, path: str, filename: str):
         meta = {"source": path, "filename": filename}
@@ -301,8 +309,17 @@ class Library(ABC):
             asked *= 4
 
     def keyword_search(self, match: str, n: int, docs: list[str] | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score) for an FTS5 MATCH expression (in `docs` only, when given)."""
-        return [(chunk_id(doc, i), score) for doc, i, score in self.keywords.search(match, n, docs)]
+        """(chunk id, BM25 score) of the n best chunks of live documents for a query of quoted words
+        joined by OR (in `docs` only, when given)."""
+        asked = n
+        while True:
+            rows = self.keywords.search(match, asked, docs)
+            # As for nearest(): rows of a document being written, or forgotten and not yet deleted.
+            live = self.files.live_doc_ids({doc for doc, _, _ in rows})
+            found = [(chunk_id(doc, i), score) for doc, i, score in rows if doc in live]
+            if len(found) >= n or len(rows) < asked or asked >= n * NEAREST_WIDEN_MAX:
+                return found[:n]
+            asked *= 4
 
     def docs_under(self, paths) -> list[str]:
         """The doc ids of the documents at or under `paths` (files or folders, as given or resolved)."""
@@ -350,9 +367,9 @@ class Library(ABC):
         that is all table of contents), so it is not redone on each search."""
         if self.keywords.built() or not self.files.has_files():
             return
-        with self.transaction():
-            generation = self.files.generation()
-            missing = self.keywords.docs_missing()
+        generation = self.files.generation()
+        missing = self.keywords.docs_missing()
+        try:
             for i in range(0, len(missing), 100):
                 got = self.collection.get(where={"doc_id": {"$in": missing[i : i + 100]}}, include=["metadatas"])
                 texts = self.texts(got["ids"])
@@ -361,6 +378,11 @@ class Library(ABC):
                     chunks.setdefault(meta["doc_id"], []).append((meta["chunk"], texts.get(cid, "")))
                 for doc_id, rows in chunks.items():
                     self.keywords.add(doc_id, sorted(rows))
+            self.keywords.commit()
+        finally:
+            self.keywords.rollback()  # nothing left uncommitted: an error above, or a stop
+        # Rows of a document forgotten meanwhile are never shown (keyword_search) and go with its chunks.
+        with self.db.transaction():
             self.keywords.mark_built(generation)
 
     # --- writing ----------------------------------------------------------------------------------
@@ -400,11 +422,15 @@ class Library(ABC):
             return
         for physical in self.files.rebuilds():
             self.files.drop_rows(physical)
+            self.keywords.drop(physical)
         if self.files.swept():
             return
         for name in self.chroma_names():
             if name != self.physical and (name == self.name or is_rebuild_of(name, self.name)):
                 self.drop_chroma(name)
+        for name in self.keywords.folders():
+            if name != self.physical and (name == self.name or is_rebuild_of(name, self.name)):
+                self.keywords.drop(name)
         self.files.set_swept(True)
 
     def chroma_names(self) -> list[str]:
@@ -425,11 +451,14 @@ class Library(ABC):
         self.files.swap_to(build.physical)
         self.__dict__.pop("collection", None)
         self.drop_chroma(old)
+        self.keywords.drop(old)
 
     def drop(self):
         """Delete the whole collection: its vectors and its manifest entries (not the files)."""
         self.drop_chroma(self.physical)
+        physical = self.physical
         self.files.drop()
+        self.keywords.drop(physical)
         self.__dict__.pop("collection", None)
 
     # --- checking ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class LocalLibrary(Library):
         self.db = Database(settings.manifest_path)
         self.files = Files(self.db, self.name, physical)
         self.journal = Journal(self.db, self.files)
-        self.keywords = Keywords(self.db, self.files)
+        self.keywords = Keywords(self.db, self.files, settings.keywords_path)
         self.chunk_texts = Texts(self.db)
 
     def _connect(self):

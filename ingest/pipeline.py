@@ -284,15 +284,14 @@ class Ingestor:
         report.results.append(FileResult(new_path, "moved", rec.chunks, previous=rec.path))
 
     def _delete_many(self, recs: list[FileRecord]):
-        """Forget documents DELETE_GROUP at a time, each group under the journal: records, keyword rows
-        and texts in one transaction, then the group's chunks in a few large Chroma deletes (one
-        delete per document made removing 10,000 files take minutes), then the entries done."""
+        """Forget documents DELETE_GROUP at a time, each group under the journal: records and texts in
+        one transaction, then the group's chunks in a few large Chroma deletes (one delete per document
+        made removing 10,000 files take minutes) and their keyword rows, then the entries done."""
         for i in range(0, len(recs), DELETE_GROUP):
             group = recs[i : i + DELETE_GROUP]
             with self.lib.transaction():
                 for rec in group:
                     self.files.delete(rec.path)
-                    self.lib.keywords.delete(rec.doc_id)
                     self.journal.add(rec.doc_id, "delete")
                 live = self.files.live_doc_ids([rec.doc_id for rec in group])  # named by another path: see delete_chunks
                 if self.lib.keeps_texts:

@@ -28,7 +28,7 @@ class ServerLibrary(Library):
         self.instance = instance_id(settings.home)
         self.files = CatalogFiles(self.catalog, self.name, self.instance, physical)
         self.journal = CatalogJournal(self.files)
-        self.keywords = CachedKeywords(self.db, self.files)
+        self.keywords = CachedKeywords(self.db, self.files, settings.keywords_path)
 
     def _connect(self):
         import chromadb

@@ -181,6 +181,11 @@ class Settings:
         return self.home / "manifest.sqlite3"
 
     @property
+    def keywords_path(self) -> Path:
+        """The keyword indexes beside the manifest, one folder per collection (manifest/keywords.py)."""
+        return self.manifest_path.with_suffix(".keywords")
+
+    @property
     def lock_path(self) -> Path:
         return self.home / "writer.lock"
 

@@ -356,6 +356,10 @@ class Writer:
             if p.job.source is not None:  # an identical document's vectors, copied
                 lib.copy_chunks(p.job.source.doc_id, p.job.source.chunks, p.doc_id,
                                 {"source": p.job.path, "filename": os.path.basename(p.job.path)})
+                lib.keywords.copy(p.job.source.doc_id, p.doc_id)
+            else:
+                lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks])
+        lib.keywords.commit()  # step 2 of the journal protocol, as the chunks: before the records name them
         with lib.transaction():
             for p in finished:
                 job = p.job
@@ -366,18 +370,12 @@ class Writer:
                                           pages, p.notes or None, time.time(), self.files.owner, told or None))
                 self.journal.done(p.doc_id, "add")
                 self.files.clear_problem(job.path)
-                if job.source is None:
-                    texts = [(c.index, c.text) for c in p.chunks]
-                    lib.keywords.add(p.doc_id, texts)
-                    if lib.keeps_texts:
-                        lib.chunk_texts.add(p.doc_id, texts)
-                else:
-                    lib.keywords.copy(job.source.doc_id, p.doc_id)
-                    if lib.keeps_texts:
-                        lib.chunk_texts.copy(job.source.doc_id, p.doc_id)
+                if lib.keeps_texts and job.source is None:
+                    lib.chunk_texts.add(p.doc_id, [(c.index, c.text) for c in p.chunks])
+                elif lib.keeps_texts:
+                    lib.chunk_texts.copy(job.source.doc_id, p.doc_id)
                 if job.old is not None:
-                    self.journal.add(job.old.doc_id, "delete")
-                    lib.keywords.delete(job.old.doc_id)
+                    self.journal.add(job.old.doc_id, "delete")  # its keyword rows go with its chunks: delete_chunks
                     if lib.keeps_texts:
                         lib.chunk_texts.delete(job.old.doc_id)
         for p in finished:

@@ -1,8 +1,8 @@
 """Retrieval: the passages a question is answered from.
 
-search      dense (Chroma), keyword (BM25 over SQLite FTS5) or both, fused:
+search      dense (Chroma), keyword (BM25, tantivy) or both, fused:
     dense    the query is embedded and the nearest chunks come back (cosine similarity)
-    keyword  BM25 over the manifest's FTS5 index (Porter-stemmed words, stopwords dropped)
+    keyword  BM25 over the collection's tantivy index (stemmed words, accents folded, stopwords dropped)
     hybrid   both lists fused by reciprocal rank fusion (Cormack et al.: score = sum 1/(60 + rank))
              with a third: the candidates whose section heading shares the question's words;
              then optionally re-ordered by a cross-encoder (HEARTH_RERANK_MODEL)
@@ -42,12 +42,6 @@ RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published defaul
 CANDIDATES = 30  # how deep each retriever's list goes before fusion
 WEIGHTS = (1.0, 0.15, 0.5)  # dense, keyword, heading: 0.15 beat 0.3 by 3.6 points of hit@1 (docs/decisions.md)
 HEADING_MIN_SHARE = 0.5  # of the question's content words a heading must hold to count (any one word: -14 points)
-# A query word in more than this share of the chunks (or in MAX_COMMON_ROWS) is left out of a hybrid
-# search's keyword side: FTS5 scores every row of each word, and BM25 gives such words little weight;
-# MIN_COMMON_ROWS: always kept below it. The measurements behind each: docs/decisions.md.
-COMMON_WORD_SHARE = 0.2
-MIN_COMMON_ROWS = 1000
-MAX_COMMON_ROWS = 20_000
 _WORD = re.compile(r"\w+")
 _threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hearth-keyword")
 # Words a query's keyword side leaves out. Not support.py's longer list (negations kept there, more
@@ -93,9 +87,9 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None, on
     keyword = None
     if mode != "dense":
         library.ensure_keywords()
-        # The keyword query runs beside the query's embedding and the dense search: SQLite and torch
+        # The keyword query runs beside the query's embedding and the dense search: tantivy and torch
         # both let go of the GIL, so on two cores a hybrid search takes about as long as the slower.
-        keyword = _threads.submit(_keyword, library, query, depth, mode == "hybrid", docs)
+        keyword = _threads.submit(_keyword, library, query, depth, docs)
     vector = library.embedder.embed_query(query)
     dense = _dense(library, vector, depth, docs) if mode != "keyword" else []
     keyword = keyword.result() if keyword else []
@@ -149,25 +143,13 @@ def query_words(query: str) -> list[str]:
 
 
 def keyword_query(words: list[str]) -> str:
-    """An FTS5 MATCH expression: any of the words (quoted, so no word is read as syntax)."""
+    """The keyword index's query: any of the words (quoted, so no word is read as syntax). Every
+    word is kept, however common: BM25 weighs it, and tantivy skips what cannot reach the best."""
     return " OR ".join(f'"{w}"' for w in words)
 
 
-def rare_words(keywords, words: list[str]) -> list[str]:
-    """The words found in at most COMMON_WORD_SHARE of all chunks (and MAX_COMMON_ROWS); all of them
-    if none is that rare, up to 100k passages; past that, none (scoring a million passages' worth of
-    common words took over a second: the dense side answers such a question)."""
-    share = max(int(COMMON_WORD_SHARE * keywords.total()), MIN_COMMON_ROWS)
-    cap = min(share, MAX_COMMON_ROWS) + 1
-    counts = keywords.counts(words, cap)
-    rare = [w for w in words if counts[w] < cap]
-    return rare if rare or share > MAX_COMMON_ROWS else words
-
-
-def _keyword(library: Library, query: str, n: int, rare_only: bool, docs=None) -> list[tuple[str, float]]:
+def _keyword(library: Library, query: str, n: int, docs=None) -> list[tuple[str, float]]:
     words = query_words(query)
-    if words and rare_only:
-        words = rare_words(library.keywords, words)
     return library.keyword_search(keyword_query(words), n, docs) if words else []
 
 

@@ -11,13 +11,20 @@ import shutil
 from ingest.pipeline import Ingestor
 from rag import evaluate, retrieval
 
-from rag.retrieval import Hit, fuse, keyword_query, query_words, rare_words, search
+from rag.retrieval import Hit, fuse, keyword_query, query_words, search
 
 TEXT = " ".join(f"Sentence {n} of the long guide explains step {n} of brewing tea with care." for n in range(120))
 
 
 def _keyword_rows(lib) -> int:
-    return lib.db.execute("SELECT count(*) FROM keyword_chunks WHERE collection=?", (lib.name,)).fetchone()[0]
+    return len(lib.keywords.rows())
+
+
+def _as_before_the_index(lib):
+    """The library as a version without this keyword index left it: no index folder, nothing marked built."""
+    lib.keywords.drop(lib.physical)
+    with lib.db.transaction():
+        lib.db.execute("DELETE FROM meta WHERE key LIKE 'keywords built:%'")
 
 
 @pytest.fixture
@@ -50,8 +57,7 @@ def test_keyword_index_follows_every_change(library, tmp_path):
 def test_a_store_without_keyword_index_gets_one(library, tmp_path):
     (tmp_path / "a.txt").write_text("Lighthouse keepers trimmed the wicks every evening.")
     Ingestor(library).sync([tmp_path / "a.txt"])
-    library.db.execute("DELETE FROM keywords")  # as a store made before the index existed
-    library.db.execute("DELETE FROM keyword_chunks")
+    _as_before_the_index(library)
     assert search(library, "wicks lighthouse", 1, mode="keyword")[0].source == str(tmp_path / "a.txt")
 
 
@@ -70,23 +76,20 @@ def test_hybrid_finds_what_either_retriever_finds(library, tmp_path):
 def test_fusion_and_query_syntax():
     assert fuse(["a", "b", "c"], ["c", "d"])[:2] == ["c", "a"]  # in both lists beats first in one
     assert fuse(["a", "b"], ["b", "a"], weights=(1.0, 0.3))[0] == "a"
-    assert keyword_query(query_words('What is "NOT" AND (x)*?')) == '"x"'  # words only, quoted: no FTS5 syntax gets through
+    assert keyword_query(query_words('What is "NOT" AND (x)*?')) == '"x"'  # words only, quoted: no query syntax gets through
 
 
-def test_hybrid_keyword_query_leaves_out_common_words(library, tmp_path, monkeypatch):
+def test_the_keyword_side_keeps_every_query_word_and_weighs_the_rare_one(library, tmp_path, monkeypatch):
     for n in range(10):  # "kettle" in every chunk, "zebra" in one
         (tmp_path / f"note{n}.txt").write_text(f"The kettle note {n}." + (" A zebra crossed." if n == 3 else ""))
     Ingestor(library).sync([tmp_path])
-    monkeypatch.setattr(retrieval, "MIN_COMMON_ROWS", 0)  # as in a library of 100k chunks
-    assert rare_words(library.keywords, ["kettle", "zebras"]) == ["zebras"]  # counted as FTS5 stems it
-    assert rare_words(library.keywords, ["kettle"]) == ["kettle"]  # nothing rarer: every word kept
+    assert search(library, "kettle zebras", 1, mode="keyword")[0].source.endswith("note3.txt")  # stemmed, and rarer
+    assert len(search(library, "kettle", 10, mode="keyword")) == 10
     asked = []
     monkeypatch.setattr(library.keywords, "search", lambda match, n, docs=None: asked.append(match) or [])
     search(library, "kettle zebra", 3, mode="hybrid")
     search(library, "kettle zebra", 3, mode="keyword")
-    assert asked == ['"zebra"', '"kettle" OR "zebra"']  # keyword-only searches keep every word
-    monkeypatch.setattr(retrieval, "MIN_COMMON_ROWS", 1000)
-    assert rare_words(library.keywords, ["kettle", "zebra"]) == ["kettle", "zebra"]  # a small library keeps all
+    assert asked == ['"kettle" OR "zebra"'] * 2
 
 
 def test_context_merges_neighbours_and_fits_the_budget(library, tmp_path):
@@ -151,19 +154,13 @@ def test_a_configured_cross_encoder_reorders_hybrid_results(open_library, tmp_pa
 def test_a_store_from_before_the_keyword_index_is_backfilled_once(library, tmp_path):
     (tmp_path / "a.md").write_text("# Boats\n\nThe ferry to Skye leaves at seven from the pier.\n")
     Ingestor(library).sync([tmp_path / "a.md"])
-    db = library.db.db  # the SQLite connection (autocommit)
-    for sql in ("DELETE FROM keywords", "DELETE FROM keyword_chunks", "DELETE FROM meta WHERE key LIKE 'keywords built:%'"):
-        db.execute(sql)
-    db.commit()  # as a store written before the index existed
+    _as_before_the_index(library)
     assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(tmp_path / "a.md")
     assert _keyword_rows(library) == 1 and library.keywords.built()
-    for sql in ("DELETE FROM keywords", "DELETE FROM keyword_chunks"):
-        db.execute(sql)
-    db.commit()  # now empty on purpose (as for a library of tables of contents): not rebuilt per query
+    library.keywords.drop(library.physical)  # now empty on purpose (as for a library of tables of contents): not rebuilt per query
     assert search(library, "Skye ferry", 1, mode="keyword") == [] and _keyword_rows(library) == 0
     # An old store that has since had a file added: the old documents are indexed too, not skipped.
-    db.execute("DELETE FROM meta WHERE key LIKE 'keywords built:%'")
-    db.commit()
+    _as_before_the_index(library)
     (tmp_path / "b.md").write_text("# Trains\n\nThe sleeper train to Inverness departs at nine.\n")
     Ingestor(library).sync([tmp_path / "b.md"])
     assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(tmp_path / "a.md")

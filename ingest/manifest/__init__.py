@@ -6,7 +6,7 @@ per concern, over one connection (Database):
     files     collections and their models, the files (path, hash, size, mtime, doc id, chunks),
               the files that failed and why, and the physical name (see below)       files.py
     journal   Chroma writes in flight                                              journal.py
-    keywords  the keyword (BM25) index, FTS5                                      keywords.py
+    keywords  the keyword (BM25) index: tantivy, a folder per collection beside it keywords.py
     texts     chunk texts of a local store (Chroma keeps vectors and metadata)       texts.py
 
 A Chroma server's library keeps files and journal in the server instead (ingest/catalog.py); the
@@ -15,12 +15,12 @@ keyword index stays here as that instance's cache.
 Crash safety works like a write-ahead intent log. Chroma and the manifest cannot change in one
 transaction, so every Chroma write is announced in `journal` first:
   1. journal (doc, 'add')                          -- committed before any chunk is written
-  2. chunks written to Chroma under ids "doc:i"
+  2. chunks written to Chroma under ids "doc:i", then its keyword rows (committed)
   3. one transaction: the file's row points at the new doc, the 'add' entry goes,
      and the replaced doc (if any) is journalled as (old, 'delete')
-  4. the old doc's chunks deleted from Chroma, then its journal entry
+  4. the old doc's chunks and keyword rows deleted, then its journal entry
 A `kill -9` anywhere leaves journal entries; repair (run before every write) deletes the chunks
-of every journalled doc that no file row points at. Readers only trust docs that a file row names.
+and keyword rows of every journalled doc that no file row points at. Readers only trust docs that a file row names.
 
 A collection's rows and its Chroma collection are stored under a physical name: its own name, or,
 once `hearth ingest --reembed` has rebuilt it, the name of that rebuild ("work.reembed-1a2b3c4d"),
@@ -54,13 +54,6 @@ CREATE TABLE IF NOT EXISTS problems (
     collection TEXT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
     size INTEGER, mtime_ns INTEGER, at REAL NOT NULL,
     PRIMARY KEY (collection, path));
--- The keyword (BM25) index: SQLite FTS5 with Porter stemming, written in the same transactions as
--- the files rows, so it always holds exactly the live documents' chunks (nothing rebuilt per query).
-CREATE TABLE IF NOT EXISTS keyword_chunks (
-    id INTEGER PRIMARY KEY, collection TEXT NOT NULL, doc_id TEXT NOT NULL, chunk INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS keyword_chunks_by_doc ON keyword_chunks (doc_id);
-CREATE INDEX IF NOT EXISTS keyword_chunks_by_collection ON keyword_chunks (collection);
-CREATE VIRTUAL TABLE IF NOT EXISTS keywords USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
 -- Chunk texts of a local store (Chroma keeps their vectors and metadata only: deleting a document
 -- from Chroma took 3.5x as long with its texts there, for its trigram full-text index), written in the
 -- same transaction as the document's files row. A Chroma server keeps its texts itself.
@@ -138,10 +131,8 @@ class Database:
         return _Transaction(self.db)
 
     def drop_rows(self, physical: str):
-        """Every row of one physical collection, in every part (call inside a transaction)."""
-        self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE collection=?)",
-                        (physical,))
-        self.db.execute("DELETE FROM keyword_chunks WHERE collection=?", (physical,))
+        """Every row of one physical collection, in every part (call inside a transaction; its keyword
+        index folder goes after it: Keywords.drop)."""
         self.db.execute("DELETE FROM chunk_texts WHERE doc_id IN (SELECT doc_id FROM files WHERE collection=?)",
                         (physical,))
         for table in ("files", "journal", "problems"):
@@ -154,10 +145,8 @@ class Database:
         return sqlite_free_bytes(self.db) + _size(Path(self.db_path + "-wal"))
 
     def compact(self):
-        """Give back the space deletions left: the keyword index's deleted entries merged out
-        (FTS5 keeps them until a merge), then VACUUM (SQLite keeps freed pages for reuse), and the
+        """Give back the space deletions left: VACUUM (SQLite keeps freed pages for reuse), and the
         write-ahead log that VACUUM wrote emptied. Outside a transaction, under the writer lock."""
-        self.db.execute("INSERT INTO keywords(keywords) VALUES('optimize')")
         self.db.execute("VACUUM")
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 

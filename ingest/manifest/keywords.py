@@ -1,146 +1,250 @@
-"""The keyword (BM25) index: SQLite FTS5 with Porter stemming, written in the same transactions as
-the files rows, so it always holds exactly the live documents' chunks (nothing rebuilt per query).
-Against a Chroma server it is this instance's cache of the server's chunks (CachedKeywords).
+"""The keyword (BM25) index: one tantivy index per collection (its physical name), a folder under
+HEARTH_HOME/keywords/, so a collection's ranking never depends on another's documents and deleting a
+collection deletes its index. tantivy scores a query's best passages with block-max WAND instead of
+scoring every row of each word, so every query word is kept however common (docs/decisions.md).
 
-Chinese and Japanese put no spaces between words, so FTS5's unicode61 tokenizer read a whole
-sentence as one word and no question matched it. Every run of Han, Kana or Hangul is indexed, and
-searched, as its overlapping pairs of characters (cjk_bigrams: Lucene's CJK analyzer's way); other
-text is left as it was. On Debian's reference manual (bench/keywords_cjk.py) keyword hit@1/hit@5
-went from 0/0 to 0.73/1.0 in Japanese and from 0.26/0.30 to 0.83/1.0 in Chinese. FTS5's trigram
-tokenizer did less well (hit@5 0.95 and 0.91, and only with the query cut into 3-character pieces):
-it cannot match a two-character word, most words of these languages, and SQLite before 3.45 cannot
-make it fold accents."""
+The index follows the manifest under the same journal as the Chroma chunks (manifest/__init__.py):
+a document's rows are committed before the transaction that records it, and deleted with its chunks
+after the one that forgets it, so a crash between the two leaves a journal entry that repair acts
+on; readers only trust documents that a file record names (Library.keyword_search).
+
+Chinese and Japanese put no spaces between words: every run of Han, Kana or Hangul is indexed, and
+searched, as its overlapping pairs of characters (cjk_bigrams: Lucene's CJK analyzer's way); a
+quoted run is the phrase of its pairs. Other text: words of letters and digits, lower-cased, accents
+folded (café = cafe), English stems (runs = running). On Debian's reference manual
+(bench/keywords_cjk.py) pairs took keyword hit@5 from 0 to 1.0 in Japanese and from 0.30 to 1.0 in
+Chinese. Against a Chroma server the index is this instance's cache of the server's chunks
+(CachedKeywords)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import shutil
+import threading
+import time
+from pathlib import Path
 
 from ..chunking import is_listing
 from ..language import cjk_bigrams
 from . import Database
 
-# What the rows' text is: 2 since CJK runs are written as bigrams; rows of a manifest without the
-# key were written unsplit, and are indexed again (_upgrade).
-FORMAT = 2
+# What the index is: 3 since it is tantivy's (1 and 2 were one SQLite FTS5 table for all
+# collections, dropped at the first search after the upgrade and built again from the stored texts).
+FORMAT = 3
 _FORMAT_KEY = "keywords format"
+WRITER_HEAP = 64_000_000  # bytes of documents tantivy buffers before writing a segment of its own
+WRITER_WAIT_S = 300  # how long a write waits for another process's writer of the same index
+_ANALYZER = "hearth"
+_lock = threading.Lock()  # one tantivy writer per index folder in this process
 
 
-OVERFETCH = 4  # best rows of the shared index read per row wanted of one collection
+def _schema():
+    import tantivy
+
+    schema = tantivy.SchemaBuilder()
+    schema.add_text_field("doc_id", stored=True, tokenizer_name="raw", fast=True)
+    schema.add_unsigned_field("chunk", stored=True, indexed=False)
+    schema.add_text_field("text", stored=True, tokenizer_name=_ANALYZER)
+    return schema.build()
+
+
+def _analyzer():
+    import tantivy
+
+    f = tantivy.Filter
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(f.remove_long(40)).filter(f.lowercase())
+            .filter(f.ascii_fold()).filter(f.stemmer("english")).build())
 
 
 class Keywords:
-    def __init__(self, db: Database, files):
-        self.db, self.files = db, files  # files: whose physical name the rows belong to
-        self._current = False  # the rows are known to be of FORMAT
+    def __init__(self, db: Database, files, root: Path):
+        """root: the folder holding one index folder per physical collection."""
+        self.db, self.files, self.root = db, files, Path(root)  # files: whose physical name it is
+        self._current = False  # the manifest is known to be of FORMAT
+        self._opened: dict[str, object] = {}  # physical name: tantivy.Index
+        self._writer = None  # (physical, tantivy.IndexWriter) with changes not yet committed
 
     @property
     def _built_key(self) -> str:
         return f"keywords built:{self.files.collection}"
 
+    # --- the index of this collection ---------------------------------------------------------------
+    def _index(self, physical: str | None = None):
+        import tantivy
+
+        physical = physical or self.files.collection
+        if physical not in self._opened:
+            folder = self.root / physical
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            index = tantivy.Index(_schema(), path=str(folder), reuse=True)
+            index.register_tokenizer(_ANALYZER, _analyzer())
+            self._opened[physical] = index
+        return self._opened[physical]
+
+    def _writing(self):
+        """The open writer of this collection's index (one at a time: tantivy locks its folder)."""
+        physical = self.files.collection
+        if self._writer is not None and self._writer[0] != physical:
+            self.commit()
+        if self._writer is None:
+            _lock.acquire()
+            try:
+                self._writer = (physical, self._open_writer(self._index(physical)))
+            except BaseException:
+                _lock.release()
+                raise
+        return self._writer[1]
+
+    @staticmethod
+    def _open_writer(index):
+        """tantivy refuses a second writer of a folder at once, in any process: another process's
+        commit (a reader bringing its cache up to date, a writer's batch) holds it for moments."""
+        deadline = time.monotonic() + WRITER_WAIT_S
+        while True:
+            try:
+                return index.writer(WRITER_HEAP, 1)
+            except ValueError as exc:
+                if "LockBusy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def commit(self):
+        """Make what was added and deleted since the last commit durable and searchable, and let go
+        of the writer's lock so another process can write."""
+        if self._writer is None:
+            return
+        physical, writer = self._writer
+        try:
+            writer.commit()
+            writer.wait_merging_threads()  # also drops the writer, and its lock
+        finally:
+            self._writer = None
+            _lock.release()
+        self._index(physical).reload()
+
+    def rollback(self):
+        """Forget what was added and deleted since the last commit."""
+        if self._writer is not None:
+            try:
+                self._writer[1].rollback()
+            finally:
+                self._writer = None
+                _lock.release()
+
+    # --- writing ------------------------------------------------------------------------------------
     def add(self, doc_id: str, chunks):
         """chunks: (index, text) pairs of one document. Tables of contents and indexes are left out:
         they repeat every heading, so BM25 ranked them above the sections themselves (R FAQ: keyword
-        hit@1 0.42 with them, 0.82 without; bench/devset.py)."""
-        self._upgrade(rebuild=False)
+        hit@1 0.42 with them, 0.82 without; bench/devset.py). Searchable once committed."""
         self._insert(doc_id, [(index, cjk_bigrams(text)) for index, text in chunks if not is_listing(text)])
 
     def _insert(self, doc_id: str, rows):
+        import tantivy
+
+        schema, writer = self._index().schema, self._writing()
+        # Rows it had first go (tantivy applies a delete to what was added before it only): two
+        # processes that both found it missing (ensure_keywords) cannot index it twice.
+        writer.delete_documents_by_term("doc_id", doc_id)
         for index, text in rows:
-            row = self.db.execute("INSERT INTO keyword_chunks (collection, doc_id, chunk) VALUES (?, ?, ?)",
-                                  (self.files.collection, doc_id, index)).lastrowid
-            self.db.execute("INSERT INTO keywords (rowid, text) VALUES (?, ?)", (row, text))
+            writer.add_document(tantivy.Document.from_dict({"doc_id": doc_id, "chunk": index, "text": text}, schema))
 
     def copy(self, from_doc: str, to_doc: str):
-        rows = self.db.execute("SELECT k.chunk, w.text FROM keyword_chunks k JOIN keywords w ON w.rowid = k.id "
-                               "WHERE k.doc_id=? ORDER BY k.chunk", (from_doc,)).fetchall()
-        self._insert(to_doc, rows)  # as written (listings already left out)
-
-    def _upgrade(self, rebuild: bool = True):
-        """Make the rows FORMAT's. Rows from before it (CJK text unsplit) are dropped, in every
-        collection (they share the FTS5 index), with the marks that they were built, so that
-        Library.ensure_keywords indexes each collection again from its stored chunk texts on its next
-        search. rebuild=False (a write): only an empty index is marked; rows from before wait for that."""
-        if self._current:
-            return
-        in_transaction = self.db.db.in_transaction
-        with contextlib.nullcontext() if in_transaction else self.db.transaction():
-            row = self.db.execute("SELECT value FROM meta WHERE key=?", (_FORMAT_KEY,)).fetchone()
-            if row is None or row[0] != FORMAT:
-                if self.db.execute("SELECT 1 FROM keyword_chunks LIMIT 1").fetchone() is not None:
-                    if not rebuild:
-                        return
-                    self.db.execute("DELETE FROM keywords")
-                    self.db.execute("DELETE FROM keyword_chunks")
-                    self.db.execute("DELETE FROM meta WHERE key LIKE 'keywords built:%'")
-                self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_FORMAT_KEY, FORMAT))
-        self._current = not in_transaction  # a caller's transaction may yet roll back
+        """An identical document's rows under a new doc id (as written: listings already left out)."""
+        self._insert(to_doc, [(chunk, text) for _, chunk, text in self._rows_of(from_doc)])
 
     def delete(self, doc_id: str):
-        self.db.execute("DELETE FROM keywords WHERE rowid IN (SELECT id FROM keyword_chunks WHERE doc_id=?)", (doc_id,))
-        self.db.execute("DELETE FROM keyword_chunks WHERE doc_id=?", (doc_id,))
+        self._writing().delete_documents_by_term("doc_id", doc_id)
+
+    def folders(self) -> list[str]:
+        """The physical collections that have an index folder."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+
+    def drop(self, physical: str):
+        """Delete a physical collection's index folder (its rows are gone from the manifest)."""
+        if self._writer is not None and self._writer[0] == physical:
+            self.rollback()
+        self._opened.pop(physical, None)
+        shutil.rmtree(self.root / physical, ignore_errors=True)
+
+    # --- reading ------------------------------------------------------------------------------------
+    def _searcher(self):
+        index = self._index()
+        index.reload()  # another process's commits (a cheap look at the index's meta.json)
+        return index.searcher()
+
+    def _found(self, searcher, query, limit: int) -> list[tuple[str, int, str, float]]:
+        rows = []
+        for score, address in searcher.search(query, limit, count=False).hits:
+            doc = searcher.doc(address)
+            rows.append((doc["doc_id"][0], doc["chunk"][0], doc["text"][0], score))
+        return rows
+
+    def _rows_of(self, doc_id: str) -> list[tuple[str, int, str]]:
+        import tantivy
+
+        searcher = self._searcher()
+        query = tantivy.Query.term_query(self._index().schema, "doc_id", doc_id)
+        return sorted((d, c, t) for d, c, t, _ in self._found(searcher, query, max(1, searcher.num_docs)))
 
     def rows(self) -> list[tuple[str, int, str]]:
-        """(doc_id, chunk, text) of every keyword row: for integrity checks."""
-        return self.db.execute("SELECT k.doc_id, k.chunk, w.text FROM keyword_chunks k JOIN keywords w ON w.rowid = k.id "
-                               "WHERE k.collection=?", (self.files.collection,)).fetchall()
+        """(doc_id, chunk, text) of every keyword row of this collection: for integrity checks."""
+        import tantivy
 
+        searcher = self._searcher()
+        return sorted((d, c, t) for d, c, t, _ in self._found(searcher, tantivy.Query.all_query(), max(1, searcher.num_docs)))
+
+    def _indexed_docs(self) -> set[str]:
+        import tantivy
+
+        searcher = self._searcher()
+        if not searcher.num_docs:
+            return set()
+        got = searcher.aggregate(tantivy.Query.all_query(),
+                                 {"docs": {"terms": {"field": "doc_id", "size": searcher.num_docs}}})
+        return {bucket["key"] for bucket in got["docs"]["buckets"]}
+
+    def search(self, match: str, limit: int, docs: list[str] | None = None) -> list[tuple[str, int, float]]:
+        """(doc id, chunk index, BM25 score: higher is better) of the best rows for a query of quoted
+        words joined by OR (rag.retrieval.keyword_query), in the documents `docs` only when given.
+        CJK text in it is split as the index's (a quoted run: the phrase of its pairs)."""
+        import tantivy
+
+        index = self._index()
+        query = index.parse_query(cjk_bigrams(match), ["text"])
+        if docs:
+            only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(index.schema, "doc_id", list(docs)), 0.0)
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
+        return [(doc, chunk, score) for doc, chunk, _, score in self._found(self._searcher(), query, limit)]
+
+    # --- built, and the upgrade from SQLite FTS5 ------------------------------------------------------
     def built(self) -> bool:
         """The index was built for this collection (ingests keep it current from then on)."""
         self._upgrade()
         return self.db.execute("SELECT 1 FROM meta WHERE key=?", (self._built_key,)).fetchone() is not None
 
     def mark_built(self, generation: int = 1):
+        self._upgrade()  # first: an upgrade unmarks every collection
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (self._built_key, generation))
+
+    def _upgrade(self):
+        """A manifest from before FORMAT: its FTS5 tables dropped and every collection marked not
+        built, so Library.ensure_keywords indexes each again from its stored chunk texts."""
+        if self._current:
+            return
+        in_transaction = self.db.db.in_transaction
+        with contextlib.nullcontext() if in_transaction else self.db.transaction():
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (_FORMAT_KEY,)).fetchone()
+            if row is None or row[0] != FORMAT:
+                self.db.execute("DROP TABLE IF EXISTS keywords")
+                self.db.execute("DROP TABLE IF EXISTS keyword_chunks")
+                self.db.execute("DELETE FROM meta WHERE key LIKE 'keywords built:%'")
+                self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_FORMAT_KEY, FORMAT))
+        self._current = not in_transaction  # a caller's transaction may yet roll back
 
     def docs_missing(self) -> list[str]:
         """doc_ids of this collection's documents with no keyword row (never indexed, or all navigation)."""
-        return [row[0] for row in self.db.execute(
-            "SELECT doc_id FROM files f WHERE collection=? AND NOT EXISTS "
-            "(SELECT 1 FROM keyword_chunks k WHERE k.doc_id = f.doc_id)", (self.files.collection,))]
-
-    def total(self) -> int:
-        """Keyword rows of all collections (they share one FTS5 index, so its word counts are global)."""
-        return self.db.execute("SELECT count(*) FROM keyword_chunks").fetchone()[0]
-
-    def counts(self, words: list[str], cap: int) -> dict[str, int]:
-        """{word: keyword rows holding it, counted up to cap}: FTS5 tokenizes and stems each word as it
-        does the index, and a count stops at cap (~0.5 ms per 10k rows)."""
-        return {w: self.db.execute("SELECT count(*) FROM (SELECT 1 FROM keywords WHERE keywords MATCH ? LIMIT ?)",
-                                   (f'"{cjk_bigrams(w)}"', cap)).fetchone()[0] for w in words}
-
-    def search(self, match: str, limit: int, docs: list[str] | None = None) -> list[tuple[str, int, float]]:
-        """(doc id, chunk index, BM25 score: higher is better) for an FTS5 MATCH expression, in the
-        documents `docs` only when given. CJK text in it is split as the index's (a quoted run: the
-        phrase of its pairs)."""
-        match = cjk_bigrams(match)
-        if not docs:
-            # The best rows of the whole index first, then their collection: joining every matching
-            # row before sorting took twice as long (at 1M passages, 422 against 333 ms for 400k rows).
-            # The index is shared by every collection: should too few of the best be this one's, the
-            # joined query below gives the right answer.
-            wanted = limit * OVERFETCH
-            rows = self.db.execute(
-                "SELECT k.doc_id, k.chunk, r.rank FROM (SELECT rowid, rank FROM keywords WHERE keywords MATCH ? "
-                "ORDER BY rank LIMIT ?) AS r JOIN keyword_chunks k ON k.id = r.rowid WHERE k.collection = ? "
-                "ORDER BY r.rank", (match, wanted, self.files.collection)).fetchall()
-            if len(rows) >= limit or not self._more_than(match, len(rows), wanted):
-                return [(doc, chunk, -rank) for doc, chunk, rank in rows[:limit]]
-        only = " AND k.doc_id IN (SELECT value FROM json_each(?))" if docs else ""
-        rows = self.db.execute(
-            "SELECT k.doc_id, k.chunk, bm25(keywords) AS rank FROM keywords JOIN keyword_chunks k ON k.id = keywords.rowid "
-            f"WHERE keywords MATCH ? AND k.collection = ?{only} ORDER BY rank LIMIT ?",
-            (match, self.files.collection, *([json.dumps(list(docs))] if docs else []), limit))
-        return [(doc, chunk, -rank) for doc, chunk, rank in rows]
-
-
-    def _more_than(self, match: str, found: int, wanted: int) -> bool:
-        """Whether the index holds rows of other collections among the best `wanted` (so that the
-        `found` of this one may not be all of it)."""
-        if found >= wanted:
-            return True
-        return self.db.execute("SELECT count(*) FROM (SELECT 1 FROM keywords WHERE keywords MATCH ? LIMIT ?)",
-                               (match, wanted)).fetchone()[0] > found
+        live = {row[0] for row in self.db.execute("SELECT doc_id FROM files WHERE collection=?", (self.files.collection,))}
+        return sorted(live - self._indexed_docs())
 
 
 class CachedKeywords(Keywords):
@@ -154,8 +258,8 @@ class CachedKeywords(Keywords):
 
     def docs_missing(self) -> list[str]:
         live = {r.doc_id for r in self.files.records().values()}
-        cached = {row[0] for row in self.db.execute(
-            "SELECT DISTINCT doc_id FROM keyword_chunks WHERE collection=?", (self.files.collection,))}
+        cached = self._indexed_docs()
         for gone in cached - live:  # removed or replaced by any instance since the last sync
             self.delete(gone)
+        self.commit()
         return sorted(live - cached)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chroma_server import ChromaServer
+from ingest.libraries import open_library
 from ingest.library import chunk_id
 from ingest.pipeline import Ingestor, rebuild
 
@@ -135,6 +136,26 @@ class NearestAndKeyword:
         _ingest(lib, folder)
         assert lib.keyword_search('"wick"', 3) == []
         assert [c.split(":")[0] for c, _ in lib.keyword_search('"rechargeable"', 3)] == [_doc(lib, "lamp.md").doc_id]
+
+    def test_a_collections_keyword_ranking_is_its_own_and_goes_with_it(self, lib, tmp_path):
+        mine = tmp_path / "mine"
+        mine.mkdir()
+        (mine / "x.md").write_text("# X\n\nA zorbel, then a zorbel again, and one quintax.\n")
+        (mine / "y.md").write_text("# Y\n\nA quintax, then a quintax again, and one zorbel.\n")
+        _ingest(lib, mine)
+        before = lib.keyword_search('"zorbel" OR "quintax"', 2)
+        other = open_library(lib.settings, f"other{secrets.token_hex(3)}")
+        other.embedder = lib.embedder
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        for i in range(40):  # "zorbel" common over there: had it weighed less here, y.md would come first
+            (theirs / f"n{i}.md").write_text(f"# Note {i}\n\nThe zorbel of note {i}.\n")
+        _ingest(other, theirs)
+        assert lib.keyword_search('"zorbel" OR "quintax"', 2) == before
+        folder = other.keywords.root / other.physical
+        assert folder.is_dir() and len(other.keyword_search('"zorbel"', 50)) == 40
+        other.drop()  # deleting a collection deletes its keyword index
+        assert not folder.exists() and (lib.keywords.root / lib.physical).is_dir()
 
 
 class Texts:

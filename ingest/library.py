@@ -252,9 +252,9 @@ class Library(ABC):
         self._delete_keywords([doc_id])
 
     def _delete_keywords(self, doc_ids: list[str]):
-        for doc_id in doc_ids:
-            self.keywords.delete(doc_id)
-        self.keywords.commit()
+        with self.keywords.batch():
+            for doc_id in doc_ids:
+                self.keywords.delete(doc_id)
 
     def move_chunks(self, doc_id: str, n: int, path: str, filename: str):
         meta = {"source": path, "filename": filename}
@@ -369,7 +369,7 @@ class Library(ABC):
             return
         generation = self.files.generation()
         missing = self.keywords.docs_missing()
-        try:
+        with self.keywords.batch():
             for i in range(0, len(missing), 100):
                 got = self.collection.get(where={"doc_id": {"$in": missing[i : i + 100]}}, include=["metadatas"])
                 texts = self.texts(got["ids"])
@@ -378,9 +378,6 @@ class Library(ABC):
                     chunks.setdefault(meta["doc_id"], []).append((meta["chunk"], texts.get(cid, "")))
                 for doc_id, rows in chunks.items():
                     self.keywords.add(doc_id, sorted(rows))
-            self.keywords.commit()
-        finally:
-            self.keywords.rollback()  # nothing left uncommitted: an error above, or a stop
         # Rows of a document forgotten meanwhile are never shown (keyword_search) and go with its chunks.
         with self.db.transaction():
             self.keywords.mark_built(generation)

@@ -352,14 +352,14 @@ class Writer:
         t = time.perf_counter()
         self.lib.check_writer()
         lib = self.lib
-        for p in finished:
-            if p.job.source is not None:  # an identical document's vectors, copied
-                lib.copy_chunks(p.job.source.doc_id, p.job.source.chunks, p.doc_id,
-                                {"source": p.job.path, "filename": os.path.basename(p.job.path)})
-                lib.keywords.copy(p.job.source.doc_id, p.doc_id)
-            else:
-                lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks])
-        lib.keywords.commit()  # step 2 of the journal protocol, as the chunks: before the records name them
+        with lib.keywords.batch():  # step 2 of the journal protocol, as the chunks: before the records name them
+            for p in finished:
+                if p.job.source is not None:  # an identical document's vectors, copied
+                    lib.copy_chunks(p.job.source.doc_id, p.job.source.chunks, p.doc_id,
+                                    {"source": p.job.path, "filename": os.path.basename(p.job.path)})
+                    lib.keywords.copy(p.job.source.doc_id, p.doc_id)
+                else:
+                    lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks])
         with lib.transaction():
             for p in finished:
                 job = p.job

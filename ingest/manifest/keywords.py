@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..chunking import is_listing
 from ..language import cjk_bigrams
+from ..settings import tighten
 from . import Database
 
 # What the index is: 3 since it is tantivy's (1 and 2 were one SQLite FTS5 table for all
@@ -75,8 +76,10 @@ class Keywords:
         physical = physical or self.files.collection
         if physical not in self._opened:
             folder = self.root / physical
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
             index = tantivy.Index(_schema(), path=str(folder), reuse=True)
+            tighten(folder)
             index.register_tokenizer(_ANALYZER, _analyzer())
             self._opened[physical] = index
         return self._opened[physical]
@@ -120,7 +123,18 @@ class Keywords:
         finally:
             self._writer = None
             _lock.release()
+        tighten(self.root / physical)  # tantivy's files follow the umask; the home is 0700 meanwhile
         self._index(physical).reload()
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Writes made in the block committed at its end, or none of them if it raises (the writer,
+        and its lock, are never left held)."""
+        try:
+            yield self
+            self.commit()
+        finally:
+            self.rollback()
 
     def rollback(self):
         """Forget what was added and deleted since the last commit."""
@@ -259,7 +273,7 @@ class CachedKeywords(Keywords):
     def docs_missing(self) -> list[str]:
         live = {r.doc_id for r in self.files.records().values()}
         cached = self._indexed_docs()
-        for gone in cached - live:  # removed or replaced by any instance since the last sync
-            self.delete(gone)
-        self.commit()
+        with self.batch():
+            for gone in cached - live:  # removed or replaced by any instance since the last sync
+                self.delete(gone)
         return sorted(live - cached)

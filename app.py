@@ -50,7 +50,7 @@ FOREIGN_PAGE = "Hearth shows nothing here: this page is not addressed to this ma
 
 def refuse_foreign_pages():
     """A page whose Host or Origin is not this app's own (a web page that rebound its name to
-    127.0.0.1) gets nothing. `hearth serve` refuses it before Streamlit (rag/app_server.py); this is
+    127.0.0.1) gets nothing. `hearth serve` refuses it before Streamlit (rag/app_guard.py); this is
     the same check for an app started with plain `streamlit run`."""
     from rag.origin import is_own, own_names
 

@@ -1,14 +1,14 @@
 """Which library to open: the factory over ingest/library.py's abstract Library.
 
-    open_library(settings)   a Chroma server's library when HEARTH_CHROMA_URL is set (server.py),
-                             else the embedded one under HEARTH_HOME (local.py)
+    open_library(settings)   a Chroma server's library when HEARTH_CHROMA_URL is set (server_library.py),
+                             else the embedded one under HEARTH_HOME (local_library.py)
 """
 
 from __future__ import annotations
 
 from .library import Library
-from .local import LocalLibrary
-from .server import ServerLibrary
+from .local_library import LocalLibrary
+from .server_library import ServerLibrary
 from .settings import Settings
 
 

@@ -2,10 +2,11 @@
 embedding model, behind one interface. Every Chroma call and the chunk id format live here and in
 the two implementations, which hold what differs:
 
-    local.py    LocalLibrary: Chroma embedded under HEARTH_HOME, the manifest in SQLite beside it,
-                chunk texts in the manifest, one writer per store (a lock file)
-    server.py   ServerLibrary: a Chroma server (HEARTH_CHROMA_URL) shared by several instances, the
-                manifest's files and journal in the server, texts in Chroma, a lease across instances
+    local_library.py   LocalLibrary: Chroma embedded under HEARTH_HOME, the manifest in SQLite beside
+                       it, chunk texts in the manifest, one writer per store (a lock file)
+    server_library.py  ServerLibrary: a Chroma server (HEARTH_CHROMA_URL) shared by several instances,
+                       the manifest's files and journal in the server, texts in Chroma, a lease across
+                       instances
 
 Library is an abstract base: `libraries.open_library(settings, collection)` picks the implementation
 the settings call for. Everything heavy (torch, Chroma) is opened on first use, so cheap operations

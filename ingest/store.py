@@ -1,4 +1,4 @@
-"""What Chroma needs around it, for both kinds of Library (local.py, server.py): its settings, store
+"""What Chroma needs around it, for both kinds of Library (local_library.py, server_library.py): its settings, store
 errors turned into messages a user can act on, names, and the view of an embedded store that other
 processes wrote to.
 

@@ -476,8 +476,8 @@ def serve(
                 out.print(f"empty library: adding the sample documents in {PROJECT / 'data'}")
                 _print_report(_sync(lib, [PROJECT / "data"]), lib.name)
     port = api.free_port(port or settings.app_port)
-    # rag.app_server runs Streamlit behind a guard: only this machine's own app pages may drive it
-    argv = [sys.executable, "-m", "rag.app_server", "run", str(PROJECT / "app.py"), "--server.address", settings.app_address,
+    # rag.app_guard runs Streamlit behind a guard: only this machine's own app pages may drive it
+    argv = [sys.executable, "-m", "rag.app_guard", "run", str(PROJECT / "app.py"), "--server.address", settings.app_address,
             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.maxUploadSize", str(max(1, int(settings.max_file_mb)))]
     out.print(f"[bold]Hearth is at http://{settings.app_address}:{port}[/] (Ctrl-C stops the app)")

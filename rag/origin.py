@@ -1,4 +1,4 @@
-"""Who may talk to Hearth's HTTP servers: the one rule the app (rag/app_server.py, and app.py under
+"""Who may talk to Hearth's HTTP servers: the one rule the app (rag/app_guard.py, and app.py under
 plain `streamlit run`), `hearth api` and `hearth mcp --http` (rag/serving.py) all apply.
 
 A request is this machine's own when its Host names the server (a loopback name, or the address it

@@ -3,7 +3,7 @@
 A page elsewhere can rebind its own name to 127.0.0.1 (DNS rebinding) or post to 127.0.0.1 from its
 own origin. Chromium plays that page here: --host-resolver-rules maps evil.example to 127.0.0.1, as
 a rebinding DNS server would. The servers are the real ones: `hearth serve` (Streamlit behind
-rag/app_server.py), plain `streamlit run app.py`, and `hearth api` in front of a model server that
+rag/app_guard.py), plain `streamlit run app.py`, and `hearth api` in front of a model server that
 counts what reaches it.
 """
 

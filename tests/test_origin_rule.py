@@ -1,5 +1,5 @@
 """One origin rule (rag/origin.py) for the three servers a browser could reach: the app behind
-`hearth serve` (rag/app_server.AppGuard), `hearth api` and `hearth mcp --http` (rag/serving.Guard, as
+`hearth serve` (rag/app_guard.AppGuard), `hearth api` and `hearth mcp --http` (rag/serving.Guard, as
 each is served). One table of (bound to, Host, Origin, expected) runs against all three; the servers
 themselves are driven in a browser by tests/test_app_guard.py and tests/test_api_guard.py."""
 
@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from ingest.settings import load_settings
-from rag.app_server import AppGuard
+from rag.app_guard import AppGuard
 from rag.origin import is_own, own_names
 from rag.serving import Guard
 

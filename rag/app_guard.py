@@ -8,7 +8,7 @@ is not a loopback name or HEARTH_APP_ADDRESS at the app's port, or whose Origin 
 own (the rule is rag/origin.py's, the same as `hearth api`'s), is refused before Streamlit sees it. app.py checks the same of its session's headers, for an
 app started with plain `streamlit run`.
 
-    python -m rag.app_server run app.py --server.port 8501 ...   (what `hearth serve` executes)
+    python -m rag.app_guard run app.py --server.port 8501 ...   (what `hearth serve` executes)
 """
 
 from __future__ import annotations

@@ -245,3 +245,14 @@ def test_the_readme_question_finds_the_excel_chapter_first(library):
     hits = search(library, "How can I read an Excel spreadsheet in R?", 5)
     assert hits[0].section == "9 Reading Excel spreadsheets", [(h.section, h.score) for h in hits]
     assert not any(h.listing for h in hits)
+
+
+def test_keyword_rows_no_record_names_are_never_shown_and_go_at_the_check(library, tmp_path):
+    (tmp_path / "a.md").write_text("# Boats\n\nThe ferry to Skye leaves at seven from the pier.\n")
+    Ingestor(library).sync([tmp_path / "a.md"])
+    with library.keywords.batch():  # as a kill between the folder and the manifest, or a dropped collection's folder, left them
+        library.keywords.add("0123456789abcdef", [(0, "The zeppelin hangar at Cardington.")])
+    assert library.keyword_search('"zeppelin"', 3) == []  # no record names it
+    assert search(library, "zeppelin hangar", 3, mode="keyword") == []  # the first search checks the index
+    assert "0123456789abcdef" not in {doc for doc, _, _ in library.keywords.rows()}
+    assert search(library, "Skye ferry", 1, mode="keyword")[0].source == str(tmp_path / "a.md")

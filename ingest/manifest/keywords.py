@@ -256,9 +256,18 @@ class Keywords:
         self._current = not in_transaction  # a caller's transaction may yet roll back
 
     def docs_missing(self) -> list[str]:
-        """doc_ids of this collection's documents with no keyword row (never indexed, or all navigation)."""
-        live = {row[0] for row in self.db.execute("SELECT doc_id FROM files WHERE collection=?", (self.files.collection,))}
-        return sorted(live - self._indexed_docs())
+        """doc_ids of this collection's documents with no keyword row (never indexed, or all
+        navigation); rows of documents no record names are deleted on the way (left by a crash, or
+        by a collection of the same name dropped before its folder went)."""
+        live = self._live_docs()
+        indexed = self._indexed_docs()
+        with self.batch():
+            for gone in indexed - live:
+                self.delete(gone)
+        return sorted(live - indexed)
+
+    def _live_docs(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT doc_id FROM files WHERE collection=?", (self.files.collection,))}
 
 
 class CachedKeywords(Keywords):
@@ -270,10 +279,5 @@ class CachedKeywords(Keywords):
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (self._built_key,)).fetchone()
         return row is not None and row[0] == self.files.generation()
 
-    def docs_missing(self) -> list[str]:
-        live = {r.doc_id for r in self.files.records().values()}
-        cached = self._indexed_docs()
-        with self.batch():
-            for gone in cached - live:  # removed or replaced by any instance since the last sync
-                self.delete(gone)
-        return sorted(live - cached)
+    def _live_docs(self) -> set[str]:
+        return {r.doc_id for r in self.files.records().values()}  # what any instance recorded

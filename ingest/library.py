@@ -478,4 +478,5 @@ class Library(ABC):
         }
 
     def close(self):
+        self.keywords.close()
         self.db.close()

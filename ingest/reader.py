@@ -42,12 +42,20 @@ STARTUP_S = 120  # importing the parser libraries, on a busy machine
 OCR_SHARE = 0.6  # of a file's time limit, OCR may take this much; then it stops and keeps what it read
 
 
+def _readable(fd: int, timeout_s: float) -> bool:
+    """poll, not select: select() refuses a descriptor numbered over 1,023, which a long-lived process
+    (a test worker, the app) can reach."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(timeout_s * 1000))
+
+
 def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not _readable(fd, left):
                 raise TimeoutError
         block = os.read(fd, min(n - len(buf), 1 << 20))
         if not block:

@@ -169,6 +169,11 @@ class Keywords:
     def delete(self, doc_id: str):
         self._writing().delete_documents_by_term("doc_id", doc_id)
 
+    def close(self):
+        """Let go of the opened indexes (their files), committing nothing left open."""
+        self.rollback()
+        self._opened.clear()
+
     def folders(self) -> list[str]:
         """The physical collections that have an index folder."""
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []

@@ -295,29 +295,31 @@ class Library(ABC):
         """(chunk id, cosine similarity) of the n nearest chunks of live documents (of `docs` only,
         when given: doc ids)."""
         where = {"doc_id": {"$in": list(docs)}} if docs else None
-        asked = n
-        while True:
-            got = self._read(lambda col: col.query(query_embeddings=[vector], n_results=asked, where=where,
+
+        def nearest_rows(k: int):
+            got = self._read(lambda col: col.query(query_embeddings=[vector], n_results=k, where=where,
                                                    include=["metadatas", "distances"]))
             ids, metas, dists = got["ids"][0], got["metadatas"][0], got["distances"][0]
-            # Chunks of a document whose write was interrupted, or is still being written by another
-            # process, are not in the manifest: never show them.
-            live = self.files.live_doc_ids(m.get("doc_id") for m in metas)
-            found = [(cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists) if m.get("doc_id") in live]
-            # Those can fill the nearest n (an ingest in flight beside a reader): look further, within reason.
-            if len(found) >= n or len(ids) < asked or asked >= n * NEAREST_WIDEN_MAX:
-                return found[:n]
-            asked *= 4
+            return [(m.get("doc_id"), cid, 1.0 - d) for cid, m, d in zip(ids, metas, dists)]
+
+        return self._of_live_documents(nearest_rows, n)
 
     def keyword_search(self, match: str, n: int, docs: list[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) of the n best chunks of live documents for a query of quoted words
         joined by OR (in `docs` only, when given)."""
+        return self._of_live_documents(
+            lambda k: [(doc, chunk_id(doc, i), score) for doc, i, score in self.keywords.search(match, k, docs)], n)
+
+    def _of_live_documents(self, best, n: int) -> list[tuple[str, float]]:
+        """The first n (chunk id, score) of best(k)'s (doc id, chunk id, score) rows whose document a
+        file record names. Chunks of a document whose write was interrupted, is still being written by
+        another process, or was forgotten and not yet deleted are never shown; when they fill the top
+        (an ingest in flight beside a reader), look further, within reason."""
         asked = n
         while True:
-            rows = self.keywords.search(match, asked, docs)
-            # As for nearest(): rows of a document being written, or forgotten and not yet deleted.
+            rows = best(asked)
             live = self.files.live_doc_ids({doc for doc, _, _ in rows})
-            found = [(chunk_id(doc, i), score) for doc, i, score in rows if doc in live]
+            found = [(cid, score) for doc, cid, score in rows if doc in live]
             if len(found) >= n or len(rows) < asked or asked >= n * NEAREST_WIDEN_MAX:
                 return found[:n]
             asked *= 4

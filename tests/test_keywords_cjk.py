@@ -94,22 +94,32 @@ def test_an_index_from_before_tantivy_is_rebuilt_once(library, open_library, tmp
 
 
 def test_a_server_librarys_cached_index_is_rebuilt_too(tmp_path):
-    """CachedKeywords (against a Chroma server): a cache from before tantivy is dropped and fetched again."""
+    """CachedKeywords (against a Chroma server): a cache from an older version (tantivy's own stems,
+    another schema) is dropped and fetched again."""
+    import tantivy
+
     files = SimpleNamespace(collection="c", generation=lambda: 7,
                             records=lambda: {"fuji.txt": SimpleNamespace(doc_id="d1")})
     db = Database(tmp_path / "cache.sqlite")
     old = CachedKeywords(db, files, tmp_path / "cache.keywords")
-    old.add("d1", [(0, JA)])
-    old.commit()
     with db.transaction():
         old.mark_built(7)
-    assert old.built()
-    with db.transaction():  # as an older version left it: no format mark
-        db.execute("DELETE FROM meta WHERE key='keywords format'")
+    schema = tantivy.SchemaBuilder()  # FORMAT 3's: the text stored and stemmed by tantivy
+    schema.add_text_field("doc_id", stored=True, tokenizer_name="raw", fast=True)
+    schema.add_unsigned_field("chunk", stored=True, indexed=False)
+    schema.add_text_field("text", stored=True)
+    (tmp_path / "cache.keywords" / "c").mkdir(parents=True)
+    index = tantivy.Index(schema.build(), path=str(tmp_path / "cache.keywords" / "c"))
+    writer = index.writer(15_000_000, 1)
+    writer.add_document(tantivy.Document(doc_id="d1", chunk=0, text=JA))
+    writer.commit()
+    writer.wait_merging_threads()
+    with db.transaction():
+        db.execute("UPDATE meta SET value=3 WHERE key='keywords format'")
     cache = CachedKeywords(db, files, tmp_path / "cache.keywords")
-    assert not cache.built() and cache.docs_missing() == []  # what it holds stays, and is not fetched again
-    files.records = lambda: {}  # the document removed by another instance: its cached rows go
-    assert cache.docs_missing() == [] and cache.rows() == []
+    assert not cache.built() and cache.docs_missing() == ["d1"] and cache.rows() == []  # dropped: fetched again
+    files.records = lambda: {}  # the document removed by another instance: nothing of it is asked for
+    assert cache.docs_missing() == []
     files.records = lambda: {"fuji.txt": SimpleNamespace(doc_id="d1")}
     assert cache.docs_missing() == ["d1"]
     cache.add("d1", [(0, JA)])

@@ -11,7 +11,8 @@ on; readers only trust documents that a file record names (Library.keyword_searc
 Chinese and Japanese put no spaces between words: every run of Han, Kana or Hangul is indexed, and
 searched, as its overlapping pairs of characters (cjk_bigrams: Lucene's CJK analyzer's way); a
 quoted run is the phrase of its pairs. Other text: words of letters and digits, lower-cased, accents
-folded (café = cafe), English stems (runs = running). On Debian's reference manual
+folded (café = cafe), Porter's English stems (runs = running; stems(), the index and the query alike:
+Porter's stemmer, SQLite FTS5's, found more than Snowball's, tantivy's own, docs/decisions.md). On Debian's reference manual
 (bench/keywords_cjk.py) pairs took keyword hit@5 from 0 to 1.0 in Japanese and from 0.30 to 1.0 in
 Chinese. Against a Chroma server the index is this instance's cache of the server's chunks
 (CachedKeywords)."""
@@ -19,7 +20,9 @@ Chinese. Against a Chroma server the index is this instance's cache of the serve
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
+import unicodedata
 import threading
 import time
 from pathlib import Path
@@ -29,9 +32,10 @@ from ..language import cjk_bigrams
 from ..settings import tighten
 from . import Database
 
-# What the index is: 3 since it is tantivy's (1 and 2 were one SQLite FTS5 table for all
-# collections, dropped at the first search after the upgrade and built again from the stored texts).
-FORMAT = 3
+# What the index is: 4 since it indexes Porter's stems (3: tantivy's Snowball stems; 1 and 2 were one
+# SQLite FTS5 table for all collections). An older one is dropped at the first search after the
+# upgrade and built again from the stored texts.
+FORMAT = 4
 _FORMAT_KEY = "keywords format"
 WRITER_HEAP = 64_000_000  # bytes of documents tantivy buffers before writing a segment of its own
 WRITER_WAIT_S = 300  # how long a write waits for another process's writer of the same index
@@ -45,7 +49,8 @@ def _schema():
     schema = tantivy.SchemaBuilder()
     schema.add_text_field("doc_id", stored=True, tokenizer_name="raw", fast=True)
     schema.add_unsigned_field("chunk", stored=True, indexed=False)
-    schema.add_text_field("text", stored=True, tokenizer_name=_ANALYZER)
+    schema.add_text_field("text", stored=False, tokenizer_name=_ANALYZER)  # stems(passage)
+    schema.add_bytes_field("passage", stored=True, indexed=False)  # as written (copy, rows)
     return schema.build()
 
 
@@ -54,7 +59,24 @@ def _analyzer():
 
     f = tantivy.Filter
     return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(f.remove_long(40)).filter(f.lowercase())
-            .filter(f.ascii_fold()).filter(f.stemmer("english")).build())
+            .filter(f.ascii_fold()).build())
+
+
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: the index's tokenizer splits at anything else
+_QUOTED = re.compile(r'"([^"]*)"')  # a query's words (rag.retrieval.keyword_query)
+_stemmer = None
+
+
+def stems(text: str) -> str:
+    """The text as the index holds it: its words lower-cased, accents dropped, each one stemmed by
+    Porter's algorithm (PyStemmer), space-separated. Words it does not stem (digits, CJK pairs) stay."""
+    global _stemmer
+    if _stemmer is None:
+        import Stemmer
+
+        _stemmer = Stemmer.Stemmer("porter")
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+    return " ".join(_stemmer.stemWords(_WORD.findall(folded)))
 
 
 class Keywords:
@@ -160,7 +182,8 @@ class Keywords:
         # processes that both found it missing (ensure_keywords) cannot index it twice.
         writer.delete_documents_by_term("doc_id", doc_id)
         for index, text in rows:
-            writer.add_document(tantivy.Document.from_dict({"doc_id": doc_id, "chunk": index, "text": text}, schema))
+            writer.add_document(tantivy.Document.from_dict(
+                {"doc_id": doc_id, "chunk": index, "text": stems(text), "passage": text.encode()}, schema))
 
     def copy(self, from_doc: str, to_doc: str):
         """An identical document's rows under a new doc id (as written: listings already left out)."""
@@ -195,7 +218,7 @@ class Keywords:
         rows = []
         for score, address in searcher.search(query, limit, count=False).hits:
             doc = searcher.doc(address)
-            rows.append((doc["doc_id"][0], doc["chunk"][0], doc["text"][0], score))
+            rows.append((doc["doc_id"][0], doc["chunk"][0], bytes(doc["passage"][0]).decode(), score))
         return rows
 
     def _rows_of(self, doc_id: str) -> list[tuple[str, int, str]]:
@@ -229,7 +252,7 @@ class Keywords:
         import tantivy
 
         index = self._index()
-        query = index.parse_query(cjk_bigrams(match), ["text"])
+        query = index.parse_query(_QUOTED.sub(lambda m: f'"{stems(m.group(1))}"', cjk_bigrams(match)), ["text"])
         if docs:
             only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(index.schema, "doc_id", list(docs)), 0.0)
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
@@ -254,6 +277,8 @@ class Keywords:
         with contextlib.nullcontext() if in_transaction else self.db.transaction():
             row = self.db.execute("SELECT value FROM meta WHERE key=?", (_FORMAT_KEY,)).fetchone()
             if row is None or row[0] != FORMAT:
+                self.close()  # an older tantivy index's folders (another schema) go, before the mark
+                shutil.rmtree(self.root, ignore_errors=True)
                 self.db.execute("DROP TABLE IF EXISTS keywords")
                 self.db.execute("DROP TABLE IF EXISTS keyword_chunks")
                 self.db.execute("DELETE FROM meta WHERE key LIKE 'keywords built:%'")

@@ -60,6 +60,18 @@ def test_keyword_search_finds_japanese_chinese_and_accents(library, tmp_path):
     assert sum(rows[cid] == texts[cid] for cid in rows) == 3  # the English ones, as they were
 
 
+def test_a_new_homes_collections_written_before_the_first_search_keep_their_indexes(tmp_path, open_library):
+    """The format check that drops an older index runs before an index is first opened, not at the
+    first search: there it dropped every collection's new index, under libraries that had them open."""
+    docs = _docs(tmp_path)
+    boats, tea = open_library("boats"), open_library("tea")
+    Ingestor(boats).sync([docs / "boats.md"])
+    Ingestor(tea).sync([docs / "tea.md"])
+    assert _found(boats, "Skye ferry") == ["boats.md"]
+    assert _found(tea, "绿茶的水温") == ["tea.md"]
+    assert boats.keywords.built() and len(tea.keywords.rows()) == 1
+
+
 def _as_fts5_left_it(lib):
     """The library as the SQLite FTS5 index of versions before tantivy left it: its tables, the
     collection marked built, and no index folder."""

@@ -96,6 +96,7 @@ class Keywords:
         import tantivy
 
         physical = physical or self.files.collection
+        self._upgrade()  # before any index is opened: an older one's folders are dropped first
         if physical not in self._opened:
             folder = self.root / physical
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -273,10 +274,12 @@ class Keywords:
         built, so Library.ensure_keywords indexes each again from its stored chunk texts."""
         if self._current:
             return
+        if self._format() == FORMAT:
+            self._current = True
+            return
         in_transaction = self.db.db.in_transaction
         with contextlib.nullcontext() if in_transaction else self.db.transaction():
-            row = self.db.execute("SELECT value FROM meta WHERE key=?", (_FORMAT_KEY,)).fetchone()
-            if row is None or row[0] != FORMAT:
+            if self._format() != FORMAT:
                 self.close()  # an older tantivy index's folders (another schema) go, before the mark
                 shutil.rmtree(self.root, ignore_errors=True)
                 self.db.execute("DROP TABLE IF EXISTS keywords")
@@ -284,6 +287,10 @@ class Keywords:
                 self.db.execute("DELETE FROM meta WHERE key LIKE 'keywords built:%'")
                 self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_FORMAT_KEY, FORMAT))
         self._current = not in_transaction  # a caller's transaction may yet roll back
+
+    def _format(self):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (_FORMAT_KEY,)).fetchone()
+        return row and row[0]
 
     def docs_missing(self) -> list[str]:
         """doc_ids of this collection's documents with no keyword row (never indexed, or all

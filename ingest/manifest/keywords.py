@@ -63,6 +63,7 @@ def _analyzer():
 
 
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: the index's tokenizer splits at anything else
+_ACCENTS = re.compile("[\u0300-\u036f]")  # the combining diacritical marks of Latin, Greek, Cyrillic
 _QUOTED = re.compile(r'"([^"]*)"')  # a query's words (rag.retrieval.keyword_query)
 _stemmer = None
 
@@ -75,7 +76,8 @@ def stems(text: str) -> str:
         import Stemmer
 
         _stemmer = Stemmer.Stemmer("porter")
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+    # Accents off Latin letters (café = cafe); composed again, so that a kana keeps its voicing mark.
+    folded = unicodedata.normalize("NFKC", _ACCENTS.sub("", unicodedata.normalize("NFKD", text.lower())))
     return " ".join(_stemmer.stemWords(_WORD.findall(folded)))
 
 

@@ -3,7 +3,7 @@ it (ingest/loaders/pdf.load: pdfium renders each page, ingest/loaders/ocr.read r
 with the PDFs' own text layers.
 
     .venv/bin/python bench/ocr.py [--pages 20] [--first N] [--pdf PATH ...] [--noise 12]
-                                  [--engine rapidocr|tesseract]
+                                  [--engine rapidocr|tesseract] [--runtime auto|onnxruntime]
 
 By default pages 11-30 of R's "An Introduction to R" and pages 31-50 of Octave's manual (`make
 testdata`); `--pdf` (repeatable) names other PDFs, `--first` the 0-based first page of each. A page is
@@ -170,12 +170,19 @@ def main():
                         "30 for Octave, 0 for others)")
     parser.add_argument("--noise", type=float, default=12, help="standard deviation of the noise, grey levels")
     parser.add_argument("--engine", default="rapidocr", choices=("rapidocr", "tesseract"))
+    parser.add_argument("--runtime", default="auto", choices=("auto", "onnxruntime"),
+                        help="rapidocr's models run by OpenVINO where the reader's memory allows (auto, "
+                        "as ingestion does) or by ONNX Runtime (the runtime before; for an A/B)")
     args = parser.parse_args()
     print(describe())
     if args.engine == "tesseract":
         ocr.read = tesseract  # pdf.load calls ocr.read: it now reads with tesseract
     else:
-        ocr.engine()  # loaded once, as in the reader process (its start is not a page's time)
+        if args.runtime == "onnxruntime":
+            ocr.OPENVINO_MEMORY_MB = float("inf")
+        loaded = ocr.engine()  # loaded once, as in the reader process (its start is not a page's time)
+        print("runtime:", "OpenVINO " + ocr.OPENVINO_PRECISION if isinstance(loaded.text_rec.session, ocr._OpenVINO)
+              else "ONNX Runtime")
     results = [measure(path, args.first if args.first is not None else FIRST.get(path, 0), args.pages,
                        args.noise, args.engine) for path in (args.pdf or [PDF, OCTAVE])]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

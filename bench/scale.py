@@ -185,7 +185,7 @@ def build(passages: int, real: bool) -> None:
         lib.embedder = StandIn(pool, pool_vectors(pool))
     started, last = time.perf_counter(), [0.0]
 
-    def progress(path, done, total, chunks):
+    def progress(path, done, total, chunks, pages):
         now = time.perf_counter()
         if now - last[0] >= 30:
             last[0] = now

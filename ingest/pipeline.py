@@ -76,9 +76,9 @@ def missing_reason(path: str, kept: int) -> str:
 
 
 class Ingestor:
-    def __init__(self, library: Library, progress: Callable[[str, int, int, int], None] | None = None,
+    def __init__(self, library: Library, progress: Callable[[str, int, int, int, int], None] | None = None,
                  stop: threading.Event | None = None):
-        """progress(path, files_done, files_total, chunks_embedded) is called as work advances. Once
+        """progress(path, files_done, files_total, chunks_embedded, pages_read) is called as work advances. Once
         `stop` is set (Ctrl-C, the app's Stop), the sync ends within seconds: the files done are kept,
         the report says how many are left, and the next sync does them (nothing done is redone)."""
         self.lib = library

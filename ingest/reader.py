@@ -142,15 +142,11 @@ class Reader:
     def _spawn(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
             self._ready = False
-            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-                   # one thread each: BLAS and OpenMP reserve address space per thread
-                   "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
             self._proc = subprocess.Popen(
                 # -P: not the working directory first on the path, where a user's own ingest.py or
                 # ingest/ would stand in for Hearth's package
                 [sys.executable, "-P", "-m", "ingest.reader", str(int(self.memory_mb * 2**20)), str(self.timeout_s)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_env(),
                 start_new_session=True)  # a Ctrl-C in the terminal is the parent's to handle
 
     def _start(self) -> subprocess.Popen:
@@ -235,14 +231,19 @@ def shared(timeout_s: float, memory_mb: float) -> Reader:
         return _shared[key]
 
 
-def _child(memory_bytes: int, timeout_s: float) -> None:
+def child_env() -> dict:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+            # one thread each: BLAS and OpenMP reserve address space per thread
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+
+
+def limit_and_load(memory_bytes: int) -> None:
+    """The child's start (in child_env()): its memory limit, then its parsers loaded."""
     import gc
-    import math
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    requests, replies = os.dup(0), os.dup(1)
-    os.dup2(2, 1)  # a stray print from a parser library must not corrupt the replies
     # nltk (llama-index's sentence splitter) imports scikit-learn, SciPy and pandas for classifiers
     # and metrics a reader never uses: 150 MB of this process. Marked absent, nltk goes without them.
     for name in ("sklearn", "scipy", "pandas"):
@@ -251,6 +252,14 @@ def _child(memory_bytes: int, timeout_s: float) -> None:
     # The parser libraries' objects live as long as this process: out of the collector's sight, the
     # collection after each file (heap.trim) takes 1 ms instead of 100 (llama-index alone is ~1 s of imports).
     gc.freeze()
+
+
+def _child(memory_bytes: int, timeout_s: float) -> None:
+    import math
+
+    requests, replies = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # a stray print from a parser library must not corrupt the replies
+    limit_and_load(memory_bytes)
     _send(replies, "ready")
     while True:
         try:

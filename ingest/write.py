@@ -131,15 +131,20 @@ def delete_chunks(lib: Library, doc_id: str, n: int):
 
 
 class Writer:
-    def __init__(self, library: Library, progress: Callable[[str, int, int, int], None],
+    def __init__(self, library: Library, progress: Callable[[str, int, int, int, int], None],
                  stop: threading.Event | None = None):
-        """progress(path, files_done, files_total, chunks_embedded) is called as work advances; once
-        `stop` is set, the files whose passages are all written are recorded and the rest left."""
+        """progress(path, files_done, files_total, chunks_embedded, pages_read) is called as work advances
+        (also as each part of a long PDF arrives: a scan's pages take seconds each); once `stop` is set,
+        the files whose passages are all written are recorded and the rest left."""
         self.lib = library
         self.files, self.journal = library.files, library.journal
         self.progress = progress
         self.stop = stop or threading.Event()
         self.embedded = 0  # chunks embedded by this Writer
+        self.pages = 0  # pages of paged documents (PDFs, scans) read by this Writer, counted as they arrive
+
+    def _progress(self, path: str, state: dict):
+        self.progress(path, state["done"], state["total"], self.embedded, self.pages)
 
     def spawn_reader(self):
         """Start the reader process now (it imports its parsers while the caller hashes files)."""
@@ -182,6 +187,9 @@ class Writer:
                         break
                     parsed.chunks += chunks
                     waiting += [(parsed, c) for c in chunks]
+                    if pages := len({c.page for c in chunks if c.page is not None}):  # a part holds whole pages
+                        self.pages += pages
+                        self._progress(parsed.job.path, state)
                     if len(waiting) >= GROUP_CHUNKS:
                         self._flush(waiting, finished, report, state)
                 queued.release()
@@ -189,7 +197,7 @@ class Writer:
                     record_failure(self.lib, report, parsed.job.path, parsed.job.stat, parsed.error)
                     self._forget(parsed, waiting)
                     state["done"] += 1
-                    self.progress(parsed.job.path, state["done"], state["total"], self.embedded)
+                    self._progress(parsed.job.path, state)
                     continue
                 finished.append(parsed)
                 if len(waiting) >= GROUP_CHUNKS or len(finished) >= GROUP_CHUNKS:
@@ -341,7 +349,7 @@ class Writer:
             vectors = self._embed([c.text for _, c in batch])
             report.timings["embed"] += time.perf_counter() - t
             self.embedded += len(batch)
-            self.progress(batch[-1][0].job.path, state["done"], state["total"], self.embedded)
+            self._progress(batch[-1][0].job.path, state)
             t = time.perf_counter()
             self.lib.add_chunks([p.doc_id for p, _ in batch], [c.index for _, c in batch], vectors,
                                 [_chunk_metadata(p, c) for p, c in batch], [c.text for _, c in batch])
@@ -387,7 +395,7 @@ class Writer:
             n = len(p.chunks) if p.job.source is None else p.job.source.chunks
             report.results.append(FileResult(p.job.path, status, n, reason=p.notes))
             state["done"] += 1
-            self.progress(p.job.path, state["done"], state["total"], self.embedded)
+            self._progress(p.job.path, state)
         finished.clear()
 
 class _Stopped(Exception):

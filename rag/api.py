@@ -47,7 +47,7 @@ load_qa = evaluate.load_qa
 ServerInfo = llm_server.ServerInfo
 ModelChoice = llm_server.ModelChoice
 tail = llm_server.tail
-Progress = Callable[[str, int, int, int], None]  # (path, files done, files in all, chunks embedded)
+Progress = Callable[[str, int, int, int, int], None]  # (path, files done, files in all, chunks embedded, pages read)
 
 __all__ = ["Hearth", "Answer", "AnswerStream", "Chat", "FileRecord", "FileResult", "Hit", "Report", "MODES",
            "SUPPORTED_TYPES", "check_collection_name", "describe", "load_settings", "model_server", "passage_budget"]

@@ -128,24 +128,27 @@ def ingest(
 
 def _sync(lib: Hearth, paths, force: bool = False, quiet: bool = False, reembed: bool = False,
           wait: float | None = None, retry_failed: bool = False, allow_removal: bool = False):
-    """Hearth.sync with a progress bar on stderr (files done of those to do, rate, ETA). The first
+    """Hearth.sync with a progress bar on stderr (files done of those to do, rates, pages read of PDFs and
+    scans, ETA). The first
     Ctrl-C stops it within seconds keeping what is done; a second one stops at once."""
     import signal
     import threading
 
     progress = Progress(
         TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files ·"),
-        TextColumn("{task.fields[files_rate]:.1f} files/s, {task.fields[chunks]} chunks ({task.fields[rate]:.0f}/s) ·"),
+        TextColumn("{task.fields[files_rate]:.1f} files/s, {task.fields[chunks]} chunks ({task.fields[rate]:.0f}/s) ·"
+                   "{task.fields[pages]}"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[file]}"),
         console=err, transient=True, disable=quiet,
     )
     started = time.perf_counter()
-    task = progress.add_task("ingest", total=None, chunks=0, rate=0.0, files_rate=0.0, file="")
+    task = progress.add_task("ingest", total=None, chunks=0, rate=0.0, files_rate=0.0, pages="", file="")
     stop = threading.Event()
 
-    def on_file(path, done, total, chunks):
+    def on_file(path, done, total, chunks, pages):
         took = max(time.perf_counter() - started, 1e-6)
         progress.update(task, completed=done, total=total, chunks=chunks, rate=chunks / took, files_rate=done / took,
+                        pages=f" {pages} pages ({pages / took:.1f}/s) ·" if pages else "",
                         file=shown(os.path.basename(path))[:40])
 
     def interrupt(*_):

@@ -13,11 +13,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 from ingest.errors import HearthError, StoreBusy
 from ingest.settings import Settings
 
 WAIT_S = 1  # a job waiting for another writer looks again this often, so that a stop is seen
+
+
+class Rates(NamedTuple):
+    files: float  # a second
+    passages: float
+    pages: float  # of PDFs and scans
+    left_s: float | None  # seconds left at the files' rate; None until a file was done
 
 
 class SyncJob:
@@ -29,8 +37,9 @@ class SyncJob:
         self.stop = threading.Event()
         self.started, self.ended = time.time(), None
         self.done = self.total = self.chunks = 0  # files done of those to read and embed; passages embedded
+        self.pages = 0  # pages of PDFs and scans read
         self.current = ""  # the file being read or embedded
-        self.first: tuple[float, int, int] | None = None  # (time, done, chunks) at the first progress
+        self.first: tuple[float, int, int, int] | None = None  # (time, done, chunks, pages) at the first progress
         self.waiting = ""  # another writer holds the store
         self.report = None  # the sync's Report, once it ended
         self.error: str | None = None  # why it ended without a report
@@ -46,10 +55,10 @@ class SyncJob:
         self.thread.join(timeout)
         return not self.running
 
-    def _progress(self, path: str, done: int, total: int, chunks: int):
+    def _progress(self, path: str, done: int, total: int, chunks: int, pages: int):
         if self.first is None:
-            self.first = (time.monotonic(), done, chunks)
-        self.current, self.done, self.total, self.chunks, self.waiting = path, done, total, chunks, ""
+            self.first = (time.monotonic(), done, chunks, pages)
+        self.current, self.done, self.total, self.chunks, self.pages, self.waiting = path, done, total, chunks, pages, ""
 
     def _wait(self, _message: str):
         self.waiting = "waiting for another writer (an upload, the folder watcher or a `hearth` command) to finish…"
@@ -77,13 +86,15 @@ class SyncJob:
         finally:
             self.ended = time.time()
 
-    def rates(self) -> tuple[float, float, float] | None:
-        """(files/s, passages/s, seconds left) since the first file was done; None until measurable."""
+    def rates(self) -> "Rates | None":
+        """The rates since the first progress; None until something was done after it. The time left
+        is known once a file was done after it (one long scan: pages/s, and no time left)."""
         if self.first is None:
             return None
-        since, done, chunks = self.first
+        since, done, chunks, pages = self.first
         took = time.monotonic() - since
-        if took < 1 or self.done <= done:
+        if took < 1 or (self.done <= done and self.pages <= pages):
             return None
         files = (self.done - done) / took
-        return files, (self.chunks - chunks) / took, (self.total - self.done) / files
+        return Rates(files, (self.chunks - chunks) / took, (self.pages - pages) / took,
+                     (self.total - self.done) / files if files else None)

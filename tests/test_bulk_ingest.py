@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from conftest import hearth_command, run_hearth, wait_until
+from make_files import text_pdf
 from ingest.libraries import open_library
 from ingest.pipeline import Ingestor
 from ingest.settings import load_settings
@@ -48,12 +49,22 @@ def consistent(home) -> tuple[int, int]:
         lib.close()
 
 
+def test_progress_counts_a_long_pdfs_pages_as_they_are_read(tmp_path, open_library):
+    """A scan takes seconds a page: the progress line's pages/s moves while the file is still read."""
+    pdf = text_pdf(tmp_path / "long.pdf", [f"Page {i} tells of harvest number {i} in the valley." for i in range(70)])
+    seen = []
+    report = Ingestor(open_library(), lambda path, done, total, chunks, pages: seen.append((done, pages))).sync([pdf])
+    assert report.count("added") == 1
+    assert (0, 32) in seen and (0, 64) in seen  # parts of 32 pages, before the file was done
+    assert seen[-1] == (1, 70)
+
+
 def test_a_stopped_sync_keeps_what_it_did_and_the_next_one_does_only_the_rest(tmp_path, open_library):
     folder = notes(tmp_path / "notes", 200)  # ~400 passages: files are recorded a group (256) at a time
     lib = open_library()
     stop = threading.Event()
 
-    def progress(path, done, total, chunks):
+    def progress(path, done, total, chunks, pages):
         if done:
             stop.set()  # as Ctrl-C or the app's Stop would, from another thread
 
@@ -178,9 +189,10 @@ def test_a_background_sync_from_the_api_shows_progress_stops_and_resumes(home, t
         wait_until(lambda: job.done >= 20 or not job.running, 300)
         assert job.running
         assert job.total == N and job.chunks > 0 and job.current.startswith(str(folder))
-        wait_until(lambda: (job.rates() or (0, 0, 0))[1] > 0 or not job.running, 120)  # passages come in groups
-        files_s, passages_s, left_s = job.rates()
-        assert files_s > 0 and passages_s > 0 and left_s > 0
+        wait_until(lambda: (rates := job.rates()) and rates.passages > 0 and rates.files > 0 or not job.running,
+                   120)  # passages come in groups
+        rates = job.rates()
+        assert rates.files > 0 and rates.passages > 0 and rates.left_s > 0 and rates.pages == 0  # notes: no pages
         job.stop.set()
         assert job.wait(120) and job.error is None
         first = job.report

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
 from conftest import OCTAVE, run_hearth
-from ingest import loaders
+from ingest import loaders, reader
 from ingest.chunking import Chunker
 from ingest.loaders import sheets
 from ingest.pipeline import Ingestor
+from ingest.settings import load_settings
 from make_files import (epub_file, mail_message, mbox_file, odt_file, ods_file, page_images, pptx_file,
                         scanned_pdf, table_pdf, text_pdf, xlsx_file)
 from rag.retrieval import search
@@ -33,6 +36,27 @@ def test_a_scanned_pdf_is_read_by_ocr_and_its_text_pages_are_not(tmp_path, manua
     assert [(s.page, s.ocr) for s in loaded.sections] == [(1, False), (2, True)]
     assert "The recall and editing capabilities under UNIX are highly customizable" in words(loaded.sections[1].text)
     assert any("1 page(s) read by OCR: 2" in n for n in loaded.notes)
+
+
+_READ_IN_THE_READER = """
+import sys
+from ingest import reader
+from ingest.loaders import ocr
+reader.limit_and_load(int(float(sys.argv[1]) * 2**20))
+text = ocr.read(ocr.fit(__import__("PIL.Image").Image.open(sys.argv[2])))
+print(type(ocr.engine().text_rec.session).__name__, " ".join(text.split()))
+"""
+
+
+def test_ocr_runs_on_openvino_within_the_readers_memory_limit_and_on_onnx_runtime_below(tmp_path, manuals):
+    """OpenVINO reserves more address space than it uses: the reader's default limit leaves room for it,
+    and a user's lower limit keeps OCR working on ONNX Runtime instead of failing every page."""
+    page_images(manuals / "R-intro.pdf", [11])[0].save(tmp_path / "page.png")
+    for limit, runtime in ((load_settings().parse_memory_mb, "_OpenVINO"), (1536, "OrtInferSession")):
+        got = subprocess.run([sys.executable, "-P", "-c", _READ_IN_THE_READER, str(limit), str(tmp_path / "page.png")],
+                             env=reader.child_env(), capture_output=True, text=True, timeout=300)
+        assert got.returncode == 0, got.stderr[-2000:]
+        assert got.stdout.startswith(runtime) and "recall and editing capabilities under UNIX" in got.stdout, got.stdout
 
 
 def test_images_are_read_by_ocr_multi_page_tiff_page_by_page(tmp_path, manuals):

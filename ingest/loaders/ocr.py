@@ -41,9 +41,61 @@ def engine():
         _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, use_cls=False,
                            det_box_thresh=0.3)  # fainter boxes kept: fewer lines missed (1.5 % -> 1.0 %)
         rec = _engine.text_rec
+        try:  # the same two models run by OpenVINO: a page in 2.5-2.7 s instead of 3.6-4.4, the same words
+            if _address_space_mb() < OPENVINO_MEMORY_MB:
+                raise MemoryError("the reader's memory limit is too low for OpenVINO")
+            det, rec_model = (_OpenVINO(s.session._model_path, threads) for s in (_engine.text_det.infer, rec.session))
+        except Exception:  # noqa: BLE001 (OpenVINO cannot compile them on this machine: ONNX Runtime reads)
+            pass
+        else:  # ONNX Runtime's sessions let go: their memory is the reader's
+            _engine.text_det.infer, rec.session = det, rec_model
         if getattr(getattr(rec, "postprocess_op", None), "character", [None])[-1:] == [" "]:
             rec.postprocess_op = _SpacedDecode(rec.postprocess_op)
     return _engine
+
+
+# f32: the words read as ONNX Runtime reads them. bf16, where the CPU has it, read a page in 1.6-1.7 s
+# instead of 2.5-2.7 but got 0.1-0.2 points more words wrong (docs/decisions.md, "OCR on OpenVINO").
+OPENVINO_PRECISION = "fp32"
+
+
+# Address space OpenVINO's CPU plugin needs in the reader (HEARTH_PARSE_MEMORY_MB): it reserves more
+# than it uses (a 150 dpi page: 1.8 GB of address space at its peak, 1.1 GB resident; with ONNX Runtime
+# the reader reads under 1.5 GB). Under a lower limit OCR stays on ONNX Runtime.
+OPENVINO_MEMORY_MB = 2560
+
+
+def _address_space_mb() -> float:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return float("inf") if soft == resource.RLIM_INFINITY else soft / 2**20
+
+
+class _OpenVINO:
+    """One of RapidOCR's models compiled by OpenVINO, called as RapidOCR calls its ONNX Runtime session
+    (an input array in, a list holding the output back). Should OpenVINO fail to allocate a page's
+    buffers within the reader's memory limit (it reserves more address space than ONNX Runtime), the
+    page and the rest are read by ONNX Runtime, as before."""
+
+    def __init__(self, model_path: str, threads: int):
+        from ..openvino_encoder import compile_on_cpu
+
+        self.model_path, self.threads, self.onnx = model_path, threads, None
+        self.model = compile_on_cpu(model_path, OPENVINO_PRECISION, threads)
+        self.request, self.output = self.model.create_infer_request(), self.model.output(0)
+
+    def __call__(self, array):
+        if self.onnx is None:
+            try:
+                return [self.request.infer({0: array})[self.output]]
+            except RuntimeError:  # "Failed to allocate": its memory let go before ONNX Runtime's is taken
+                from rapidocr_onnxruntime.utils.infer_engine import OrtInferSession
+
+                self.model = self.request = None
+                self.onnx = OrtInferSession({"model_path": self.model_path, "intra_op_num_threads": self.threads,
+                                             "inter_op_num_threads": 1})
+        return self.onnx(array)
 
 
 SPACE_PROB = 0.05  # a column the recogniser thinks blank but gives a space this likely reads as a space

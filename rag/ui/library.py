@@ -150,15 +150,21 @@ def bulk_progress(job: SyncJob):
     else:
         st.progress(job.done / job.total, text=render.text(f"{_doing(job)} {job.what}: {job.done:,} of {job.total:,} "
                                                            f"files done · {job.total - job.done:,} to do"))
-        rates = job.rates()
-        st.caption(render.text(
-            f"{rates[0]:.1f} files/s · {rates[1]:.0f} passages/s · about {duration(rates[2])} left"
-            if rates else "measuring the rate…") + render.text(f" · {job.chunks:,} passages embedded · "
-                                                                f"{duration(time.time() - job.started)} so far"))
+        st.caption(render.text(_rates(job) + f" · {job.chunks:,} passages embedded · "
+                               f"{duration(time.time() - job.started)} so far"))
         if job.current:
             st.caption(render.text(f"now: {os.path.basename(job.current)}"))
     st.button("Stop", on_click=job.stop.set, disabled=job.stop.is_set(), icon=":material/stop:", key="bulk-stop",
               help="Stops within seconds; the files done are kept, and adding the folder again goes on from there")
+
+
+def _rates(job: SyncJob) -> str:
+    rates = job.rates()
+    if rates is None:
+        return "measuring the rate…"
+    said = [f"{rates.files:.1f} files/s", f"{rates.passages:.0f} passages/s"]
+    said += [f"{rates.pages:.1f} pages/s ({job.pages:,} read)"] if job.pages else []
+    return " · ".join(said + ([f"about {duration(rates.left_s)} left"] if rates.left_s is not None else []))
 
 
 def _counts(report) -> str:
@@ -213,9 +219,10 @@ def run_ingest(lib: Hearth, paths: list[str], force: bool = False):
     """Ingest with a progress bar; None (and a message) when another writer holds the store."""
     bar = st.progress(0.0, text="Starting…")
 
-    def on_file(path, done, total, chunks):
-        bar.progress(done / total if total else 1.0,
-                     text=render.text(f"{done}/{total} files · {chunks} chunks embedded · {os.path.basename(path)}"))
+    def on_file(path, done, total, chunks, pages):
+        read = f" · {pages} pages read" if pages else ""
+        bar.progress(done / total if total else 1.0, text=render.text(
+            f"{done}/{total} files · {chunks} chunks embedded{read} · {os.path.basename(path)}"))
 
     try:
         return lib.sync(paths, force=force, progress=on_file, wait=writer_wait(lib),

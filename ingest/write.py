@@ -5,7 +5,9 @@
              a bounded queue
     embed    in groups of GROUP_CHUNKS chunks, so small files share batches and big ones start early
     write    Chroma, under the manifest's journal (see manifest/ for the protocol); a file's record,
-             keyword rows and texts once all its chunks are written
+             keyword rows and texts once all its chunks are written. A new scan is searchable as it
+             is read: every SCAN_RECORD_S its pages so far are written and recorded as a partial
+             document (partial_record), which a later sync finds changed and reads again whole.
 
 Planning what to write (scan, hash, moves, copies, deletes) is pipeline.py's.
 """
@@ -36,6 +38,8 @@ QUEUED_PARTS = 16  # parts (a PDF's 32 pages, or a small file) waiting for the e
 STOP_CHECK_CHUNKS = 64  # passages embedded between two looks at the stop flag
 STORED_BATCH = 1000  # stored passages fetched at a time by rewrite()
 STOP_WAIT_S = 1.0  # asked to stop, how long the file being read is waited for before it is cut short
+SCAN_RECORD_S = 10.0  # a new scan's pages read so far are made searchable this often (OCR: seconds a page)
+PARTIAL = "being read"  # a partial record's note: the pages read so far of a file still being read
 
 
 @dataclass
@@ -98,6 +102,7 @@ class _Parsed:
     error: str = ""
     doc_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     journaled: bool = False  # its "add" journal entry is written: chunks may be in the store
+    recorded: int = 0  # of its chunks, those a partial record names (searchable while it is read)
     sample: str = ""  # its first text, until its language is told from it
     language: str = ""
 
@@ -142,6 +147,7 @@ class Writer:
         self.stop = stop or threading.Event()
         self.embedded = 0  # chunks embedded by this Writer
         self.pages = 0  # pages of paged documents (PDFs, scans) read by this Writer, counted as they arrive
+        self._flushed = time.monotonic()  # when passages were last written
 
     def _progress(self, path: str, state: dict):
         self.progress(path, state["done"], state["total"], self.embedded, self.pages)
@@ -190,7 +196,8 @@ class Writer:
                     if pages := len({c.page for c in chunks if c.page is not None}):  # a part holds whole pages
                         self.pages += pages
                         self._progress(parsed.job.path, state)
-                    if len(waiting) >= GROUP_CHUNKS:
+                    scanned = any(c.ocr for c in chunks) and parsed.job.old is None and parsed.job.source is None
+                    if len(waiting) >= GROUP_CHUNKS or (scanned and time.monotonic() - self._flushed >= SCAN_RECORD_S):
                         self._flush(waiting, finished, report, state)
                 queued.release()
                 if kind == "error":
@@ -256,10 +263,35 @@ class Writer:
         parsed.learn_language([], done=True)
         return "" if got[0] else "no text found in the file"
 
+    def _record_partial(self, reading: list[_Parsed]):
+        """New scans still being read, their passages so far written: searchable now (keyword rows,
+        then a record naming them, as a whole file's). The record's time and hash are no file's, so
+        a sync finds it changed and reads the file again whole should this one be cut short."""
+        lib = self.lib
+        with lib.keywords.batch():
+            for p in reading:
+                lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]], more=p.recorded > 0)
+        with lib.transaction():
+            for p in reading:
+                pages = len({c.page for c in p.chunks})
+                self.files.put(FileRecord(p.job.path, p.doc_id, p.job.stat.st_size, -1, "", len(p.chunks), None,
+                                          f"{PARTIAL}: {pages} page(s) so far", time.time(), self.files.owner, None))
+                if lib.keeps_texts:
+                    lib.chunk_texts.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]])
+        for p in reading:
+            p.recorded = len(p.chunks)
+
     def _forget(self, parsed: _Parsed, waiting: list):
         """A file that failed part-way: its chunks not yet embedded are dropped; any already written
-        are deleted (its journal entry, if it has one, would also have them deleted after a crash)."""
+        are deleted (its journal entry, if it has one, would also have them deleted after a crash),
+        and its partial record first, so that nothing is shown of it meanwhile."""
         waiting[:] = [(p, c) for p, c in waiting if p is not parsed]
+        if parsed.recorded:
+            with self.lib.transaction():
+                self.files.delete(parsed.job.path)
+                if self.lib.keeps_texts:
+                    self.lib.chunk_texts.delete(parsed.doc_id)
+            parsed.recorded = 0
         if parsed.journaled:
             self.lib.delete_doc(parsed.doc_id)
             self.journal.done(parsed.doc_id, "add")
@@ -343,6 +375,9 @@ class Writer:
                     self.journal.add(p.doc_id, "add", p.job.path)
                     p.journaled = True
         self.lib.check_writer()
+        self._flushed = time.monotonic()
+        reading = [p for p in {id(p): p for p, _ in waiting}.values() if p not in finished and p.job.old is None
+                   and p.job.source is None and any(c.ocr for c in p.chunks)]
         for i in range(0, len(waiting), GROUP_CHUNKS):
             batch = waiting[i : i + GROUP_CHUNKS]
             t = time.perf_counter()
@@ -355,6 +390,8 @@ class Writer:
                                 [_chunk_metadata(p, c) for p, c in batch], [c.text for _, c in batch])
             report.timings["write"] += time.perf_counter() - t
         waiting.clear()
+        if reading:
+            self._record_partial(reading)
         if not finished:
             return
         t = time.perf_counter()
@@ -366,8 +403,8 @@ class Writer:
                     lib.copy_chunks(p.job.source.doc_id, p.job.source.chunks, p.doc_id,
                                     {"source": p.job.path, "filename": os.path.basename(p.job.path)})
                     lib.keywords.copy(p.job.source.doc_id, p.doc_id)
-                else:
-                    lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks])
+                else:  # those a partial record named are indexed already
+                    lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]], more=p.recorded > 0)
         with lib.transaction():
             for p in finished:
                 job = p.job
@@ -379,7 +416,7 @@ class Writer:
                 self.journal.done(p.doc_id, "add")
                 self.files.clear_problem(job.path)
                 if lib.keeps_texts and job.source is None:
-                    lib.chunk_texts.add(p.doc_id, [(c.index, c.text) for c in p.chunks])
+                    lib.chunk_texts.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]])
                 elif lib.keeps_texts:
                     lib.chunk_texts.copy(job.source.doc_id, p.doc_id)
                 if job.old is not None:

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from conftest import OCTAVE, run_hearth
-from ingest import loaders, reader
+from conftest import OCTAVE, run_hearth, store_snapshot
+from ingest import loaders, reader, write
 from ingest.chunking import Chunker
 from ingest.loaders import sheets
 from ingest.pipeline import Ingestor
@@ -57,6 +57,40 @@ def test_ocr_runs_on_openvino_within_the_readers_memory_limit_and_on_onnx_runtim
                              env=reader.child_env(), capture_output=True, text=True, timeout=300)
         assert got.returncode == 0, got.stderr[-2000:]
         assert got.stdout.startswith(runtime) and "recall and editing capabilities under UNIX" in got.stdout, got.stdout
+
+
+def test_a_scan_is_searchable_as_it_is_read_and_read_again_whole_when_cut_short(tmp_path, manuals, open_library,
+                                                                                 embedder, monkeypatch):
+    monkeypatch.setattr(write, "SCAN_RECORD_S", 0.0)  # each part of OCR'd pages (4) recorded as it comes
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pdf = scanned_pdf(docs / "scan.pdf", page_images(manuals / "R-intro.pdf", [11, 12, 13, 14, 15]))
+    # A collection whose model is chosen (a new one left to choose waits for its first documents' languages)
+    lib = open_library(embed_model=embedder.name)
+    phrase = "recall and editing capabilities under UNIX"  # the scan's first page
+
+    class Killed(Exception):
+        pass
+
+    def progress(path, done, total, chunks, pages):
+        if pages == 5 and not done:  # the fifth page read; the first four are written and recorded
+            rec = lib.files.get(str(pdf))
+            assert rec.notes == "being read: 4 page(s) so far" and rec.chunks == lib.collection.count()
+            hit = search(lib, phrase, k=1)[0]
+            assert hit.source == str(pdf) and hit.page == 1 and hit.ocr
+            raise Killed  # as a kill would: the rest is never written
+
+    with pytest.raises(Killed):
+        Ingestor(lib, progress).sync([docs])
+    again = Ingestor(open_library(embed_model=embedder.name)).sync([docs])  # the partial record is a changed file: read again whole
+    assert [(r.path, r.status) for r in again.results] == [(str(pdf), "updated")]
+    got = store_snapshot(lib)
+    assert got["journal"] == [] and got["orphans"] == [] and len(got["documents"]) == 1
+    rec = lib.files.get(str(pdf))
+    assert rec.notes == "5 page(s) read by OCR: 1, 2, 3, 4, 5" and rec.chunks == lib.collection.count()
+    rows = {(path, chunk) for path, chunk, _ in got["keywords"]}  # the partial document's rows gone with it
+    assert len(rows) == len(got["keywords"]) <= rec.chunks and {path for path, _ in rows} == {str(pdf)}
+    assert search(lib, phrase, k=1)[0].page == 1
 
 
 def test_images_are_read_by_ocr_multi_page_tiff_page_by_page(tmp_path, manuals):

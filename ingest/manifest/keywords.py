@@ -171,19 +171,21 @@ class Keywords:
                 _lock.release()
 
     # --- writing ------------------------------------------------------------------------------------
-    def add(self, doc_id: str, chunks):
-        """chunks: (index, text) pairs of one document. Tables of contents and indexes are left out:
-        they repeat every heading, so BM25 ranked them above the sections themselves (R FAQ: keyword
-        hit@1 0.42 with them, 0.82 without; bench/devset.py). Searchable once committed."""
-        self._insert(doc_id, [(index, cjk_bigrams(text)) for index, text in chunks if not is_listing(text)])
+    def add(self, doc_id: str, chunks, more: bool = False):
+        """chunks: (index, text) pairs of one document, replacing its rows (more: added to them, the
+        rest of a document still being read). Tables of contents and indexes are left out: they
+        repeat every heading, so BM25 ranked them above the sections themselves (R FAQ: keyword hit@1
+        0.42 with them, 0.82 without; bench/devset.py). Searchable once committed."""
+        self._insert(doc_id, [(index, cjk_bigrams(text)) for index, text in chunks if not is_listing(text)], more)
 
-    def _insert(self, doc_id: str, rows):
+    def _insert(self, doc_id: str, rows, more: bool = False):
         import tantivy
 
         schema, writer = self._index().schema, self._writing()
         # Rows it had first go (tantivy applies a delete to what was added before it only): two
         # processes that both found it missing (ensure_keywords) cannot index it twice.
-        writer.delete_documents_by_term("doc_id", doc_id)
+        if not more:
+            writer.delete_documents_by_term("doc_id", doc_id)
         for index, text in rows:
             writer.add_document(tantivy.Document.from_dict(
                 {"doc_id": doc_id, "chunk": index, "text": stems(text), "passage": text.encode()}, schema))

@@ -376,7 +376,8 @@ class Writer:
                     p.journaled = True
         self.lib.check_writer()
         self._flushed = time.monotonic()
-        reading = [p for p in {id(p): p for p, _ in waiting}.values() if p not in finished and p.job.old is None
+        whole = {id(p) for p in finished}  # by identity: _Parsed compares by value
+        reading = [p for p in {id(p): p for p, _ in waiting}.values() if id(p) not in whole and p.job.old is None
                    and p.job.source is None and any(c.ocr for c in p.chunks)]
         for i in range(0, len(waiting), GROUP_CHUNKS):
             batch = waiting[i : i + GROUP_CHUNKS]

@@ -179,7 +179,7 @@ def main():
         ocr.read = tesseract  # pdf.load calls ocr.read: it now reads with tesseract
     else:
         if args.runtime == "onnxruntime":
-            ocr.OPENVINO_MEMORY_MB = float("inf")
+            ocr.OPENVINO = False
         loaded = ocr.engine()  # loaded once, as in the reader process (its start is not a page's time)
         print("runtime:", "OpenVINO " + ocr.OPENVINO_PRECISION if isinstance(loaded.text_rec.session, ocr._OpenVINO)
               else "ONNX Runtime")

@@ -42,8 +42,8 @@ def engine():
                            det_box_thresh=0.3)  # fainter boxes kept: fewer lines missed (1.5 % -> 1.0 %)
         rec = _engine.text_rec
         try:  # the same two models run by OpenVINO: a page in 2.5-2.7 s instead of 3.6-4.4, the same words
-            if _address_space_mb() < OPENVINO_MEMORY_MB:
-                raise MemoryError("the reader's memory limit is too low for OpenVINO")
+            if not OPENVINO or _address_space_mb() < OPENVINO_MEMORY_MB:
+                raise MemoryError("OpenVINO is off, or the reader's memory limit too low for it")
             det, rec_model = (_OpenVINO(s.session._model_path, threads) for s in (_engine.text_det.infer, rec.session))
         except Exception:  # noqa: BLE001 (OpenVINO cannot compile them on this machine: ONNX Runtime reads)
             pass
@@ -63,6 +63,7 @@ OPENVINO_PRECISION = "fp32"
 # than it uses (a 150 dpi page: 1.8 GB of address space at its peak, 1.1 GB resident; with ONNX Runtime
 # the reader reads under 1.5 GB). Under a lower limit OCR stays on ONNX Runtime.
 OPENVINO_MEMORY_MB = 2560
+OPENVINO = True  # False: ONNX Runtime only (bench/ocr.py --runtime onnxruntime, for an A/B)
 
 
 def _address_space_mb() -> float:

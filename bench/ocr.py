@@ -3,7 +3,7 @@ it (ingest/loaders/pdf.load: pdfium renders each page, ingest/loaders/ocr.read r
 with the PDFs' own text layers.
 
     .venv/bin/python bench/ocr.py [--pages 20] [--first N] [--pdf PATH ...] [--noise 12]
-                                  [--engine rapidocr|tesseract] [--runtime auto|onnxruntime]
+                                  [--engine rapidocr|tesseract] [--runtime auto|fp32|onnxruntime]
 
 By default pages 11-30 of R's "An Introduction to R" and pages 31-50 of Octave's manual (`make
 testdata`); `--pdf` (repeatable) names other PDFs, `--first` the 0-based first page of each. A page is
@@ -170,9 +170,10 @@ def main():
                         "30 for Octave, 0 for others)")
     parser.add_argument("--noise", type=float, default=12, help="standard deviation of the noise, grey levels")
     parser.add_argument("--engine", default="rapidocr", choices=("rapidocr", "tesseract"))
-    parser.add_argument("--runtime", default="auto", choices=("auto", "onnxruntime"),
-                        help="rapidocr's models run by OpenVINO where the reader's memory allows (auto, "
-                        "as ingestion does) or by ONNX Runtime (the runtime before; for an A/B)")
+    parser.add_argument("--runtime", default="auto", choices=("auto", "fp32", "onnxruntime"),
+                        help="rapidocr's models run by OpenVINO where the reader's memory allows, in bf16 where "
+                        "the CPU has it (auto, as ingestion does), OpenVINO in fp32 (as on a CPU without bf16), "
+                        "or ONNX Runtime (the runtime before; for an A/B)")
     args = parser.parse_args()
     print(describe())
     if args.engine == "tesseract":
@@ -180,6 +181,8 @@ def main():
     else:
         if args.runtime == "onnxruntime":
             ocr.OPENVINO = False
+        elif args.runtime == "fp32":
+            ocr.OPENVINO_PRECISION = "fp32"
         loaded = ocr.engine()  # loaded once, as in the reader process (its start is not a page's time)
         print("runtime:", "OpenVINO " + ocr.OPENVINO_PRECISION if isinstance(loaded.text_rec.session, ocr._OpenVINO)
               else "ONNX Runtime")

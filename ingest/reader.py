@@ -40,6 +40,11 @@ from .loaders import LoadError, Loaded, Section, ocr
 _HEADER = struct.Struct("!Q")
 STARTUP_S = 120  # importing the parser libraries, on a busy machine
 OCR_SHARE = 0.6  # of a file's time limit, OCR may take this much; then it stops and keeps what it read
+# The memory limit is on resident memory, looked at every WATCH_S while a file is read; address space,
+# which the kernel enforces at once, is limited to that plus ADDRESS_SPACE_EXTRA_MB: OpenVINO (OCR)
+# reserves ~3.5 GB of it for ~1.3 GB it uses, and a fast allocation still stops at that ceiling.
+WATCH_S = 0.1
+ADDRESS_SPACE_EXTRA_MB = 4096
 
 
 def _readable(fd: int, timeout_s: float) -> bool:
@@ -50,13 +55,19 @@ def _readable(fd: int, timeout_s: float) -> bool:
     return bool(poller.poll(timeout_s * 1000))
 
 
-def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
+def _read_exact(fd: int, n: int, deadline: float | None = None, watch=None) -> bytes:
+    """n bytes from fd by `deadline` (TimeoutError); watch() is called every WATCH_S meanwhile."""
     buf = bytearray()
     while len(buf) < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not _readable(fd, left):
-                raise TimeoutError
+        if deadline is not None or watch is not None:
+            while True:
+                left = float("inf") if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if _readable(fd, min(left, WATCH_S) if watch else left):
+                    break
+                if watch:
+                    watch()
         block = os.read(fd, min(n - len(buf), 1 << 20))
         if not block:
             raise EOFError
@@ -71,9 +82,22 @@ def _send(fd: int, obj) -> None:
         view = view[os.write(fd, view):]
 
 
-def _receive(fd: int, deadline: float | None = None):
-    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    return json.loads(_read_exact(fd, size, deadline))
+def _receive(fd: int, deadline: float | None = None, watch=None):
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline, watch))
+    return json.loads(_read_exact(fd, size, deadline, watch))
+
+
+def _resident_mb(pid: int) -> float:
+    """A process's resident memory (0 where /proc does not tell: then its address-space limit alone holds)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class _TooMuchMemory(Exception):
+    pass
 
 
 _chunkers: dict[ChunkSpec, object] = {}
@@ -145,7 +169,7 @@ class Reader:
             self._proc = subprocess.Popen(
                 # -P: not the working directory first on the path, where a user's own ingest.py or
                 # ingest/ would stand in for Hearth's package
-                [sys.executable, "-P", "-m", "ingest.reader", str(int(self.memory_mb * 2**20)), str(self.timeout_s)],
+                [sys.executable, "-P", "-m", "ingest.reader", str(self.memory_mb), str(self.timeout_s)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_env(),
                 start_new_session=True)  # a Ctrl-C in the terminal is the parent's to handle
 
@@ -174,7 +198,7 @@ class Reader:
                        "limits": {"chars": max_chars, "chunks": max_chunks}}
             try:
                 _send(proc.stdin.fileno(), request)
-                while "part" in (reply := _receive(proc.stdout.fileno(), deadline)):
+                while "part" in (reply := _receive(proc.stdout.fileno(), deadline, self._watch)):
                     part = [Chunk(**c) for c in reply["part"]]
                     waited = time.monotonic()
                     on_chunks(part) if on_chunks else chunks.extend(part)
@@ -183,6 +207,10 @@ class Reader:
                 self.close()
                 raise LoadError(f"took longer than {self.timeout_s:g} s to read; stopped "
                                 "(HEARTH_PARSE_TIMEOUT sets the limit)") from None
+            except _TooMuchMemory:
+                self.close()
+                raise LoadError(f"too large or complex to read within the memory limit of {self.memory_mb:g} MB; "
+                                "stopped (HEARTH_PARSE_MEMORY_MB)") from None
             except (EOFError, BrokenPipeError):
                 code = proc.wait()
                 self._proc = None
@@ -199,6 +227,10 @@ class Reader:
             raise LoadError(reply["error"])
         got = reply["ok"]
         return Loaded([Section(**s) for s in got["sections"]], got["pages"], got["notes"], chunks, got["streamed"])
+
+    def _watch(self):
+        if self._proc is not None and _resident_mb(self._proc.pid) > self.memory_mb:
+            raise _TooMuchMemory
 
     @property
     def pid(self) -> int | None:
@@ -238,12 +270,15 @@ def child_env() -> dict:
             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
 
 
-def limit_and_load(memory_bytes: int) -> None:
-    """The child's start (in child_env()): its memory limit, then its parsers loaded."""
+def limit_and_load(memory_mb: float) -> None:
+    """The child's start (in child_env()): its address-space ceiling, then its parsers loaded. The
+    parent holds it to memory_mb of resident memory (Reader._watch)."""
     import gc
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    ceiling = int((memory_mb + ADDRESS_SPACE_EXTRA_MB) * 2**20)
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    ocr.MEMORY_MB = memory_mb
     # nltk (llama-index's sentence splitter) imports scikit-learn, SciPy and pandas for classifiers
     # and metrics a reader never uses: 150 MB of this process. Marked absent, nltk goes without them.
     for name in ("sklearn", "scipy", "pandas"):
@@ -254,12 +289,12 @@ def limit_and_load(memory_bytes: int) -> None:
     gc.freeze()
 
 
-def _child(memory_bytes: int, timeout_s: float) -> None:
+def _child(memory_mb: float, timeout_s: float) -> None:
     import math
 
     requests, replies = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # a stray print from a parser library must not corrupt the replies
-    limit_and_load(memory_bytes)
+    limit_and_load(memory_mb)
     _send(replies, "ready")
     while True:
         try:
@@ -284,4 +319,4 @@ def _child(memory_bytes: int, timeout_s: float) -> None:
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]), float(sys.argv[2]))
+    _child(float(sys.argv[1]), float(sys.argv[2]))

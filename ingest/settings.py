@@ -97,9 +97,9 @@ class Settings:
     """Passages one file may make (~100 MB of text to embed and keep); more is reported, not indexed."""
     parse_timeout: float = 300.0
     """Seconds one file may take to read (in a child process, see ingest/reader.py) before it is stopped."""
-    parse_memory_mb: float = 3072.0
-    """Address space the file reader may use; a file needing more is reported, not read. OCR runs on
-    OpenVINO from 2,560 MB (it reserves more than it uses), on ONNX Runtime, slower, below."""
+    parse_memory_mb: float = 2048.0
+    """Memory (resident) the file reader may use; a file needing more is stopped and reported, not
+    read. OCR runs on OpenVINO from 2,048 MB, on ONNX Runtime (slower) below."""
     chroma_url: str = ""
     """A Chroma server (http://host:8000) to use instead of the embedded store under HOME; the manifest
     then lives in the server too, so several instances share one library (ingest/catalog.py)."""

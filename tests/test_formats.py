@@ -42,7 +42,7 @@ _READ_IN_THE_READER = """
 import sys
 from ingest import reader
 from ingest.loaders import ocr
-reader.limit_and_load(int(float(sys.argv[1]) * 2**20))
+reader.limit_and_load(float(sys.argv[1]))
 text = ocr.read(ocr.fit(__import__("PIL.Image").Image.open(sys.argv[2])))
 print(type(ocr.engine().text_rec.session).__name__, " ".join(text.split()))
 """

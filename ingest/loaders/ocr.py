@@ -28,6 +28,9 @@ DPI = 150  # pages are rendered at this resolution for OCR: 10 pt text is ~20 px
 MAX_PIXELS = 60_000_000  # larger images are refused (PIL's decompression-bomb guard is at 179 MP)
 
 _engine = None
+# Lines recognised at a time, each batch padded to its widest: RapidOCR's 6 padded short lines to long
+# ones' width (ONNX Runtime 1.5x slower a page than with 2, and a few more words wrong: docs/decisions.md).
+REC_BATCH = 2
 
 
 def engine():
@@ -39,12 +42,14 @@ def engine():
         # No text-direction classifier: pages are upright, and it turned some upright lines by 180
         # degrees, which garbled them (4.0 % characters wrong with it, 1.5 % without; docs/performance.md).
         _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, use_cls=False,
-                           det_box_thresh=0.3)  # fainter boxes kept: fewer lines missed (1.5 % -> 1.0 %)
+                           det_box_thresh=0.3,  # fainter boxes kept: fewer lines missed (1.5 % -> 1.0 %)
+                           rec_batch_num=REC_BATCH)
         rec = _engine.text_rec
-        try:  # the same two models run by OpenVINO: a page in 2.5-2.7 s instead of 3.6-4.4, the same words
-            if not OPENVINO or _address_space_mb() < OPENVINO_MEMORY_MB:
+        try:  # the same two models run by OpenVINO: a page in 1.1 s (bf16) or 1.8 s (f32) instead of 3.0 here
+            if not OPENVINO or MEMORY_MB < OPENVINO_MEMORY_MB:
                 raise MemoryError("OpenVINO is off, or the reader's memory limit too low for it")
-            det, rec_model = (_OpenVINO(s.session._model_path, threads) for s in (_engine.text_det.infer, rec.session))
+            det = _OpenVINO(_engine.text_det.infer.session._model_path, threads)
+            rec_model = _OpenVINO(rec.session.session._model_path, threads, REC_WIDTH_STEP)
         except Exception:  # noqa: BLE001 (OpenVINO cannot compile them on this machine: ONNX Runtime reads)
             pass
         else:  # ONNX Runtime's sessions let go: their memory is the reader's
@@ -54,23 +59,22 @@ def engine():
     return _engine
 
 
-# f32: the words read as ONNX Runtime reads them. bf16, where the CPU has it, read a page in 1.6-1.7 s
-# instead of 2.5-2.7 but got 0.1-0.2 points more words wrong (docs/decisions.md, "OCR on OpenVINO").
-OPENVINO_PRECISION = "fp32"
+# auto: bf16 where the CPU multiplies it (AMX, AVX-512 BF16), f32 elsewhere, as the embedder. bf16 read
+# a page in 1.1 s instead of 1.8 here, with 0.3 points more words wrong (docs/decisions.md).
+OPENVINO_PRECISION = "auto"
 
 
-# Address space OpenVINO's CPU plugin needs in the reader (HEARTH_PARSE_MEMORY_MB): it reserves more
-# than it uses (a 150 dpi page: 1.8 GB of address space at its peak, 1.1 GB resident; with ONNX Runtime
-# the reader reads under 1.5 GB). Under a lower limit OCR stays on ONNX Runtime.
-OPENVINO_MEMORY_MB = 2560
+# The reader's memory (HEARTH_PARSE_MEMORY_MB, resident) OCR on OpenVINO needs: 60 scanned pages took
+# 1.3 GB resident (and ~3.5 GB of address space, reader.ADDRESS_SPACE_EXTRA_MB); ONNX Runtime 0.9 GB.
+# Under it OCR stays on ONNX Runtime.
+OPENVINO_MEMORY_MB = 2048
+MEMORY_MB = float("inf")  # the reader's, set by reader.limit_and_load
+# Lines are recognised at widths rounded up to this many pixels (zeros on the right, as RapidOCR pads a
+# batch): OpenVINO keeps kernels per input shape, and with every line width a shape of its own the reader
+# grew by 80 MB resident (400 MB of address space) a page; rounded, it stops growing after a few pages,
+# and reads faster (docs/decisions.md).
+REC_WIDTH_STEP = 32
 OPENVINO = True  # False: ONNX Runtime only (bench/ocr.py --runtime onnxruntime, for an A/B)
-
-
-def _address_space_mb() -> float:
-    import resource
-
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return float("inf") if soft == resource.RLIM_INFINITY else soft / 2**20
 
 
 class _OpenVINO:
@@ -79,15 +83,19 @@ class _OpenVINO:
     buffers within the reader's memory limit (it reserves more address space than ONNX Runtime), the
     page and the rest are read by ONNX Runtime, as before."""
 
-    def __init__(self, model_path: str, threads: int):
+    def __init__(self, model_path: str, threads: int, width_step: int = 0):
         from ..openvino_encoder import compile_on_cpu
 
-        self.model_path, self.threads, self.onnx = model_path, threads, None
+        self.model_path, self.threads, self.onnx, self.width_step = model_path, threads, None, width_step
         self.model = compile_on_cpu(model_path, OPENVINO_PRECISION, threads)
         self.request, self.output = self.model.create_infer_request(), self.model.output(0)
 
     def __call__(self, array):
         if self.onnx is None:
+            if self.width_step and (extra := -array.shape[-1] % self.width_step):
+                import numpy as np  # padded as RapidOCR pads the narrower lines of a batch: zeros on the right
+
+                array = np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, extra)])
             try:
                 return [self.request.infer({0: array})[self.output]]
             except RuntimeError:  # "Failed to allocate": its memory let go before ONNX Runtime's is taken
@@ -145,7 +153,9 @@ def read(image) -> str:
     global _last_page_s
     started = time.monotonic()
     rgb = image.convert("RGB")
-    found, _ = engine()(np.asarray(rgb)[:, :, ::-1])  # RapidOCR expects OpenCV's BGR order
+    # RapidOCR expects OpenCV's BGR order; contiguous, or OpenCV copied the whole page for each line it
+    # cut out (7 ms a line, 0.2 s a page)
+    found, _ = engine()(np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
     _last_page_s = time.monotonic() - started
     return lines_to_text(found or [])
 

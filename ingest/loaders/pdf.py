@@ -220,7 +220,7 @@ def load(path: Path, sink=None) -> Loaded:
 
     starts, titles = _outline_headings(reader)
     sections, pdfium, notes, streamed = [], {}, [], 0
-    reread, failed, scanned, unread, table_pages = [], [], [], 0, []
+    reread, failed, scanned, unread, table_pages, ocr_failed = [], [], [], 0, [], []
     since_sink = 0  # OCR'd pages not yet handed to the sink (each takes seconds: hand them on soon)
     for index in range(n_pages):
         try:
@@ -238,8 +238,9 @@ def load(path: Path, sink=None) -> Loaded:
                 continue
             try:
                 read = _ocr_text(path, pdfium, index)
-            except Exception:  # an image pdfium cannot render: the page stays unread
+            except Exception:  # an image pdfium cannot render, or OCR out of memory: said in a note
                 read = None
+                ocr_failed.append(index + 1)
             if read is None:
                 continue
             scanned.append(index + 1)
@@ -272,6 +273,9 @@ def load(path: Path, sink=None) -> Loaded:
         notes.append(f"pdfium failed on {len(failed)} page(s), read with pypdf: {_pages(failed)}")
     if scanned:
         notes.append(f"{len(scanned)} page(s) read by OCR: {_pages(scanned)}")
+    if ocr_failed:
+        notes.append(f"{len(ocr_failed)} page(s) showing an image could not be rendered or read by OCR (not "
+                     f"searchable; HEARTH_PARSE_MEMORY_MB may be too low): {_pages(ocr_failed)}")
     if table_pages:
         notes.append(f"tables read as tables on {len(table_pages)} page(s): {_pages(table_pages)}")
     if unread:

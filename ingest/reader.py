@@ -97,7 +97,11 @@ def _resident_mb(pid: int) -> float:
 
 
 class _TooMuchMemory(Exception):
-    pass
+    """The child went over the memory limit (Reader._watch)."""
+
+
+class _PassedOn(_TooMuchMemory):
+    """... after parts of the file were passed on: it cannot be read again without doubling them."""
 
 
 _chunkers: dict[ChunkSpec, object] = {}
@@ -156,6 +160,7 @@ class Reader:
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         self._proc: subprocess.Popen | None = None
         self._ready = False  # the child has said "ready"
+        self._served = 0  # files the child read whole
         self._lock = threading.Lock()
 
     def spawn(self) -> None:
@@ -165,7 +170,7 @@ class Reader:
 
     def _spawn(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
-            self._ready = False
+            self._ready, self._served = False, 0
             self._proc = subprocess.Popen(
                 # -P: not the working directory first on the path, where a user's own ingest.py or
                 # ingest/ would stand in for Hearth's package
@@ -191,42 +196,63 @@ class Reader:
         Should the file then fail, LoadError comes after the parts already passed on. A file over
         max_chars characters or max_chunks chunks (0: no limit) fails with a reason naming the setting."""
         chunks: list[Chunk] = []
+        request = {"path": path, "chunk": asdict(chunk) if chunk else None,
+                   "limits": {"chars": max_chars, "chunks": max_chunks}}
         with self._lock:
-            proc = self._start()
-            deadline = time.monotonic() + self.timeout_s
-            request = {"path": path, "chunk": asdict(chunk) if chunk else None,
-                       "limits": {"chars": max_chars, "chunks": max_chunks}}
-            try:
-                _send(proc.stdin.fileno(), request)
-                while "part" in (reply := _receive(proc.stdout.fileno(), deadline, self._watch)):
-                    part = [Chunk(**c) for c in reply["part"]]
-                    waited = time.monotonic()
-                    on_chunks(part) if on_chunks else chunks.extend(part)
-                    deadline += time.monotonic() - waited  # the embedder catching up is not this file's time
-            except TimeoutError:
-                self.close()
-                raise LoadError(f"took longer than {self.timeout_s:g} s to read; stopped "
-                                "(HEARTH_PARSE_TIMEOUT sets the limit)") from None
-            except _TooMuchMemory:
-                self.close()
-                raise LoadError(f"too large or complex to read within the memory limit of {self.memory_mb:g} MB; "
-                                "stopped (HEARTH_PARSE_MEMORY_MB)") from None
-            except (EOFError, BrokenPipeError):
-                code = proc.wait()
-                self._proc = None
-                how = signal.Signals(-code).name if code < 0 and -code in signal.Signals._value2member_map_ else f"exit {code}"
-                raise LoadError(f"crashed the file reader ({how}); the file is corrupt or too large to read "
-                                f"within {self.memory_mb:g} MB (HEARTH_PARSE_MEMORY_MB)") from None
-            except (OSError, ValueError) as exc:  # a garbled reply: start afresh with the next file
-                self.close()
-                raise LoadError(f"the file reader failed ({type(exc).__name__}: {str(exc)[:120]})") from None
-            except BaseException:  # the caller gave up mid-file (on_chunks raised): the child is mid-reply
-                self.close()
-                raise
+            while True:
+                served = self._served
+                try:
+                    reply = self._read(request, on_chunks, chunks)
+                    break
+                except _TooMuchMemory as over:
+                    self.close()
+                    passed = isinstance(over, _PassedOn)
+                if served == 0 or passed:
+                    raise LoadError(f"too large or complex to read within the memory limit of {self.memory_mb:g} "
+                                    "MB; stopped (HEARTH_PARSE_MEMORY_MB)") from None
+                # What earlier files left in the child (OCR's models, a long PDF's heap) counted too: once
+                # more in a fresh child, which nothing of this file has reached yet.
         if "error" in reply:
             raise LoadError(reply["error"])
         got = reply["ok"]
         return Loaded([Section(**s) for s in got["sections"]], got["pages"], got["notes"], chunks, got["streamed"])
+
+    def _read(self, request: dict, on_chunks, chunks: list) -> dict:
+        """One file through the child: its last reply. _TooMuchMemory over the memory limit before any
+        part was passed on, _PassedOn after."""
+        proc = self._start()
+        deadline = time.monotonic() + self.timeout_s
+        passed = False
+        try:
+            _send(proc.stdin.fileno(), request)
+            while "part" in (reply := _receive(proc.stdout.fileno(), deadline, self._watch)):
+                part = [Chunk(**c) for c in reply["part"]]
+                waited = time.monotonic()
+                passed = True
+                on_chunks(part) if on_chunks else chunks.extend(part)
+                deadline += time.monotonic() - waited  # the embedder catching up is not this file's time
+        except _TooMuchMemory:
+            if passed:
+                raise _PassedOn from None
+            raise
+        except TimeoutError:
+            self.close()
+            raise LoadError(f"took longer than {self.timeout_s:g} s to read; stopped "
+                            "(HEARTH_PARSE_TIMEOUT sets the limit)") from None
+        except (EOFError, BrokenPipeError):
+            code = proc.wait()
+            self._proc = None
+            how = signal.Signals(-code).name if code < 0 and -code in signal.Signals._value2member_map_ else f"exit {code}"
+            raise LoadError(f"crashed the file reader ({how}); the file is corrupt or too large to read "
+                            f"within {self.memory_mb:g} MB (HEARTH_PARSE_MEMORY_MB)") from None
+        except (OSError, ValueError) as exc:  # a garbled reply: start afresh with the next file
+            self.close()
+            raise LoadError(f"the file reader failed ({type(exc).__name__}: {str(exc)[:120]})") from None
+        except BaseException:  # the caller gave up mid-file (on_chunks raised): the child is mid-reply
+            self.close()
+            raise
+        self._served += 1
+        return reply
 
     def _watch(self):
         if self._proc is not None and _resident_mb(self._proc.pid) > self.memory_mb:

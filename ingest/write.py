@@ -7,7 +7,7 @@
     write    Chroma, under the manifest's journal (see manifest/ for the protocol); a file's record,
              keyword rows and texts once all its chunks are written. A new scan is searchable as it
              is read: every SCAN_RECORD_S its pages so far are written and recorded as a partial
-             document (partial_record), which a later sync finds changed and reads again whole.
+             document (Writer._record_partial), which a later sync finds changed and reads again whole.
 
 Planning what to write (scan, hash, moves, copies, deletes) is pipeline.py's.
 """
@@ -106,6 +106,11 @@ class _Parsed:
     sample: str = ""  # its first text, until its language is told from it
     language: str = ""
 
+    @property
+    def new_scan(self) -> bool:
+        """A new file (not an update, not a copy) with OCR'd pages: recorded part by part as it is read."""
+        return self.job.old is None and self.job.source is None and any(c.ocr for c in self.chunks)
+
     def learn_language(self, chunks: list[Chunk], done: bool = False):
         """Its language, from its first language.SAMPLE_CHARS characters (or all, once read)."""
         if self.language or (not chunks and not done):
@@ -196,8 +201,8 @@ class Writer:
                     if pages := len({c.page for c in chunks if c.page is not None}):  # a part holds whole pages
                         self.pages += pages
                         self._progress(parsed.job.path, state)
-                    scanned = any(c.ocr for c in chunks) and parsed.job.old is None and parsed.job.source is None
-                    if len(waiting) >= GROUP_CHUNKS or (scanned and time.monotonic() - self._flushed >= SCAN_RECORD_S):
+                    if len(waiting) >= GROUP_CHUNKS or (time.monotonic() - self._flushed >= SCAN_RECORD_S
+                                                        and parsed.new_scan):
                         self._flush(waiting, finished, report, state)
                 queued.release()
                 if kind == "error":
@@ -377,8 +382,7 @@ class Writer:
         self.lib.check_writer()
         self._flushed = time.monotonic()
         whole = {id(p) for p in finished}  # by identity: _Parsed compares by value
-        reading = [p for p in {id(p): p for p, _ in waiting}.values() if id(p) not in whole and p.job.old is None
-                   and p.job.source is None and any(c.ocr for c in p.chunks)]
+        reading = [p for p in {id(p): p for p, _ in waiting}.values() if id(p) not in whole and p.new_scan]
         for i in range(0, len(waiting), GROUP_CHUNKS):
             batch = waiting[i : i + GROUP_CHUNKS]
             t = time.perf_counter()

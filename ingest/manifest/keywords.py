@@ -33,8 +33,8 @@ from ..settings import tighten
 from . import Database
 
 # What the index is: 4 since it indexes Porter's stems (3: tantivy's Snowball stems; 1 and 2 were one
-# SQLite FTS5 table for all collections). An older one is dropped at the first search after the
-# upgrade and built again from the stored texts.
+# SQLite FTS5 table for all collections). An older one is dropped before an index is first opened
+# (_upgrade) and built again from the stored texts at the first search.
 FORMAT = 4
 _FORMAT_KEY = "keywords format"
 WRITER_HEAP = 64_000_000  # bytes of documents tantivy buffers before writing a segment of its own

@@ -375,7 +375,8 @@ def main():
     parser.add_argument("--relevance", action="store_true", help="probe the model's relevance check "
                         "(P(Yes) that the passages answer, first and next passages), no answers")
     parser.add_argument("--no-lead", action="store_true", help="skip the lead-quote figures")
-    parser.add_argument("--weights", help="fusion weights dense,keyword,heading[,heading share] to try (default: rag/retrieval.py's)")
+    parser.add_argument("--weights", help="hybrid weights keyword,heading[,heading share] to try (default: rag/retrieval.py's "
+                        "KEYWORD_WEIGHT, HEADING_WEIGHT, HEADING_MIN_SHARE)")
     parser.add_argument("--prompt", help="a file holding a system prompt to try instead of rag/answer.py's "
                         "(with {fence} where the passages' fence mark goes)")
     parser.add_argument("--ids", help="comma-separated question ids to ask (for reading single answers)")
@@ -403,12 +404,11 @@ def main():
     if args.weights:
         from rag import retrieval as retrieval_module
 
-        *weights, share = [float(x) for x in args.weights.split(",")] + ([] if args.weights.count(",") == 3 else [None])
-        retrieval_module.WEIGHTS = tuple(weights)
-        if share is not None:
-            retrieval_module.HEADING_MIN_SHARE = share
-        print(f"fusion weights (dense, keyword, heading): {retrieval_module.WEIGHTS}, "
-              f"heading share {retrieval_module.HEADING_MIN_SHARE}")
+        keyword, heading, *share = [float(x) for x in args.weights.split(",")]
+        retrieval_module.KEYWORD_WEIGHT, retrieval_module.HEADING_WEIGHT = keyword, heading
+        if share:
+            retrieval_module.HEADING_MIN_SHARE = share[0]
+        print(f"hybrid weights: keyword {keyword}, heading {heading}, heading share {retrieval_module.HEADING_MIN_SHARE}")
     if args.prompt:
         from rag import answer as answer_module
 

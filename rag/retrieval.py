@@ -1,10 +1,10 @@
 """Retrieval: the passages a question is answered from.
 
-search      dense (Chroma), keyword (BM25, tantivy) or both, fused:
+search      dense (Chroma), keyword (BM25, tantivy) or both, combined:
     dense    the query is embedded and the nearest chunks come back (cosine similarity)
     keyword  BM25 over the collection's tantivy index (stemmed words, accents folded, stopwords dropped)
-    hybrid   both lists fused by reciprocal rank fusion (Cormack et al.: score = sum 1/(60 + rank))
-             with a third: the candidates whose section heading shares the question's words;
+    hybrid   both lists' candidates ordered by cosine + a keyword weight (per embedding model) * BM25
+             over the query's best BM25 + HEADING_WEIGHT where the heading holds the question's words;
              then optionally re-ordered by a cross-encoder (HEARTH_RERANK_MODEL)
 In every mode, tables of contents and indexes (marked at ingest) come after every prose passage.
 Every hit carries its cosine similarity to the query, also keyword-only hits (computed from their
@@ -31,18 +31,25 @@ import numpy as np
 
 from ingest.chunking import is_listing
 from ingest.library import Library, chunk_id, split_id
-from ingest.settings import Settings
+from ingest.settings import MULTILINGUAL_MODEL, Settings
 from ingest.language import cjk_bigrams
 
 from . import engines
 from .support import content_words
 
 MODES = ("hybrid", "dense", "keyword")
-RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published default
+RRF_K = 60  # the constant of reciprocal rank fusion (fuse: the benches' arms); 60 is the published default
 CANDIDATES = 30  # how deep each retriever's list goes before fusion
-WEIGHTS = (1.0, 0.15, 0.5)  # dense, keyword, heading: 0.15 beat 0.3 by 3.6 points of hit@1 (docs/decisions.md)
+# Hybrid order: a candidate's cosine, plus KEYWORD_WEIGHT times its BM25 over the query's best BM25, plus
+# HEADING_WEIGHT when its heading holds the question's words. Scores, not ranks: rank fusion let the
+# keyword list reorder passages whose cosines differ by a lot (docs/decisions.md, 2026-12-06).
+KEYWORD_WEIGHT = 0.06
+# multilingual-e5's cosines lie ~7x closer together than MiniLM's; 0.02 was best on its dev questions
+KEYWORD_WEIGHTS = {MULTILINGUAL_MODEL: 0.02}
+HEADING_WEIGHT = 0.04  # 0.03 and 0.04 equal on every dev set; at 0.04 the README question finds its chapter first
 HEADING_MIN_SHARE = 0.5  # of the question's content words a heading must hold to count (any one word: -14 points)
 _WORD = re.compile(r"\w+")
+_NUMBER = re.compile(r"[\d.]+")
 _threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hearth-keyword")
 # Words a query's keyword side leaves out. Not support.py's longer list (negations kept there, more
 # words dropped): one list for both lost ~1 point of hit@1 and MRR on both splits (docs/decisions.md).
@@ -101,10 +108,8 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None, on
         ranked = [cid for cid, _ in dense] + [cid for cid, _ in keyword]  # the candidates, fused below
     hits = _hits(library, list(dict.fromkeys(ranked)), vector)
     if mode == "hybrid":
-        by_id = {h.chunk_id: h for h in hits}
-        order = fuse([cid for cid, _ in dense], [cid for cid, _ in keyword], heading_ranking(query, hits),
-                     weights=WEIGHTS)
-        hits = [by_id[cid] for cid in order if cid in by_id]
+        weight = KEYWORD_WEIGHTS.get(library.embed_model, KEYWORD_WEIGHT)
+        hits = combine(hits, dict(keyword), heading_match(query, hits), weight)
     # Tables of contents and indexes after every prose passage (stable: each keeps its rank otherwise)
     hits = sorted(hits, key=lambda h: h.listing)
     if mode == "hybrid" and library.settings.rerank_model:
@@ -112,19 +117,39 @@ def search(library: Library, query: str, k: int = 5, mode: str | None = None, on
     return hits[:k]
 
 
-def heading_ranking(query: str, hits: list[Hit]) -> list[str]:
-    """The hits whose section heading shares content words with the query, most shared first: a
-    question in the words of a chapter's title ("read an Excel spreadsheet") belongs to that chapter
-    ("9 Reading Excel spreadsheets"), which neither retriever sees (chunks are embedded and indexed
-    without their heading)."""
-    words = content_words(query)
-    shared = {h.chunk_id: len(words & content_words(h.section or "")) for h in hits}
+def heading_match(query: str, hits: list[Hit]) -> dict[str, float]:
+    """{chunk id: how closely its section heading matches the query} for the hits whose heading holds
+    HEADING_MIN_SHARE of the query's content words: a question in the words of a chapter's title
+    ("read an Excel spreadsheet") belongs to that chapter ("9 Reading Excel spreadsheets"), which
+    neither retriever sees (chunks are embedded and indexed without their heading). The match is the
+    words shared over the words of both (Jaccard), so the heading a question repeats beats one that
+    only holds its words among others ("What is a bug?" against "How to report a bug")."""
+    words = _heading_words(query)
     least = max(1.0, HEADING_MIN_SHARE * len(words))
-    return sorted((cid for cid, n in shared.items() if n >= least), key=lambda cid: -shared[cid])
+    matches = {}
+    for h in hits:
+        heading = _heading_words(h.section or "")
+        if len(shared := words & heading) >= least:
+            matches[h.chunk_id] = len(shared) / len(words | heading)
+    return matches
+
+
+def _heading_words(text: str) -> set[str]:
+    """Content words less numbers: a heading's "9" or "7.31" is its place in the book, not its subject."""
+    return {w for w in content_words(text) if not _NUMBER.fullmatch(w)}
+
+
+def combine(hits: list[Hit], keyword: dict[str, float], heading: dict[str, float],
+            weight: float = KEYWORD_WEIGHT) -> list[Hit]:
+    """The hybrid order: cosine + weight * BM25 / the best BM25 + HEADING_WEIGHT * the heading's match."""
+    best = max(keyword.values(), default=0.0) or 1.0
+    return sorted(hits, key=lambda h: -(h.score + weight * keyword.get(h.chunk_id, 0.0) / best
+                                        + HEADING_WEIGHT * heading.get(h.chunk_id, 0.0)))
 
 
 def fuse(*rankings: list[str], weights=None) -> list[str]:
-    """Weighted reciprocal rank fusion of several ranked lists of ids."""
+    """Weighted reciprocal rank fusion of several ranked lists of ids (the benches' arms that fuse a
+    ranking of their own; hybrid search combines scores: combine)."""
     scores: dict[str, float] = {}
     for ranking, weight in zip(rankings, weights or [1.0] * len(rankings)):
         for rank, cid in enumerate(ranking):

@@ -230,12 +230,18 @@ def test_a_heading_that_matches_the_question_counts():
     body = "Use the function described here; it takes the path of the file and returns a data frame."
     hits = [Hit(body, "a.pdf", 7, 0.75, "a:1", "1.1 Imports"), Hit(body, "a.pdf", 36, 0.72, "a:9", "9 Reading Excel spreadsheets"),
             Hit(body, "a.pdf", 12, 0.70, "a:4", "2 Data in spreadsheets")]
-    ranked = retrieval.heading_ranking("How can I read an Excel spreadsheet in R?", hits)
+    match = retrieval.heading_match("How can I read an Excel spreadsheet in R?", hits)
     # three of the question's four content words; one ("spreadsheet") is under HEADING_MIN_SHARE; "Imports" none
-    assert ranked == ["a:9"]
-    # fused with the dense and keyword lists, the chapter named by the question comes first
-    assert fuse(["a:1", "a:9", "a:4"], ["a:9", "a:1"], ranked, weights=retrieval.WEIGHTS)[0] == "a:9"
-    assert fuse(["a:1", "a:9", "a:4"], ["a:9", "a:1"], weights=retrieval.WEIGHTS[:2])[0] == "a:1"  # without it
+    assert list(match) == ["a:9"] and 0 < match["a:9"] < 1
+    assert retrieval.heading_match("Reading Excel spreadsheets", hits)["a:9"] == 1  # its number is no word of it
+    # combined with the cosines and the keyword scores, the chapter named by the question comes first
+    keyword = {"a:1": 9.4, "a:9": 9.8}  # as the README question meets them in R-data.pdf
+    assert [h.chunk_id for h in retrieval.combine(hits, keyword, match)] == ["a:9", "a:1", "a:4"]
+    assert [h.chunk_id for h in retrieval.combine(hits, keyword, {})] == ["a:1", "a:9", "a:4"]  # without it
+    # a keyword hit lifts a passage whose cosine is close, not one far below
+    assert retrieval.combine(hits, {"a:4": 9.0}, {})[0].chunk_id == "a:4"
+    far = [Hit(body, "a.pdf", 7, 0.75, "a:1"), Hit(body, "a.pdf", 12, 0.60, "a:4")]
+    assert retrieval.combine(far, {"a:4": 9.0}, {})[0].chunk_id == "a:1"
 
 
 def test_the_readme_question_finds_the_excel_chapter_first(library):

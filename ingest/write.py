@@ -111,6 +111,10 @@ class _Parsed:
         """A new file (not an update, not a copy) with OCR'd pages: recorded part by part as it is read."""
         return self.job.old is None and self.job.source is None and any(c.ocr for c in self.chunks)
 
+    def unrecorded(self) -> list[tuple[int, str]]:
+        """(index, text) of the chunks no partial record names yet: what is still to be indexed."""
+        return [(c.index, c.text) for c in self.chunks[self.recorded:]]
+
     def learn_language(self, chunks: list[Chunk], done: bool = False):
         """Its language, from its first language.SAMPLE_CHARS characters (or all, once read)."""
         if self.language or (not chunks and not done):
@@ -275,14 +279,14 @@ class Writer:
         lib = self.lib
         with lib.keywords.batch():
             for p in reading:
-                lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]], more=p.recorded > 0)
+                lib.keywords.add(p.doc_id, p.unrecorded(), more=p.recorded > 0)
         with lib.transaction():
             for p in reading:
                 pages = len({c.page for c in p.chunks})
                 self.files.put(FileRecord(p.job.path, p.doc_id, p.job.stat.st_size, -1, "", len(p.chunks), None,
                                           f"{PARTIAL}: {pages} page(s) so far", time.time(), self.files.owner, None))
                 if lib.keeps_texts:
-                    lib.chunk_texts.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]])
+                    lib.chunk_texts.add(p.doc_id, p.unrecorded())
         for p in reading:
             p.recorded = len(p.chunks)
 
@@ -409,7 +413,7 @@ class Writer:
                                     {"source": p.job.path, "filename": os.path.basename(p.job.path)})
                     lib.keywords.copy(p.job.source.doc_id, p.doc_id)
                 else:  # those a partial record named are indexed already
-                    lib.keywords.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]], more=p.recorded > 0)
+                    lib.keywords.add(p.doc_id, p.unrecorded(), more=p.recorded > 0)
         with lib.transaction():
             for p in finished:
                 job = p.job
@@ -421,7 +425,7 @@ class Writer:
                 self.journal.done(p.doc_id, "add")
                 self.files.clear_problem(job.path)
                 if lib.keeps_texts and job.source is None:
-                    lib.chunk_texts.add(p.doc_id, [(c.index, c.text) for c in p.chunks[p.recorded:]])
+                    lib.chunk_texts.add(p.doc_id, p.unrecorded())
                 elif lib.keeps_texts:
                     lib.chunk_texts.copy(job.source.doc_id, p.doc_id)
                 if job.old is not None:

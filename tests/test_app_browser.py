@@ -25,9 +25,11 @@ from ingest.settings import load_settings
 from make_files import HOUSEHOLD as FACTS, corrupt_pdf, text_pdf
 from rag import llm_server
 
-# One model server at a time on this machine (they would race for its port): `make test` runs on
-# two workers, and every test that starts a managed server is in this group, on one of them.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model-server")]
+pytestmark = pytest.mark.slow
+# One model server at a time on this machine (they would race for its port): `make test` runs on two
+# workers, and every test that starts a managed server is in this group, on one of them. The tests
+# answered by a FaultyServer start none and run on either worker.
+MODEL_SERVER = pytest.mark.xdist_group("model-server")
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -97,6 +99,7 @@ def _assert_not_reachable_from_outside(port: int):
             socket.create_connection((address, port), timeout=2).close()
 
 
+@MODEL_SERVER
 def test_upload_ask_cite_export_and_nothing_executes(app_url, browser, tmp_path):
     url, home = app_url
     _assert_not_reachable_from_outside(int(url.rsplit(":", 1)[1]))
@@ -184,6 +187,7 @@ def stocked_app(tmp_path):
         yield url
 
 
+@MODEL_SERVER
 def test_two_browser_sessions_at_once_keep_their_own_chats(stocked_app, browser):
     """Two users (separate browser contexts: separate sessions) ask at the same moment; each page
     shows its own question and answer only, and clearing one chat leaves the other."""
@@ -361,6 +365,7 @@ def test_nothing_a_document_or_an_answer_writes_reaches_the_network(browser, tmp
     assert listener.hits == [] and outside == [], (listener.hits, outside)
 
 
+@MODEL_SERVER
 def test_the_app_is_private_however_it_is_started(browser, tmp_path):
     """`streamlit run /path/to/app.py` from another folder, with a user config that asks for every
     interface and usage statistics: the app still listens on 127.0.0.1 only and the page asks for
@@ -535,6 +540,7 @@ def test_an_answer_that_fails_its_check_is_asked_again_and_the_budget_shows(brow
             proc.wait(timeout=30)
 
 
+@MODEL_SERVER  # load-sensitive: kept off the time of the model-server tests
 def test_a_folder_added_in_the_background_shows_live_progress_and_stops(browser, tmp_path):
     """The Library's "Add a folder on this computer" in a real browser: the progress (files done of
     those to do, rate, time left) updates by itself every second, with no click, and Stop ends it

@@ -56,7 +56,7 @@ def test_ingest_search_and_ask_with_the_network_blocked(tmp_path):
     for var in ("HEARTH_LLM_URL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "ANONYMIZED_TELEMETRY"):
         env.pop(var, None)  # Hearth itself must keep them off, not the test's environment
     run = subprocess.run(
-        ["unshare", "--net", "strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,bind", "-o", str(trace),
+        ["unshare", "--net", "strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=connect,sendto,sendmsg,bind", "-o", str(trace),
          "sh", "-c", script], env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = " ".join(run.stdout.split())

@@ -376,7 +376,8 @@ def main():
                         "(P(Yes) that the passages answer, first and next passages), no answers")
     parser.add_argument("--no-lead", action="store_true", help="skip the lead-quote figures")
     parser.add_argument("--weights", help="hybrid weights keyword,heading[,heading share] to try (default: rag/retrieval.py's "
-                        "KEYWORD_WEIGHT, HEADING_WEIGHT, HEADING_MIN_SHARE)")
+                        "KEYWORD_WEIGHT or KEYWORD_WEIGHTS' per model, HEADING_WEIGHT, HEADING_MIN_SHARE); the keyword weight "
+                        "given holds for every model")
     parser.add_argument("--prompt", help="a file holding a system prompt to try instead of rag/answer.py's "
                         "(with {fence} where the passages' fence mark goes)")
     parser.add_argument("--ids", help="comma-separated question ids to ask (for reading single answers)")
@@ -406,6 +407,7 @@ def main():
 
         keyword, heading, *share = [float(x) for x in args.weights.split(",")]
         retrieval_module.KEYWORD_WEIGHT, retrieval_module.HEADING_WEIGHT = keyword, heading
+        retrieval_module.KEYWORD_WEIGHTS = {}  # the weight tried holds for every embedding model
         if share:
             retrieval_module.HEADING_MIN_SHARE = share[0]
         print(f"hybrid weights: keyword {keyword}, heading {heading}, heading share {retrieval_module.HEADING_MIN_SHARE}")

@@ -4,7 +4,7 @@ search      dense (Chroma), keyword (BM25, tantivy) or both, combined:
     dense    the query is embedded and the nearest chunks come back (cosine similarity)
     keyword  BM25 over the collection's tantivy index (stemmed words, accents folded, stopwords dropped)
     hybrid   both lists' candidates ordered by cosine + a keyword weight (per embedding model) * BM25
-             over the query's best BM25 + HEADING_WEIGHT where the heading holds the question's words;
+             over the query's best BM25 + HEADING_WEIGHT times how closely the heading matches the question;
              then optionally re-ordered by a cross-encoder (HEARTH_RERANK_MODEL)
 In every mode, tables of contents and indexes (marked at ingest) come after every prose passage.
 Every hit carries its cosine similarity to the query, also keyword-only hits (computed from their
@@ -41,7 +41,7 @@ MODES = ("hybrid", "dense", "keyword")
 RRF_K = 60  # the constant of reciprocal rank fusion (fuse: the benches' arms); 60 is the published default
 CANDIDATES = 30  # how deep each retriever's list goes before fusion
 # Hybrid order: a candidate's cosine, plus KEYWORD_WEIGHT times its BM25 over the query's best BM25, plus
-# HEADING_WEIGHT when its heading holds the question's words. Scores, not ranks: rank fusion let the
+# HEADING_WEIGHT times how closely its heading matches the question. Scores, not ranks: rank fusion let the
 # keyword list reorder passages whose cosines differ by a lot (docs/decisions.md, 2026-12-06).
 KEYWORD_WEIGHT = 0.06
 # multilingual-e5's cosines lie ~7x closer together than MiniLM's; 0.02 was best on its dev questions

@@ -133,10 +133,11 @@ def test_the_model_judges_what_words_cannot(llama, home, embedder):
 def test_a_whole_document_is_summarized_part_by_part_with_page_citations(llama, home, embedder, tmp_path):
     from rag.api import Hearth
 
-    topics = ["the tax return, due on the 31st of July", "receipts, kept for six years", "the boiler, serviced in October",
-              "the car insurance, renewed in March", "the garden, watered every morning", "the roof, inspected in spring"]
+    # Three pages of ~110 tokens, a passage each: the passage budget (150-300 tokens) makes two or three
+    # parts of them (six pages of ~250 made eight parts, a minute of the model's time, same assertions).
+    topics = ["the tax return, due on the 31st of July", "receipts, kept for six years", "the boiler, serviced in October"]
     pages = [" ".join(f"This page is about {t}. Sentence {n} repeats that {t} matters to the household."
-                      for n in range(14)) for t in topics]
+                      for n in range(5)) for t in topics]
     text_pdf(tmp_path / "year.pdf", pages, title="Year")
     with Hearth(load_settings(home=tmp_path / "home2"), embedder=embedder) as h:
         h.sync([tmp_path / "year.pdf"])
@@ -148,7 +149,7 @@ def test_a_whole_document_is_summarized_part_by_part_with_page_citations(llama, 
     assert len(parts) >= 2 and seen[-1][0] == seen[-1][1]  # every part summarized, in order, as it was written
     assert summary_text and not result.error, result.error
 
-    assert result.citations and {c.page for c in result.citations} <= set(range(1, 7))
+    assert result.citations and {c.page for c in result.citations} <= set(range(1, 4))
     assert result.passages[0].page == 1 and "first_token_ms" in result.timings
     print(f"summary: first words of part 1 after {result.timings['first_token_ms'] / 1000:.1f} s, "
           f"{len(parts)} parts, {result.timings['total_ms'] / 1000:.1f} s in all")

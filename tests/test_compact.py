@@ -25,7 +25,7 @@ def _notes(folder, n: int, start: int = 0):
 
 def test_compact_gives_back_what_removed_documents_left_and_keeps_the_rest(open_library, tmp_path, home):
     lib = open_library()
-    kept, churn = _notes(tmp_path / "kept", 20), _notes(tmp_path / "churn", 120, start=100)
+    kept, churn = _notes(tmp_path / "kept", 12), _notes(tmp_path / "churn", 40, start=100)
     Ingestor(lib).sync([kept, churn])
     count, documents = lib.count(), len(lib.documents())
     Ingestor(lib).remove([churn])  # a big folder forgotten...
@@ -34,7 +34,7 @@ def test_compact_gives_back_what_removed_documents_left_and_keeps_the_rest(open_
         before, after = lib.compact()
     assert after < before and lib.free_bytes() < before - after
 
-    assert len(lib.documents()) == 20 and lib.count() == sum(r.chunks for r in lib.documents())
+    assert len(lib.documents()) == 12 and lib.count() == sum(r.chunks for r in lib.documents())
     hits = search(lib, "violin tuning notebook", mode="hybrid", k=3)
     assert hits and all("/kept/" in h.source for h in hits)
     assert search(lib, "violin tuning notebook", mode="keyword", k=3)[0].source.startswith(str(kept))
@@ -46,7 +46,7 @@ def test_compact_gives_back_what_removed_documents_left_and_keeps_the_rest(open_
 
 def test_hearth_compact_from_the_command_line(open_library, tmp_path, home):
     lib = open_library()
-    folder = _notes(tmp_path / "notes", 60)
+    folder = _notes(tmp_path / "notes", 20)
     Ingestor(lib).sync([folder])
     Ingestor(lib).remove([folder])
     lib.close()
@@ -61,7 +61,7 @@ def test_compacting_is_offered_only_when_worth_it(open_library, tmp_path, home, 
     import rag.api as api
 
     lib = open_library()
-    Ingestor(lib).sync([_notes(tmp_path / "notes", 60)])
+    Ingestor(lib).sync([_notes(tmp_path / "notes", 20)])
     hearth = Hearth()
     try:
         assert not hearth.worth_compacting()  # nothing removed yet

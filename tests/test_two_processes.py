@@ -21,11 +21,13 @@ WORDS = "kettle harbour ledger violin orchard lantern pepper meadow copper signa
 
 
 def _batch(root, files: int = 150, passages: int = 20):
-    """`files` notes of `passages` paragraphs each, a paragraph about one passage (~190 tokens)."""
+    """`files` notes of `passages` short sections each, a section a passage (~60 tokens: the same 3,000
+    passages and writes as full-sized ones, at a third of the embedding work)."""
     rng = random.Random(7)
     root.mkdir(parents=True)
     for i in range(files):
-        body = "\n\n".join(" ".join(rng.choice(WORDS) for _ in range(140)) + "." for _ in range(passages))
+        body = "\n\n".join(f"## Part {j}\n\n" + " ".join(rng.choice(WORDS) for _ in range(45)) + "."
+                             for j in range(passages))
         (root / f"batch-{i:04d}.md").write_text(f"# Batch {i}\n\n{body}\n")
     (root / "zz-beacon.md").write_text("# Beacon\n\nThe quarantine beacon of Saltmarsh glows amber at midnight.\n")
     return root
@@ -59,7 +61,7 @@ def _reader_survives_an_ingest(home, tmp_path, **env):
             if got is None:
                 break
             answered.append(got)
-            time.sleep(0.1)
+            time.sleep(0.05)  # about as many searches during the ~20 s ingest (alone) as the 200 asked for
         assert writer.wait(timeout=1200) == 0, (tmp_path / "ingest.err").read_text()[-2000:]
         report = json.loads((tmp_path / "ingest.json").read_text())
         assert report["chunks_added"] >= 3_000

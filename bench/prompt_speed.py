@@ -12,7 +12,7 @@ shorter text is worth it only where it gives the same figure.
 from __future__ import annotations
 
 import argparse
-import secrets
+import os
 import statistics
 import subprocess
 import sys
@@ -35,16 +35,9 @@ def text_of(words: int) -> str:
     return " ".join((base * (words // len(base) + 1))[:words])
 
 
-def timed(url: str, text: str) -> tuple[int, float]:
-    started = time.perf_counter()
-    reply = llm_server._post_json(f"{url}/completions", {"model": "local", "max_tokens": 1, "temperature": 0.0,
-                                                         "prompt": f"{secrets.token_hex(8)} {text}"}, "", 120)
-    return int(reply["usage"]["prompt_tokens"]), time.perf_counter() - started
-
-
 def fresh_server(port: int, home: Path) -> subprocess.Popen:
     argv, env, _ = llamacpp.command(load_settings(home=home), port)
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(1200):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1)
@@ -70,8 +63,9 @@ def main() -> None:
             for words in lengths:  # alternated, so that a busier minute falls on every arm
                 proc = fresh_server(args.port, Path(home))
                 try:
-                    (t1, s1), (t2, s2) = timed(f"http://127.0.0.1:{args.port}/v1", text_of(words)), \
-                        timed(f"http://127.0.0.1:{args.port}/v1", text_of(words))
+                    # As Hearth measures (llm_server.measure_prompt_speed), each request's time kept
+                    (t1, s1), (t2, s2) = [llm_server._timed_prompt(f"http://127.0.0.1:{args.port}/v1", "", "", 120,
+                                                                   text_of(words)) for _ in range(2)]
                 finally:
                     proc.terminate()
                     proc.wait()

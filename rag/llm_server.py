@@ -223,11 +223,12 @@ def _post_json(url: str, body: dict, api_key: str, timeout: float) -> dict:
         return json.load(response)
 
 
-def _timed_prompt(url: str, model: str, api_key: str, timeout: float) -> tuple[int, float]:
+def _timed_prompt(url: str, model: str, api_key: str, timeout: float, text: str = SPEED_TEXT) -> tuple[int, float]:
     """(prompt tokens, seconds) of one request that generates one token. The prompt starts with a new
     random nonce, so no server can reuse a cached prefix of an earlier one (llama.cpp does). It goes to
-    /v1/completions as it is; a server without that endpoint gets it through /v1/chat/completions."""
-    text = f"{secrets.token_hex(8)} {SPEED_TEXT}"
+    /v1/completions as it is; a server without that endpoint gets it through /v1/chat/completions.
+    `text`: another length for bench/prompt_speed.py."""
+    text = f"{secrets.token_hex(8)} {text}"
 
     def timed(path: str, body: dict) -> tuple[int, float]:
         started = time.perf_counter()

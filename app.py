@@ -89,10 +89,9 @@ def main():
     except StoreUnreachable as exc:  # a Chroma server restarting: say so; the next run reconnects
         st.error(render.text(str(exc)))
         st.button("Try again", icon=":material/refresh:")
-    # The run's last Streamlit call, after its slow tail (the model loaded, the store closed): a run that a
-    # click superseded meanwhile stops here. Finishing instead, it would clear the fragments that the newer
-    # run registered (Streamlit keeps those of the last run to finish), and the progress of a background
-    # ingest would stop updating.
+    # The run's last Streamlit call, after its slow tail (the model loaded, the store closed): a click sent
+    # meanwhile interrupts the run here, so the page run it asked for starts at once (runner.fastReruns is
+    # off: .streamlit/config.toml).
     st.empty()
 
 

@@ -567,7 +567,11 @@ def test_a_folder_added_in_the_background_shows_live_progress_and_stops(browser,
         box.press("Enter")  # a run, then the click's: the race that froze the progress
         page.get_by_role("button", name="Add folder").click()
         so_far = page.get_by_text(re.compile(r"s so far$"))
-        so_far.first.wait_for(timeout=300_000)  # the app's first ingest loads its model: slow beside the other worker's tests
+        try:
+            so_far.first.wait_for(timeout=300_000)  # the app's first ingest loads its model: slow beside the other worker's tests
+        except PlaywrightTimeout:  # what the page showed instead
+            page.screenshot(path=ARTIFACTS / "13-folder-ingest-never-began.png")
+            pytest.fail("no progress in 300 s; the page read:\n" + page.locator("body").inner_text())
         seen = set()
         for _ in range(20):  # ~10 s: the caption's clock moves on its own
             if so_far.count():

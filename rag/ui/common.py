@@ -42,11 +42,12 @@ def current_settings() -> Settings:
     return load_settings(**state.setdefault("overrides", {}))
 
 
-def open_library(settings: Settings) -> Hearth:
+def open_library(settings: Settings, collection: str | None = None) -> Hearth:
+    """`collection` (default: the one picked in the sidebar), sharing the loaded embedding model."""
     def embedder(model: str):  # the collection's own model, loaded once for every session
         return shared_embedder(model, settings.embed_batch_size, settings.embed_precision, settings.embed_device)
 
-    return Hearth(settings, state.get("collection") or settings.collection, embedder=embedder)
+    return Hearth(settings, collection or state.get("collection") or settings.collection, embedder=embedder)
 
 
 def flash(kind: str, message: str):
@@ -67,12 +68,36 @@ def running_bulk_ingest(lib: Hearth) -> SyncJob | None:
     return job if job is not None and job.running else None
 
 
-def start_bulk_ingest(lib: Hearth, paths: list[str], what: str, retry_failed: bool = False,
+def start_bulk_ingest(settings: Settings, collection: str, paths: list[str], what: str, retry_failed: bool = False,
                       allow_removal: bool = False) -> SyncJob:
-    # Hearth.start_sync: the loaded model is shared with the job's thread, as with the folder watcher.
-    job = lib.start_sync(paths, what, retry_failed=retry_failed, allow_removal=allow_removal)
-    bulk_ingests()[(str(lib.settings.home), lib.name)] = job
+    """Hearth.start_sync of `collection` (sharing the loaded model, as the folder watcher does), kept in
+    bulk_ingests(); called by action_button's actions, so with no page-run state."""
+    key = (str(settings.home), collection)
+    job = bulk_ingests().get(key)
+    if job is not None and job.running:  # clicked twice before the page showed the button disabled
+        return job
+    with open_library(settings, collection) as lib:
+        job = lib.start_sync(paths, what, retry_failed=retry_failed, allow_removal=allow_removal)
+    bulk_ingests()[key] = job
     return job
+
+
+def action_button(where, label: str, action, args: tuple = (), **button) -> None:
+    """A button (`where`: st or a column) whose action runs once per click however page runs interleave:
+    as its on_click, which runs as the click's page run begins, before another interaction can interrupt
+    that run; or, where Streamlit skipped the callback (it forgets a button that an interrupted run had
+    not drawn yet), when the button reads True. (Read from the return value alone, a click was lost when
+    a newer run superseded the click's before it reached the button.)"""
+    done = f"{button['key']}-done"
+
+    def callback(*given):
+        state[done] = True
+        action(*given)
+
+    if where.button(label, on_click=callback, args=args, **button) and not state.pop(done, False):
+        action(*args)
+        st.rerun()  # the page again, as it is after the action (drawn above as it was before)
+    state.pop(done, None)
 
 
 def duration(seconds: float) -> str:

@@ -11,13 +11,14 @@ from datetime import datetime
 
 import streamlit as st
 
-from ingest.errors import StoreError, UploadError
+from ingest.errors import HearthError, StoreError, UploadError
+from ingest.settings import Settings
 from rag import api
 from rag.api import Hearth, export, render
 from rag.jobs import SyncJob
 
-from .common import (bulk_ingests, busy_message, duration, flash, folder_watchers, running_bulk_ingest, show_flash,
-                     start_bulk_ingest, state, writer_wait)
+from .common import (action_button, bulk_ingests, busy_message, duration, flash, folder_watchers, open_library,
+                     running_bulk_ingest, show_flash, start_bulk_ingest, state, writer_wait)
 
 
 def library_page(lib: Hearth):
@@ -105,30 +106,47 @@ def add_folder(lib: Hearth):
     job = bulk_ingests().get((str(lib.settings.home), lib.name))
     running = job is not None and job.running
     left, right = st.columns([5, 1], vertical_alignment="bottom")
-    typed = left.text_input("Add a folder on this computer", key=f"bulk-folder-{lib.name}",
-                            placeholder="~/Documents",
-                            help="Every supported file under it is added, in the background: the app stays usable. "
-                                 "The files stay where they are. Adding the same folder again adds what is new or "
-                                 "changed, and goes on where a stopped run ended.")
-    if right.button("Add folder", disabled=running, icon=":material/create_new_folder:", key=f"bulk-add-{lib.name}"):
-        folder = os.path.expanduser(typed.strip())
-        if not typed.strip():
-            st.error("Type the path of a folder first, e.g. ~/Documents")
-        elif not os.path.isabs(folder):
-            st.error(render.text(f"{typed.strip()} is not a full path: type one like ~/Documents or "
-                                 "/home/you/Documents"))
-        elif not os.path.isdir(folder):
-            st.error(render.text(f"{folder} is not a folder on this computer" + (
-                " (it is a file: add files with Add documents above)" if os.path.isfile(folder) else "")))
-        else:
-            start_bulk_ingest(lib, [os.path.abspath(folder)], os.path.abspath(folder))
-            st.rerun()  # the page again, "Add folder" disabled while it runs
+    left.text_input("Add a folder on this computer", key=f"bulk-folder-{lib.name}",
+                    placeholder="~/Documents",
+                    help="Every supported file under it is added, in the background: the app stays usable. "
+                         "The files stay where they are. Adding the same folder again adds what is new or "
+                         "changed, and goes on where a stopped run ended.")
+    action_button(right, "Add folder", add_typed_folder, (lib.settings, lib.name), disabled=running,
+                  icon=":material/create_new_folder:", key=f"bulk-add-{lib.name}")
+    if said := state.pop(f"bulk-folder-error-{lib.name}", None):
+        st.error(render.text(said))
     if job is None:
         return
     if running:
         bulk_progress(job)
     else:
         bulk_outcome(lib, job, (str(lib.settings.home), lib.name))
+
+
+def add_typed_folder(settings: Settings, collection: str):
+    """"Add folder": the typed folder in the background, or why it can't be added (shown under it)."""
+    typed = state.get(f"bulk-folder-{collection}", "").strip()
+    folder = os.path.expanduser(typed)
+    if not typed:
+        problem = "Type the path of a folder first, e.g. ~/Documents"
+    elif not os.path.isabs(folder):
+        problem = f"{typed} is not a full path: type one like ~/Documents or /home/you/Documents"
+    elif not os.path.isdir(folder):
+        problem = f"{folder} is not a folder on this computer" + (
+            " (it is a file: add files with Add documents above)" if os.path.isfile(folder) else "")
+    else:
+        problem = _start(settings, collection, [os.path.abspath(folder)], os.path.abspath(folder))
+    if problem:
+        state[f"bulk-folder-error-{collection}"] = problem
+
+
+def _start(settings: Settings, collection: str, paths: list[str], what: str, **how) -> str | None:
+    """start_bulk_ingest: None, or why it could not start (the store unreachable)."""
+    try:
+        start_bulk_ingest(settings, collection, paths, what, **how)
+    except HearthError as exc:
+        return str(exc)
+    return None
 
 
 def _doing(job: SyncJob, done: bool = False) -> str:
@@ -192,9 +210,8 @@ def bulk_outcome(lib: Hearth, job: SyncJob, key: tuple):
     for folder, hold in (report.held if report is not None else {}).items():
         st.warning(render.text(f"{hold.message(folder)}. Remove them only if those files were deleted on purpose."),
                    icon=":material/warning:")
-        if st.button(f"Remove {hold.count:,} document(s)", key=f"bulk-allow-{folder}", icon=":material/delete:"):
-            start_bulk_ingest(lib, [folder], folder, allow_removal=True)
-            st.rerun()
+        action_button(st, f"Remove {hold.count:,} document(s)", _allow_removal, (lib.settings, lib.name, folder),
+                      key=f"bulk-allow-{folder}", icon=":material/delete:")
     jobs = bulk_ingests()
     st.button("Dismiss", key="bulk-dismiss", on_click=lambda: jobs.get(key) is job and jobs.pop(key, None))
 
@@ -337,16 +354,35 @@ def failed_files(lib: Hearth, problems: dict[str, str]) -> list[str]:
     if len(problems) > FAILED_SHOWN:
         st.caption(render.text(f"The first {FAILED_SHOWN} of {len(problems):,} files that could not be added: "
                                "`hearth docs` lists them all."))
-    if st.button("Retry failed files", icon=":material/replay:", disabled=running_bulk_ingest(lib) is not None,
-                 key=f"retry-failed-{lib.name}", help="Reads them again in the background (after you fixed or "
-                                                      "replaced them); those that fail again stay listed here"):
-        failed = lib.failed_paths()
-        if failed:
-            start_bulk_ingest(lib, failed, f"{len(failed):,} failed file(s)", retry_failed=True)
-            st.rerun()
-        flash("warning", "None of the files that failed is still on disk: delete them from the list.")
-        st.rerun()
+    action_button(st, "Retry failed files", retry_failed_files, (lib.settings, lib.name), icon=":material/replay:",
+                  disabled=running_bulk_ingest(lib) is not None, key=f"retry-failed-{lib.name}",
+                  help="Reads them again in the background (after you fixed or replaced them); those that fail "
+                       "again stay listed here")
     return [shown[i][0] for i in event.selection.rows if 0 <= i < len(shown)]
+
+
+def retry_failed_files(settings: Settings, collection: str):
+    """"Retry failed files": those still on disk, read again in the background."""
+    try:
+        with open_library(settings, collection) as lib:
+            failed = lib.failed_paths()
+    except HearthError as exc:
+        flash("error", str(exc))
+        return
+    if not failed:
+        flash("warning", "None of the files that failed is still on disk: delete them from the list.")
+        return
+    _start_or_flash(settings, collection, failed, f"{len(failed):,} failed file(s)", retry_failed=True)
+
+
+def _start_or_flash(settings: Settings, collection: str, paths: list[str], what: str, **how):
+    if problem := _start(settings, collection, paths, what, **how):
+        flash("error", problem)
+
+
+def _allow_removal(settings: Settings, collection: str, folder: str):
+    """The sync again, removing the documents it held back (the user confirmed the files were deleted)."""
+    _start_or_flash(settings, collection, [folder], folder, allow_removal=True)
 
 
 def confirm_delete(lib: Hearth, paths: list[str]):

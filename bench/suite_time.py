@@ -40,21 +40,24 @@ def worktree(rev: str, where: Path) -> Path:
 
 
 def run_suite(tree: Path, extra: list[str]) -> tuple[str, float]:
-    """(pytest's summary line, wall seconds). The tree's own code first on the path: the environment's
-    editable install points at this checkout."""
+    """(pytest's summary line and the FAILED lines, wall seconds). The tree's own code first on the path:
+    the environment's editable install points at this checkout."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.monotonic()
     done = subprocess.run([str(ROOT / ".venv/bin/python"), *PYTEST, *extra], cwd=tree, env=env,
                           capture_output=True, text=True)
     seconds = time.monotonic() - started
     lines = [ln for ln in done.stdout.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
-    return (lines[-1].strip("= ") if lines else f"exit {done.returncode}: {done.stdout[-300:]}"), seconds
+    failed = [ln for ln in done.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
+    summary = lines[-1].strip("= ") if lines else f"exit {done.returncode}: {done.stdout[-300:]}"
+    return "\n    ".join([summary, *failed]), seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default="51ae301", help="the earlier commit (default: when issue 41 was filed)")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--junit", metavar="DIR", help="keep each run's junit XML there (base-1.xml, now-1.xml ...)")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to both runs (e.g. -k settings)")
     args = parser.parse_args()
     print(describe())
@@ -64,7 +67,8 @@ def main() -> None:
         try:
             for round_ in range(args.rounds):
                 for name, tree in (("base", base), ("now", ROOT)):
-                    summary, seconds = run_suite(tree, args.pytest_args)
+                    junit = [f"--junitxml={Path(args.junit).resolve() / f'{name}-{round_ + 1}.xml'}"] if args.junit else []
+                    summary, seconds = run_suite(tree, args.pytest_args + junit)
                     times[name].append(seconds)
                     print(f"round {round_ + 1} {name:4s}: {summary} ({seconds:.0f} s wall)", flush=True)
         finally:

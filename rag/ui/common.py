@@ -71,7 +71,8 @@ def running_bulk_ingest(lib: Hearth) -> SyncJob | None:
 def start_bulk_ingest(settings: Settings, collection: str, paths: list[str], what: str, retry_failed: bool = False,
                       allow_removal: bool = False) -> SyncJob:
     """Hearth.start_sync of `collection` (sharing the loaded model, as the folder watcher does), kept in
-    bulk_ingests(); called by action_button's actions, so with no page-run state."""
+    bulk_ingests(). It opens the collection itself: as a button's callback it runs before the page run
+    has opened one."""
     key = (str(settings.home), collection)
     job = bulk_ingests().get(key)
     if job is not None and job.running:  # clicked twice before the page showed the button disabled
